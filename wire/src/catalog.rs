@@ -1,0 +1,148 @@
+//! The device catalog a server announces in its `Welcome`.
+
+use crate::codec::{Reader, Writer};
+use crate::error::WireError;
+use crate::limits::{MAX_NAME, MAX_SETTINGS};
+use crate::serial::{LineSettings, ModemStatus};
+
+/// What sort of hardware a device is. Unknown kinds from newer servers are kept, not refused,
+/// so an old mounter can still mount the kinds it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Serial,
+    Other(u8),
+}
+
+impl DeviceKind {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            DeviceKind::Serial => 1,
+            DeviceKind::Other(v) => v,
+        }
+    }
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => DeviceKind::Serial,
+            v => DeviceKind::Other(v),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Serial => f.write_str("serial"),
+            DeviceKind::Other(v) => write!(f, "kind-{v}"),
+        }
+    }
+}
+
+/// How a client may use a device, as granted by the server (or requested by the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Access {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Access::ReadOnly => 0,
+            Access::ReadWrite => 1,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Result<Self, WireError> {
+        match v {
+            0 => Ok(Access::ReadOnly),
+            1 => Ok(Access::ReadWrite),
+            v => Err(WireError::BadValue { field: "access", value: v.into() }),
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::ReadOnly => "ro",
+            Access::ReadWrite => "rw",
+        })
+    }
+}
+
+/// Current settings of a device, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSettings {
+    Serial { line: LineSettings, modem: ModemStatus },
+    /// Settings of a kind this build does not know, kept opaque.
+    Opaque(Vec<u8>),
+}
+
+/// Capability bits of a serial device.
+pub mod serial_caps {
+    /// The port applies line settings (baud, framing, flow control).
+    pub const LINE_SETTINGS: u32 = 1 << 0;
+    /// The port has DTR/RTS outputs and reports CTS/DSR/DCD/RI.
+    pub const MODEM_LINES: u32 = 1 << 1;
+    /// The port can send a break.
+    pub const BREAK: u32 = 1 << 2;
+    /// Any baud rate, not only the standard table.
+    pub const ARBITRARY_BAUD: u32 = 1 << 3;
+}
+
+/// One entry of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Name the server gives the device, e.g. `ttyUSB0`; what a client opens.
+    pub name: String,
+    pub kind: DeviceKind,
+    /// The most this client is allowed to do with the device.
+    pub access: Access,
+    /// Kind-specific capability bits (see [`serial_caps`]).
+    pub capabilities: u32,
+    pub settings: DeviceSettings,
+}
+
+impl DeviceInfo {
+    pub(crate) fn encode(&self, w: &mut Writer<'_>) {
+        w.str(&self.name, MAX_NAME);
+        w.u8(self.kind.to_u8());
+        w.u8(self.access.to_u8());
+        w.u32(self.capabilities);
+        let mut blob = Vec::new();
+        encode_settings(&self.settings, &mut Writer(&mut blob));
+        w.bytes16(&blob);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let name = r.str("device_name", MAX_NAME)?;
+        let kind = DeviceKind::from_u8(r.u8("kind")?);
+        let access = Access::from_u8(r.u8("access")?)?;
+        let capabilities = r.u32("capabilities")?;
+        let blob = r.bytes16("settings", MAX_SETTINGS)?;
+        let settings = decode_settings(kind, blob)?;
+        Ok(DeviceInfo { name, kind, access, capabilities, settings })
+    }
+}
+
+pub(crate) fn encode_settings(s: &DeviceSettings, w: &mut Writer<'_>) {
+    match s {
+        DeviceSettings::Serial { line, modem } => {
+            line.encode(w);
+            w.u8(modem.to_bits());
+        }
+        DeviceSettings::Opaque(b) => w.0.extend_from_slice(&b[..b.len().min(MAX_SETTINGS)]),
+    }
+}
+
+pub(crate) fn decode_settings(kind: DeviceKind, blob: &[u8]) -> Result<DeviceSettings, WireError> {
+    match kind {
+        DeviceKind::Serial => {
+            let mut r = Reader::new(0, blob);
+            let line = LineSettings::decode(&mut r)?;
+            let modem = ModemStatus::from_bits(r.u8("modem_status")?)?;
+            r.finish()?;
+            Ok(DeviceSettings::Serial { line, modem })
+        }
+        DeviceKind::Other(_) => Ok(DeviceSettings::Opaque(blob.to_vec())),
+    }
+}

@@ -1,0 +1,33 @@
+//! `xoq-wire`: the XoQ mount protocol, sans-IO.
+//!
+//! This crate owns every byte that crosses the link: the versioned handshake, the device
+//! catalog, opening a device, and the per-kind messages (serial today). It performs no I/O and
+//! reads no clock, so every rule is testable without a socket. Every length is checked against
+//! a limit in [`limits`] before anything is allocated.
+//!
+//! Framing: each message is `type: u8`, `len: u32 BE`, then `len` body bytes. See
+//! `docs/PROTOCOL.md` for the normative description.
+
+pub mod catalog;
+mod codec;
+pub mod decoder;
+pub mod error;
+pub mod handshake;
+pub mod limits;
+pub mod message;
+pub mod serial;
+
+pub use catalog::{Access, DeviceInfo, DeviceKind, DeviceSettings};
+pub use decoder::FrameDecoder;
+pub use error::{ErrorCode, WireError};
+pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
+pub use message::Message;
+pub use serial::{FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits};
+
+/// The ALPN identifier of protocol version 1 on an iroh/QUIC connection.
+pub const ALPN: &[u8] = b"xoq/1";
+
+/// Protocol versions this build speaks (inclusive range).
+pub const MIN_VERSION: u16 = 1;
+/// Highest protocol version this build speaks.
+pub const MAX_VERSION: u16 = 1;

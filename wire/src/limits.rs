@@ -1,0 +1,18 @@
+//! Upper bounds on every variable-length field. A decoder checks these before allocating.
+
+/// Largest message body accepted on any stream (the catalog is the largest message).
+pub const MAX_BODY: usize = 256 * 1024;
+/// Largest chunk of serial data in one `Data` message.
+pub const MAX_DATA: usize = 64 * 1024;
+/// Longest device or server name, in bytes of UTF-8.
+pub const MAX_NAME: usize = 64;
+/// Longest human-readable error or refusal text, in bytes of UTF-8.
+pub const MAX_TEXT: usize = 1024;
+/// Most devices one catalog may list.
+pub const MAX_DEVICES: usize = 256;
+/// Largest opaque kind-specific settings blob inside a catalog entry.
+pub const MAX_SETTINGS: usize = 1024;
+/// Highest baud rate accepted in line settings (16 Mbaud covers every UART we know).
+pub const MAX_BAUD: u32 = 16_000_000;
+/// Longest break a client may request, in milliseconds.
+pub const MAX_BREAK_MS: u16 = 10_000;

@@ -1,0 +1,248 @@
+//! Every message of protocol v1, with its encoding and decoding.
+
+use crate::catalog::{Access, DeviceInfo};
+use crate::codec::{Reader, Writer};
+use crate::error::{ErrorCode, WireError};
+use crate::handshake::{Hello, Refusal, Welcome};
+use crate::limits::{MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_NAME, MAX_TEXT};
+use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+
+/// Bytes before every body: type (1) and body length (4, big-endian).
+pub const HEADER_LEN: usize = 5;
+
+/// One protocol message. Control-stream messages come first, then device-stream messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// client -> server, first on the control stream.
+    Hello(Hello),
+    /// server -> client, answer to `Hello`.
+    Welcome(Welcome),
+    /// server -> client, instead of `Welcome`; the connection closes after it.
+    Refused(Refusal),
+    /// client -> server, first on a device stream.
+    Open { device: String, access: Access },
+    /// server -> client, the device is open; carries its current catalog entry.
+    Opened(DeviceInfo),
+    /// either way: something failed. After an `Open`, or with code `Malformed`, the stream ends.
+    Error { code: ErrorCode, text: String },
+    /// Serial bytes: client -> server to transmit, server -> client as received.
+    Data(Vec<u8>),
+    /// client -> server: apply these settings. server -> client: the settings now in force.
+    LineSettings(LineSettings),
+    /// client -> server: drive DTR and RTS together.
+    SetModem(ModemLines),
+    /// server -> client: the modem lines changed (or the reply to `SetModem`).
+    ModemStatus(ModemStatus),
+    /// client -> server: send a break of this many milliseconds (0 = the driver's default).
+    Break { duration_ms: u16 },
+    /// client -> server: discard buffered data, as `tcflush`.
+    Flush(FlushQueue),
+    /// client -> server: answer with `Drained` once all earlier data has left the port.
+    Drain { seq: u32 },
+    /// server -> client: every byte written before `Drain { seq }` has been transmitted.
+    Drained { seq: u32 },
+}
+
+mod ty {
+    pub const HELLO: u8 = 0x01;
+    pub const WELCOME: u8 = 0x02;
+    pub const REFUSED: u8 = 0x03;
+    pub const OPEN: u8 = 0x10;
+    pub const OPENED: u8 = 0x11;
+    pub const ERROR: u8 = 0x12;
+    pub const DATA: u8 = 0x20;
+    pub const LINE_SETTINGS: u8 = 0x21;
+    pub const SET_MODEM: u8 = 0x22;
+    pub const MODEM_STATUS: u8 = 0x23;
+    pub const BREAK: u8 = 0x24;
+    pub const FLUSH: u8 = 0x25;
+    pub const DRAIN: u8 = 0x26;
+    pub const DRAINED: u8 = 0x27;
+}
+
+/// Largest body each type may declare; checked before the body is buffered.
+pub(crate) fn max_body(t: u8) -> Option<usize> {
+    Some(match t {
+        ty::HELLO => 4 + 2 + MAX_NAME,
+        ty::WELCOME => MAX_BODY,
+        ty::REFUSED | ty::ERROR => 2 + 2 + MAX_TEXT,
+        ty::OPEN => 2 + MAX_NAME + 1,
+        ty::OPENED => MAX_BODY,
+        ty::DATA => MAX_DATA,
+        ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
+        ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH => 1,
+        ty::BREAK => 2,
+        ty::DRAIN | ty::DRAINED => 4,
+        _ => return None,
+    })
+}
+
+impl Message {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Welcome(_) => "Welcome",
+            Message::Refused(_) => "Refused",
+            Message::Open { .. } => "Open",
+            Message::Opened(_) => "Opened",
+            Message::Error { .. } => "Error",
+            Message::Data(_) => "Data",
+            Message::LineSettings(_) => "LineSettings",
+            Message::SetModem(_) => "SetModem",
+            Message::ModemStatus(_) => "ModemStatus",
+            Message::Break { .. } => "Break",
+            Message::Flush(_) => "Flush",
+            Message::Drain { .. } => "Drain",
+            Message::Drained { .. } => "Drained",
+        }
+    }
+
+    /// Appends the framed message (header and body) to `out`.
+    ///
+    /// Data longer than [`MAX_DATA`] and catalogs longer than [`MAX_DEVICES`] are the caller's
+    /// bug; they are truncated here so that the peer never receives an over-limit frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        let mut w = Writer(out);
+        let t = match self {
+            Message::Hello(h) => {
+                w.u16(h.min_version);
+                w.u16(h.max_version);
+                w.str(&h.client_name, MAX_NAME);
+                ty::HELLO
+            }
+            Message::Welcome(wl) => {
+                w.u16(wl.version);
+                w.str(&wl.server_name, MAX_NAME);
+                let n = wl.devices.len().min(MAX_DEVICES);
+                w.u16(n as u16);
+                for d in &wl.devices[..n] {
+                    d.encode(&mut w);
+                }
+                ty::WELCOME
+            }
+            Message::Refused(r) => {
+                w.u16(r.code.to_u16());
+                w.str(&r.text, MAX_TEXT);
+                ty::REFUSED
+            }
+            Message::Open { device, access } => {
+                w.str(device, MAX_NAME);
+                w.u8(access.to_u8());
+                ty::OPEN
+            }
+            Message::Opened(info) => {
+                info.encode(&mut w);
+                ty::OPENED
+            }
+            Message::Error { code, text } => {
+                w.u16(code.to_u16());
+                w.str(text, MAX_TEXT);
+                ty::ERROR
+            }
+            Message::Data(d) => {
+                w.0.extend_from_slice(&d[..d.len().min(MAX_DATA)]);
+                ty::DATA
+            }
+            Message::LineSettings(s) => {
+                s.encode(&mut w);
+                ty::LINE_SETTINGS
+            }
+            Message::SetModem(m) => {
+                w.u8(m.to_bits());
+                ty::SET_MODEM
+            }
+            Message::ModemStatus(m) => {
+                w.u8(m.to_bits());
+                ty::MODEM_STATUS
+            }
+            Message::Break { duration_ms } => {
+                w.u16(*duration_ms);
+                ty::BREAK
+            }
+            Message::Flush(q) => {
+                w.u8(q.to_u8());
+                ty::FLUSH
+            }
+            Message::Drain { seq } => {
+                w.u32(*seq);
+                ty::DRAIN
+            }
+            Message::Drained { seq } => {
+                w.u32(*seq);
+                ty::DRAINED
+            }
+        };
+        let len = (out.len() - start - HEADER_LEN) as u32;
+        out[start] = t;
+        out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Encodes into a fresh buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode(&mut v);
+        v
+    }
+
+    /// Decodes one body of type `t`. The body must be exactly one message.
+    pub fn decode(t: u8, body: &[u8]) -> Result<Message, WireError> {
+        let max = max_body(t).ok_or(WireError::UnknownType(t))?;
+        if body.len() > max {
+            return Err(WireError::TooLong { ty: t, len: body.len(), max });
+        }
+        let mut r = Reader::new(t, body);
+        let m = match t {
+            ty::HELLO => Message::Hello(Hello {
+                min_version: r.u16("min_version")?,
+                max_version: r.u16("max_version")?,
+                client_name: r.str("client_name", MAX_NAME)?,
+            }),
+            ty::WELCOME => {
+                let version = r.u16("version")?;
+                let server_name = r.str("server_name", MAX_NAME)?;
+                let n = usize::from(r.u16("device_count")?);
+                if n > MAX_DEVICES {
+                    return Err(WireError::FieldTooLong { field: "devices", len: n, max: MAX_DEVICES });
+                }
+                let mut devices = Vec::with_capacity(n);
+                for _ in 0..n {
+                    devices.push(DeviceInfo::decode(&mut r)?);
+                }
+                Message::Welcome(Welcome { version, server_name, devices })
+            }
+            ty::REFUSED => Message::Refused(Refusal {
+                code: ErrorCode::from_u16(r.u16("code")?),
+                text: r.str("text", MAX_TEXT)?,
+            }),
+            ty::OPEN => Message::Open {
+                device: r.str("device", MAX_NAME)?,
+                access: Access::from_u8(r.u8("access")?)?,
+            },
+            ty::OPENED => Message::Opened(DeviceInfo::decode(&mut r)?),
+            ty::ERROR => Message::Error {
+                code: ErrorCode::from_u16(r.u16("code")?),
+                text: r.str("text", MAX_TEXT)?,
+            },
+            ty::DATA => Message::Data(r.rest().to_vec()),
+            ty::LINE_SETTINGS => Message::LineSettings(LineSettings::decode(&mut r)?),
+            ty::SET_MODEM => Message::SetModem(ModemLines::from_bits(r.u8("modem_lines")?)?),
+            ty::MODEM_STATUS => Message::ModemStatus(ModemStatus::from_bits(r.u8("modem_status")?)?),
+            ty::BREAK => {
+                let duration_ms = r.u16("duration_ms")?;
+                if duration_ms > MAX_BREAK_MS {
+                    return Err(WireError::BadValue { field: "duration_ms", value: duration_ms.into() });
+                }
+                Message::Break { duration_ms }
+            }
+            ty::FLUSH => Message::Flush(FlushQueue::from_u8(r.u8("flush_queue")?)?),
+            ty::DRAIN => Message::Drain { seq: r.u32("seq")? },
+            ty::DRAINED => Message::Drained { seq: r.u32("seq")? },
+            _ => return Err(WireError::UnknownType(t)),
+        };
+        r.finish()?;
+        Ok(m)
+    }
+}
