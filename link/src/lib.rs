@@ -1,1 +1,29 @@
-//! placeholder
+//! `xoq-link`: everything between a wire message and the network.
+//!
+//! It owns this host's identity key, the server's authorized-clients file, tickets (an id plus
+//! direct addresses), the iroh endpoint with our transport settings, and framed message
+//! streams over QUIC. Servers and mounters build on it; neither touches iroh directly for
+//! anything but accepting and dialling.
+
+pub mod authorized;
+pub mod client;
+pub mod endpoint;
+pub mod framed;
+pub mod identity;
+pub mod paths;
+pub mod ticket;
+
+pub use authorized::{AuthorizedClients, ClientGrant};
+pub use client::{connect, ClientSession, ConnectError};
+pub use endpoint::{bind_endpoint, EndpointOptions};
+pub use framed::{MessageReader, MessageWriter, StreamError};
+pub use identity::load_or_create_key;
+pub use iroh::{EndpointId, SecretKey};
+pub use ticket::Ticket;
+
+/// QUIC application close code: the server refused this client (see `Refused`).
+pub const CLOSE_REFUSED: u32 = 2;
+/// QUIC application close code: orderly shutdown by either side.
+pub const CLOSE_NORMAL: u32 = 0;
+/// QUIC application close code: the peer broke the protocol on the control stream.
+pub const CLOSE_PROTOCOL: u32 = 8;

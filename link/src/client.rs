@@ -1,0 +1,133 @@
+//! The client side of a connection: dial, handshake, read the catalog, open devices.
+
+use std::time::Duration;
+
+use iroh::endpoint::{ConnectionError, VarInt};
+use iroh::Endpoint;
+use thiserror::Error;
+use xoq_wire::{Access, DeviceInfo, ErrorCode, Hello, Message, Welcome, ALPN, MAX_VERSION, MIN_VERSION};
+
+use crate::framed::{MessageReader, MessageWriter, StreamError};
+use crate::ticket::Ticket;
+
+/// Why a connection or an open did not succeed.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("cannot reach server {id}: {reason}")]
+    Unreachable { id: String, reason: String },
+    #[error("server refused this client ({code}): {text}")]
+    Refused { code: ErrorCode, text: String },
+    #[error("server broke the protocol: {0}")]
+    Protocol(String),
+    #[error("link failed: {0}")]
+    Link(#[from] StreamError),
+    #[error("link failed: {0}")]
+    Connection(#[from] ConnectionError),
+}
+
+impl ConnectError {
+    /// True when retrying cannot help (refusals); false for network trouble.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ConnectError::Refused { .. } | ConnectError::Protocol(_))
+    }
+}
+
+/// An established, welcomed connection.
+pub struct ClientSession {
+    pub conn: iroh::endpoint::Connection,
+    pub welcome: Welcome,
+    // Kept open for the life of the session: the server ends the session when it closes.
+    _control: (MessageWriter, MessageReader),
+}
+
+/// An opened device stream.
+pub struct DeviceStream {
+    pub info: DeviceInfo,
+    pub reader: MessageReader,
+    pub writer: MessageWriter,
+}
+
+/// Dials the server in `ticket`, says hello and waits for the catalog.
+pub async fn connect(
+    endpoint: &Endpoint,
+    ticket: &Ticket,
+    client_name: &str,
+    timeout: Duration,
+) -> Result<ClientSession, ConnectError> {
+    let fut = connect_inner(endpoint, ticket, client_name);
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Unreachable {
+            id: ticket.id.fmt_short().to_string(),
+            reason: format!("no answer within {timeout:?}"),
+        }),
+    }
+}
+
+async fn connect_inner(
+    endpoint: &Endpoint,
+    ticket: &Ticket,
+    client_name: &str,
+) -> Result<ClientSession, ConnectError> {
+    let conn = endpoint
+        .connect(ticket.endpoint_addr(), ALPN)
+        .await
+        .map_err(|e| ConnectError::Unreachable { id: ticket.id.fmt_short().to_string(), reason: e.to_string() })?;
+    let (send, recv) = conn.open_bi().await?;
+    let mut writer = MessageWriter::new(send);
+    let mut reader = MessageReader::new(recv);
+    let hello = Hello {
+        min_version: MIN_VERSION,
+        max_version: MAX_VERSION,
+        client_name: client_name.to_string(),
+    };
+    writer.send(&Message::Hello(hello)).await.map_err(|e| refusal_from_close(&conn, e.into()))?;
+    match reader.next().await {
+        Ok(Some(Message::Welcome(welcome))) => {
+            Ok(ClientSession { conn, welcome, _control: (writer, reader) })
+        }
+        Ok(Some(Message::Refused(r))) => Err(ConnectError::Refused { code: r.code, text: r.text }),
+        Ok(Some(m)) => Err(ConnectError::Protocol(format!("expected Welcome, got {}", m.name()))),
+        Ok(None) => Err(ConnectError::Protocol("server closed the control stream".into())),
+        Err(e) => Err(refusal_from_close(&conn, e.into())),
+    }
+}
+
+/// If the server closed the connection with a refusal, report that instead of a link error.
+fn refusal_from_close(conn: &iroh::endpoint::Connection, fallback: ConnectError) -> ConnectError {
+    if let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+        if close.error_code == VarInt::from_u32(crate::CLOSE_REFUSED) {
+            return ConnectError::Refused {
+                code: ErrorCode::Unauthorized,
+                text: String::from_utf8_lossy(&close.reason).into_owned(),
+            };
+        }
+    }
+    fallback
+}
+
+impl ClientSession {
+    /// Opens one device on its own stream.
+    pub async fn open_device(&self, name: &str, access: Access) -> Result<DeviceStream, ConnectError> {
+        let (send, recv) = self.conn.open_bi().await?;
+        let mut writer = MessageWriter::new(send);
+        let mut reader = MessageReader::new(recv);
+        writer.send(&Message::Open { device: name.to_string(), access }).await?;
+        match reader.next().await? {
+            Some(Message::Opened(info)) => Ok(DeviceStream { info, reader, writer }),
+            Some(Message::Error { code, text }) => Err(ConnectError::Refused { code, text }),
+            Some(m) => Err(ConnectError::Protocol(format!("expected Opened, got {}", m.name()))),
+            None => Err(ConnectError::Protocol("server closed the device stream".into())),
+        }
+    }
+
+    /// Current round-trip time estimate of the link, if known.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.conn.paths().iter().map(|p| p.rtt()).min()
+    }
+
+    /// Closes the connection politely.
+    pub fn close(&self) {
+        self.conn.close(VarInt::from_u32(crate::CLOSE_NORMAL), b"client closing");
+    }
+}
