@@ -8,6 +8,7 @@
 pub mod authorized;
 pub mod client;
 pub mod endpoint;
+pub mod fdio;
 pub mod framed;
 pub mod identity;
 pub mod paths;

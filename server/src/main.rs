@@ -1,1 +1,180 @@
-fn main() {}
+//! `xoq-server`: serves this robot's hardware to authorized XoQ clients.
+
+mod config;
+mod daemon;
+mod devices;
+mod serial;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use xoq_link::authorized::{parse_device_spec, AuthorizedClients, ClientGrant};
+use xoq_link::{load_or_create_key, paths, EndpointId, Ticket};
+use xoq_wire::Access;
+
+use crate::config::ServerConfig;
+
+#[derive(Parser)]
+#[command(name = "xoq-server", version, about = "Serve this robot's hardware over QUIC to authorized XoQ clients")]
+struct Cli {
+    /// Configuration file (default: /etc/xoq/server.toml if it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Identity key file (created on first start, mode 0600).
+    #[arg(long, global = true, env = "XOQ_SERVER_KEY")]
+    key: Option<PathBuf>,
+    /// Authorized-clients file.
+    #[arg(long, global = true, env = "XOQ_AUTHORIZED_CLIENTS")]
+    authorized: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the configured devices (the default).
+    Serve(ServeArgs),
+    /// Print this server's id (its public key).
+    Id,
+    /// Print a ticket: the id plus the direct addresses, for `xoq-mount <ticket>`.
+    Ticket {
+        /// Addresses to put in the ticket instead of the configured listen addresses.
+        #[arg(long = "listen")]
+        listen: Vec<SocketAddr>,
+    },
+    /// Allow a client to open devices.
+    Authorize {
+        /// The client's id, as printed by `xoq-mount id`.
+        client: String,
+        /// Devices it may open, e.g. 'ttyUSB0,can0:rw,cam0:ro' (default: all).
+        #[arg(long, default_value = "")]
+        devices: String,
+        /// Grant read-only access to the devices listed without a mode.
+        #[arg(long)]
+        read_only: bool,
+        /// A note kept in the file (who this client is).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Remove a client from the authorized list.
+    Revoke { client: String },
+    /// List authorized clients.
+    Clients,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// UDP address to listen on (repeatable; default 0.0.0.0:4700).
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Name shown to clients.
+    #[arg(long)]
+    name: Option<String>,
+    /// Serve a real port: NAME=PATH, e.g. ttyUSB0=/dev/ttyUSB0 (repeatable).
+    #[arg(long = "serial")]
+    serial: Vec<String>,
+    /// Serve a simulated echo port: NAME[=RECORD_FILE] (repeatable).
+    #[arg(long = "sim-serial")]
+    sim_serial: Vec<String>,
+    /// Use the public relays and address lookup (lets clients dial a bare id through NAT).
+    #[arg(long)]
+    public_relays: bool,
+}
+
+fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("xoq-server: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut cfg = ServerConfig::load_default(cli.config.as_deref())?;
+    let key_path = cli.key.or(cfg.key.clone()).unwrap_or_else(|| paths::state_dir().join("server.key"));
+    let auth_path = cli.authorized.or(cfg.authorized_clients.clone()).unwrap_or_else(default_authorized_path);
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(a) => {
+            cfg.listen.extend(a.listen);
+            if a.name.is_some() {
+                cfg.name = a.name;
+            }
+            cfg.public_relays |= a.public_relays;
+            for s in &a.serial {
+                cfg.add_serial_shortcut(s)?;
+            }
+            for s in &a.sim_serial {
+                cfg.add_sim_serial_shortcut(s);
+            }
+            cfg.validate()?;
+            let key = load_or_create_key(&key_path)?;
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(daemon::serve(cfg, key, auth_path))
+        }
+        Command::Id => {
+            println!("{}", load_or_create_key(&key_path)?.public());
+            Ok(())
+        }
+        Command::Ticket { listen } => {
+            let key = load_or_create_key(&key_path)?;
+            let addrs = if listen.is_empty() { cfg.listen_addrs() } else { listen };
+            let t = Ticket { id: key.public(), addrs: daemon::dialable_addrs(&addrs) };
+            println!("{t}");
+            Ok(())
+        }
+        Command::Authorize { client, devices, read_only, comment } => {
+            let id = parse_client(&client)?;
+            let default = if read_only { Access::ReadOnly } else { Access::ReadWrite };
+            let devices = parse_device_spec(&devices, default)?;
+            let mut auth = AuthorizedClients::load(&auth_path)?;
+            auth.grant(id, ClientGrant { comment, devices: devices.clone() });
+            auth.save(&auth_path)?;
+            let list: Vec<String> = devices.iter().map(|(d, a)| format!("{d}:{}", Access::from(*a))).collect();
+            println!("authorized {} for {} in {}", id.fmt_short(), list.join(","), auth_path.display());
+            Ok(())
+        }
+        Command::Revoke { client } => {
+            let id = parse_client(&client)?;
+            let mut auth = AuthorizedClients::load(&auth_path)?;
+            if auth.revoke(&id) {
+                auth.save(&auth_path)?;
+                println!("revoked {}", id.fmt_short());
+            } else {
+                println!("{} was not authorized", id.fmt_short());
+            }
+            Ok(())
+        }
+        Command::Clients => {
+            let auth = AuthorizedClients::load(&auth_path)?;
+            for (id, g) in &auth.clients {
+                let list: Vec<String> = g.devices.iter().map(|(d, a)| format!("{d}:{}", Access::from(*a))).collect();
+                println!("{id}  {}  {}", list.join(","), g.comment);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_client(s: &str) -> Result<EndpointId> {
+    s.trim()
+        .parse::<EndpointId>()
+        .map_err(|e| anyhow::anyhow!("`{s}` is not a client id ({e}); get it with `xoq-mount id` on the client"))
+}
+
+fn default_authorized_path() -> PathBuf {
+    if paths::is_root() {
+        Path::new("/etc/xoq/authorized_clients.toml").to_path_buf()
+    } else {
+        paths::state_dir().join("authorized_clients.toml")
+    }
+}

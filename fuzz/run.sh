@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fuzzes the xoq-wire decoders for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan).
+# Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc accept the -Z flags that
+# cargo-fuzz passes. Exits non-zero if the target crashes; the input is saved under
+# fuzz/artifacts/decode/. Extra arguments after SECONDS go to libFuzzer.
+#
+#   fuzz/run.sh          # 60 s
+#   fuzz/run.sh 300      # 5 min
+#   fuzz/run.sh 30 -max_len=70000
+set -euo pipefail
+
+secs="${1:-60}"
+shift || true
+case "$secs" in
+    ''|*[!0-9]*) echo "usage: $0 [SECONDS] [libFuzzer args...]" >&2; exit 2 ;;
+esac
+
+cd "$(dirname "$0")/.."   # the workspace root; cargo fuzz finds fuzz/ from here
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz not found; installing it (takes a few minutes)" >&2
+    cargo install cargo-fuzz --locked
+fi
+
+export RUSTC_BOOTSTRAP=1
+exec cargo fuzz run decode -- -max_total_time="$secs" "$@"

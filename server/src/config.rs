@@ -1,0 +1,165 @@
+//! The server's configuration: a TOML file (see `packaging/server.toml`) plus CLI shortcuts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use xoq_wire::LineSettings;
+
+/// Where the packaged service looks for its configuration.
+pub const SYSTEM_CONFIG: &str = "/etc/xoq/server.toml";
+/// Default UDP port of xoq-server.
+pub const DEFAULT_PORT: u16 = 4700;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Name shown to clients (default: the host name).
+    pub name: Option<String>,
+    /// UDP addresses to listen on (default: 0.0.0.0:4700).
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// Identity key file (default: /var/lib/xoq/server.key as root, ~/.config/xoq/server.key).
+    pub key: Option<PathBuf>,
+    /// Authorized-clients file (default: /etc/xoq/authorized_clients.toml as root, else in
+    /// ~/.config/xoq).
+    pub authorized_clients: Option<PathBuf>,
+    /// Publish via the public relays and DNS address lookup, so a bare id can be dialled.
+    #[serde(default)]
+    pub public_relays: bool,
+    #[serde(default)]
+    pub serial: Vec<SerialConfig>,
+}
+
+/// One `[[serial]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    /// The name clients see and open, e.g. `ttyUSB0`.
+    pub name: String,
+    /// Device path of a real port. Exactly one of `path` and `simulated` is given.
+    pub path: Option<String>,
+    /// Serve the simulated echo device instead of hardware.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Simulated only: append every settings/modem change to this file as JSON lines.
+    pub record: Option<PathBuf>,
+    /// Initial baud rate (default 115200; 8N1, no flow control).
+    pub baud: Option<u32>,
+}
+
+impl SerialConfig {
+    pub fn initial_line(&self) -> LineSettings {
+        LineSettings { baud: self.baud.unwrap_or(115_200), ..LineSettings::default() }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config {} is invalid", path.display()))
+    }
+
+    /// The config file to use: the one given, else the system one if present, else none.
+    pub fn load_default(explicit: Option<&Path>) -> Result<Self> {
+        match explicit {
+            Some(p) => Self::load(p),
+            None if Path::new(SYSTEM_CONFIG).exists() => Self::load(Path::new(SYSTEM_CONFIG)),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Adds `--serial NAME=PATH` shortcuts.
+    pub fn add_serial_shortcut(&mut self, spec: &str) -> Result<()> {
+        let Some((name, path)) = spec.split_once('=') else {
+            bail!("--serial wants NAME=PATH (e.g. ttyUSB0=/dev/ttyUSB0), got `{spec}`");
+        };
+        self.serial.push(SerialConfig {
+            name: name.into(),
+            path: Some(path.into()),
+            simulated: false,
+            record: None,
+            baud: None,
+        });
+        Ok(())
+    }
+
+    /// Adds `--sim-serial NAME[=RECORD_FILE]` shortcuts.
+    pub fn add_sim_serial_shortcut(&mut self, spec: &str) {
+        let (name, record) = match spec.split_once('=') {
+            Some((n, r)) => (n, Some(PathBuf::from(r))),
+            None => (spec, None),
+        };
+        self.serial.push(SerialConfig { name: name.into(), path: None, simulated: true, record, baud: None });
+    }
+
+    /// Checks names are unique and every device says what it is.
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.serial {
+            if s.name.is_empty() || s.name.len() > xoq_wire::limits::MAX_NAME {
+                bail!("device name `{}` must be 1 to {} bytes", s.name, xoq_wire::limits::MAX_NAME);
+            }
+            if !seen.insert(&s.name) {
+                bail!("device name `{}` is used twice", s.name);
+            }
+            match (&s.path, s.simulated) {
+                (Some(_), true) => bail!("serial `{}`: give `path` or `simulated = true`, not both", s.name),
+                (None, false) => bail!("serial `{}`: give `path = \"/dev/...\"` or `simulated = true`", s.name),
+                _ => {}
+            }
+        }
+        if self.serial.is_empty() {
+            bail!(
+                "no devices to serve: give --serial NAME=PATH or --sim-serial NAME, or a config \
+                 file with [[serial]] tables (see packaging/server.toml)"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        if self.listen.is_empty() {
+            vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))]
+        } else {
+            self.listen.clone()
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "xoq-server".into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_in_the_repo_parses_and_validates() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/server.toml");
+        let c = ServerConfig::load(&p).unwrap();
+        c.validate().unwrap();
+        assert!(!c.serial.is_empty());
+    }
+
+    #[test]
+    fn shortcuts_and_validation_errors() {
+        let mut c = ServerConfig::default();
+        assert!(c.validate().unwrap_err().to_string().contains("--sim-serial"));
+        c.add_serial_shortcut("ttyUSB0=/dev/ttyUSB0").unwrap();
+        c.add_sim_serial_shortcut("echo0=/tmp/rec.jsonl");
+        c.validate().unwrap();
+        assert!(c.add_serial_shortcut("nopath").is_err());
+        c.add_sim_serial_shortcut("echo0");
+        assert!(c.validate().unwrap_err().to_string().contains("twice"));
+    }
+}

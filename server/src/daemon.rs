@@ -1,0 +1,106 @@
+//! The serving daemon: bind the endpoint, print the ticket, accept connections.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Result;
+use tracing::Instrument;
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
+
+use crate::config::ServerConfig;
+use crate::devices::Devices;
+use crate::session::{serve_connection, ServerCtx};
+
+/// Runs until the process is told to stop.
+pub async fn serve(cfg: ServerConfig, key: iroh::SecretKey, authorized_path: std::path::PathBuf) -> Result<()> {
+    cfg.validate()?;
+    let id = key.public();
+    let opts = EndpointOptions {
+        bind: cfg.listen_addrs(),
+        alpns: vec![xoq_wire::ALPN.to_vec()],
+        public_relays: cfg.public_relays,
+    };
+    let ep = bind_endpoint(key, opts).await?;
+    let ticket = Ticket { id, addrs: dialable_addrs(&ep.bound_sockets()) };
+    let ctx = Arc::new(ServerCtx {
+        name: cfg.display_name(),
+        id,
+        devices: Devices::start(&cfg),
+        authorized_path: authorized_path.clone(),
+    });
+    tracing::info!(name = %ctx.name, %id, authorized = %authorized_path.display(), "xoq-server ready");
+    // Scripts and tests read these two lines from stdout.
+    println!("id: {id}");
+    println!("ticket: {ticket}");
+    for s in &cfg.serial {
+        println!("serving: serial {} ({})", s.name, s.path.as_deref().unwrap_or("simulated echo"));
+    }
+    let accept = async {
+        while let Some(incoming) = ep.accept().await {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                match incoming.await {
+                    Ok(conn) => {
+                        let span = tracing::info_span!("client", id = %conn.remote_id().fmt_short());
+                        serve_connection(ctx, conn).instrument(span).await
+                    }
+                    Err(e) => tracing::debug!("incoming connection failed: {e}"),
+                }
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    ep.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The addresses a client could dial: bound sockets, with a wildcard bind replaced by every
+/// interface address of its family (loopback last).
+pub fn dialable_addrs(bound: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    let ifaces: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            it.filter_map(|i| i.address)
+                .filter_map(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for b in bound {
+        if b.ip().is_unspecified() {
+            let mut ips: Vec<IpAddr> = ifaces
+                .iter()
+                .copied()
+                .filter(|ip| ip.is_ipv4() == b.is_ipv4())
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80))
+                .collect();
+            ips.sort_by_key(|ip| ip.is_loopback());
+            out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, b.port())));
+        } else {
+            out.push(*b);
+        }
+    }
+    out.dedup();
+    out
+}

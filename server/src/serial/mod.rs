@@ -1,0 +1,9 @@
+//! Serial devices on the server: the backend trait, its real and simulated implementations,
+//! and the device actor that shares one port among clients.
+
+pub mod backend;
+pub mod device;
+pub mod hardware;
+pub mod sim;
+
+pub use device::{Attachment, SerialDevice};

@@ -1,0 +1,132 @@
+//! A simulated serial device: it echoes every byte, wires its modem lines like a loopback plug
+//! (RTS->CTS, DTR->DSR and DCD), and records every change a client asks of it, with a wall-clock
+//! timestamp, as JSON lines in a file, so tests can check what reached the "hardware".
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use xoq_wire::catalog::serial_caps;
+use xoq_wire::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+
+use super::backend::{PortControl, PortReader, SerialBackend};
+
+/// Bytes the echo holds before a writer waits (like a UART FIFO plus driver buffer).
+const ECHO_DEPTH: usize = 256;
+
+/// Recipe for the simulated echo port.
+pub struct SimEcho {
+    /// Where to append the record of changes, if anywhere.
+    pub record: Option<PathBuf>,
+}
+
+impl SerialBackend for SimEcho {
+    type Reader = SimReader;
+    type Control = SimControl;
+
+    fn open(&mut self, line: &LineSettings) -> io::Result<(SimReader, SimControl)> {
+        let (tx, rx) = mpsc::channel(ECHO_DEPTH);
+        let recorder = match &self.record {
+            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open record file {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let mut control = SimControl { tx, line: *line, lines: ModemLines::default(), recorder };
+        control.record(json!({"event": "open", "line": line_json(line)}))?;
+        Ok((SimReader { rx }, control))
+    }
+
+    fn describe(&self) -> String {
+        "simulated echo".into()
+    }
+
+    fn capabilities(&self) -> u32 {
+        serial_caps::LINE_SETTINGS | serial_caps::MODEM_LINES | serial_caps::BREAK | serial_caps::ARBITRARY_BAUD
+    }
+}
+
+pub struct SimReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl PortReader for SimReader {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let chunk = self
+            .rx
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed"))?;
+        // Chunks are at most one client write, which the actor caps at its read buffer size.
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+}
+
+pub struct SimControl {
+    tx: mpsc::Sender<Vec<u8>>,
+    line: LineSettings,
+    lines: ModemLines,
+    recorder: Option<File>,
+}
+
+impl SimControl {
+    fn record(&mut self, mut event: serde_json::Value) -> io::Result<()> {
+        let Some(f) = self.recorder.as_mut() else { return Ok(()) };
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        event["t"] = json!(t);
+        writeln!(f, "{event}")
+    }
+}
+
+fn line_json(l: &LineSettings) -> serde_json::Value {
+    json!({
+        "baud": l.baud,
+        "data_bits": l.data_bits,
+        "parity": format!("{:?}", l.parity).to_lowercase(),
+        "stop_bits": match l.stop_bits { xoq_wire::StopBits::One => 1, xoq_wire::StopBits::Two => 2 },
+        "flow": format!("{:?}", l.flow).to_lowercase(),
+    })
+}
+
+impl PortControl for SimControl {
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        // The caller splits writes into chunks no larger than a read buffer.
+        self.tx
+            .send(data.to_vec())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed"))
+    }
+
+    fn apply_line(&mut self, line: &LineSettings) -> io::Result<LineSettings> {
+        self.line = *line;
+        self.record(json!({"event": "line", "line": line_json(line)}))?;
+        Ok(self.line)
+    }
+
+    fn set_modem(&mut self, lines: ModemLines) -> io::Result<()> {
+        self.lines = lines;
+        self.record(json!({"event": "modem", "dtr": lines.dtr, "rts": lines.rts}))
+    }
+
+    fn modem_status(&mut self) -> io::Result<Option<ModemStatus>> {
+        let ModemLines { dtr, rts } = self.lines;
+        Ok(Some(ModemStatus { dtr, rts, cts: rts, dsr: dtr, dcd: dtr, ri: false }))
+    }
+
+    async fn send_break(&mut self, duration_ms: u16) -> io::Result<()> {
+        self.record(json!({"event": "break", "duration_ms": duration_ms}))
+    }
+
+    fn flush(&mut self, queue: FlushQueue) -> io::Result<()> {
+        self.record(json!({"event": "flush", "queue": format!("{queue:?}").to_lowercase()}))
+    }
+
+    async fn drain(&mut self) -> io::Result<()> {
+        self.record(json!({"event": "drain"}))
+    }
+}

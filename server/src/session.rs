@@ -1,0 +1,259 @@
+//! One client connection: handshake, authorization, and a task per opened device stream.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::EndpointId;
+use tokio::sync::mpsc;
+use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
+use xoq_wire::{negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION};
+
+use crate::devices::Devices;
+use crate::serial::device::Op;
+
+/// How long a client may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued towards one client before the device waits (rw) or drops (ro).
+const OUTBOX_DEPTH: usize = 256;
+
+/// What every connection shares.
+pub struct ServerCtx {
+    pub name: String,
+    pub id: EndpointId,
+    pub devices: Devices,
+    pub authorized_path: PathBuf,
+}
+
+/// Serves one connection until the client leaves or breaks the protocol.
+pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection) {
+    let client = conn.remote_id();
+    let short = client.fmt_short().to_string();
+    match handshake(&ctx, &conn, client).await {
+        Ok((auth, control)) => {
+            tracing::info!(client = %short, "client connected");
+            run_session(&ctx, &conn, client, auth, control).await;
+            tracing::info!(client = %short, "client disconnected");
+        }
+        Err(e) => tracing::warn!(client = %short, "handshake failed: {e}"),
+    }
+}
+
+type Control = (MessageWriter, MessageReader);
+
+async fn handshake(
+    ctx: &ServerCtx,
+    conn: &Connection,
+    client: EndpointId,
+) -> Result<(AuthorizedClients, Control), String> {
+    let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| "no control stream".to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut writer = MessageWriter::new(send);
+    let mut reader = MessageReader::new(recv);
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+        Ok(Ok(Some(Message::Hello(h)))) => h,
+        Ok(Ok(Some(m))) => return Err(protocol_close(conn, format!("expected Hello, got {}", m.name()))),
+        Ok(Ok(None)) => return Err("client closed before Hello".into()),
+        Ok(Err(e)) => return Err(protocol_close(conn, e.to_string())),
+        Err(_) => return Err(protocol_close(conn, "no Hello within 10 s".into())),
+    };
+    let version = match negotiate_version(&hello, MIN_VERSION, MAX_VERSION) {
+        Ok(v) => v,
+        Err(r) => return Err(refuse(conn, &mut writer, r).await),
+    };
+    let auth = match AuthorizedClients::load(&ctx.authorized_path) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            let r = Refusal { code: ErrorCode::Unauthorized, text: format!("server {} cannot read its authorized-clients file; ask its operator to check the server log", ctx.name) };
+            return Err(refuse(conn, &mut writer, r).await);
+        }
+    };
+    if auth.client(&client).is_none() {
+        let text = format!(
+            "client {client} is not authorized on server `{}` ({}); on the server run: \
+             xoq-server authorize {client}",
+            ctx.name,
+            ctx.id.fmt_short()
+        );
+        let r = Refusal { code: ErrorCode::Unauthorized, text };
+        return Err(refuse(conn, &mut writer, r).await);
+    }
+    let devices = ctx.devices.catalog_for(&client, &auth);
+    let welcome = Welcome { version, server_name: ctx.name.clone(), devices };
+    writer.send(&Message::Welcome(welcome)).await.map_err(|e| e.to_string())?;
+    tracing::debug!(client_name = %hello.client_name, version, "welcomed");
+    Ok((auth, (writer, reader)))
+}
+
+/// Sends the refusal, gives the client a moment to read it, then closes with the reason.
+async fn refuse(conn: &Connection, writer: &mut MessageWriter, r: Refusal) -> String {
+    let _ = writer.send(&Message::Refused(r.clone())).await;
+    writer.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    conn.close(VarInt::from_u32(xoq_link::CLOSE_REFUSED), r.text.as_bytes());
+    format!("refused ({}): {}", r.code, r.text)
+}
+
+fn protocol_close(conn: &Connection, why: String) -> String {
+    conn.close(VarInt::from_u32(xoq_link::CLOSE_PROTOCOL), format!("protocol error: {why}").as_bytes());
+    format!("protocol error: {why}")
+}
+
+async fn run_session(ctx: &Arc<ServerCtx>, conn: &Connection, client: EndpointId, auth: AuthorizedClients, control: Control) {
+    let (_writer, mut reader) = control;
+    let auth = Arc::new(auth);
+    loop {
+        tokio::select! {
+            s = conn.accept_bi() => match s {
+                Ok((send, recv)) => {
+                    let (ctx, conn, auth) = (ctx.clone(), conn.clone(), auth.clone());
+                    tokio::spawn(async move { serve_device(ctx, conn, client, auth, send, recv).await });
+                }
+                Err(e) => {
+                    tracing::debug!("connection ended: {e}");
+                    return;
+                }
+            },
+            m = reader.next() => match m {
+                Ok(None) => return,
+                Ok(Some(m)) => {
+                    protocol_close(conn, format!("unexpected {} on the control stream", m.name()));
+                    return;
+                }
+                Err(StreamError::Wire(e)) => {
+                    tracing::warn!("malformed control message: {e}; closing this connection");
+                    protocol_close(conn, e.to_string());
+                    return;
+                }
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+async fn serve_device(
+    ctx: Arc<ServerCtx>,
+    conn: Connection,
+    client: EndpointId,
+    auth: Arc<AuthorizedClients>,
+    send: SendStream,
+    recv: RecvStream,
+) {
+    let mut writer = MessageWriter::new(send);
+    let mut reader = MessageReader::new(recv);
+    let (device, access) = match reader.next().await {
+        Ok(Some(Message::Open { device, access })) => (device, access),
+        Ok(Some(m)) => {
+            protocol_close(&conn, format!("expected Open, got {}", m.name()));
+            return;
+        }
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("malformed Open: {e}; closing this connection");
+            protocol_close(&conn, e.to_string());
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
+    let attached = open_device(&ctx, &auth, client, &device, access, tx);
+    let attachment = match attached {
+        Ok((att, info)) => {
+            if writer.send(&Message::Opened(info)).await.is_err() {
+                return;
+            }
+            att
+        }
+        Err((code, text)) => {
+            tracing::info!(%device, "open refused: {text}");
+            let _ = writer.send(&Message::Error { code, text }).await;
+            writer.finish();
+            return;
+        }
+    };
+    tracing::info!(%device, %access, "device opened");
+    let pump = async {
+        while let Some(m) = rx.recv().await {
+            if writer.send(&m).await.is_err() {
+                return;
+            }
+        }
+        writer.finish();
+    };
+    tokio::pin!(pump);
+    let requests = handle_requests(&conn, &mut reader, attachment);
+    tokio::select! {
+        _ = &mut pump => {}
+        _ = requests => pump.await,
+    }
+    tracing::info!(%device, "device closed");
+}
+
+fn open_device(
+    ctx: &ServerCtx,
+    auth: &AuthorizedClients,
+    client: EndpointId,
+    device: &str,
+    access: Access,
+    tx: mpsc::Sender<Message>,
+) -> Result<(crate::serial::Attachment, xoq_wire::DeviceInfo), (ErrorCode, String)> {
+    let Some(dev) = ctx.devices.serial(device) else {
+        return Err((ErrorCode::UnknownDevice, format!("server `{}` has no device `{device}`", ctx.name)));
+    };
+    let Some(granted) = auth.access(&client, device) else {
+        return Err((ErrorCode::NotPermitted, format!("this client is not authorized for `{device}`")));
+    };
+    if access > granted {
+        return Err((
+            ErrorCode::NotPermitted,
+            format!("this client may open `{device}` read-only only; mount it read-only"),
+        ));
+    }
+    let att = dev.attach(access, &client.fmt_short().to_string(), tx)?;
+    Ok((att, dev.info(access)))
+}
+
+/// Forwards the client's requests to the device until the stream ends; replies to refused
+/// requests go through the device's outbox for this client.
+async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att: crate::serial::Attachment) {
+    loop {
+        let m = match reader.next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(StreamError::Wire(e)) => {
+                tracing::warn!("malformed message: {e}; closing this connection");
+                att.reply_error(ErrorCode::Malformed, format!("malformed message: {e}")).await;
+                protocol_close(conn, e.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("device stream ended: {e}");
+                return;
+            }
+        };
+        let op = match m {
+            Message::Data(d) => Op::Data(d),
+            Message::LineSettings(l) => Op::Line(l),
+            Message::SetModem(l) => Op::Modem(l),
+            Message::Break { duration_ms } => Op::Break(duration_ms),
+            Message::Flush(q) => Op::Flush(q),
+            Message::Drain { seq } => Op::Drain(seq),
+            other => {
+                let text = format!("{} is not a request a client may send on a device stream", other.name());
+                att.reply_error(ErrorCode::UnexpectedMessage, text).await;
+                continue;
+            }
+        };
+        if att.access == Access::ReadOnly {
+            let text = "this device is open read-only for this client; the request was discarded".to_string();
+            att.reply_error(ErrorCode::ReadOnly, text).await;
+            continue;
+        }
+        if att.submit(op).await.is_err() {
+            return;
+        }
+    }
+}
