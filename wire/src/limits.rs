@@ -1,7 +1,7 @@
 //! Upper bounds on every variable-length field. A decoder checks these before allocating.
 
 /// Largest message body accepted on any stream (the catalog is the largest message).
-pub const MAX_BODY: usize = 256 * 1024;
+pub const MAX_BODY: usize = 320 * 1024;
 /// Largest chunk of serial data in one `Data` message.
 pub const MAX_DATA: usize = 64 * 1024;
 /// Longest device or server name, in bytes of UTF-8.
@@ -16,3 +16,9 @@ pub const MAX_SETTINGS: usize = 1024;
 pub const MAX_BAUD: u32 = 16_000_000;
 /// Longest break a client may request, in milliseconds.
 pub const MAX_BREAK_MS: u16 = 10_000;
+
+/// Largest encoding of one catalog entry: name, kind, access, capabilities, settings blob.
+pub const MAX_DEVICE_INFO: usize = 2 + MAX_NAME + 1 + 1 + 4 + 2 + MAX_SETTINGS;
+
+// A full catalog must fit in one body, or a server could send what its clients reject.
+const _: () = assert!(2 + 2 + MAX_NAME + 2 + MAX_DEVICES * MAX_DEVICE_INFO <= MAX_BODY);

@@ -4,7 +4,7 @@ use crate::catalog::{Access, DeviceInfo};
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
-use crate::limits::{MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_NAME, MAX_TEXT};
+use crate::limits::{MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_NAME, MAX_TEXT};
 use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
 
 /// Bytes before every body: type (1) and body length (4, big-endian).
@@ -67,7 +67,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::WELCOME => MAX_BODY,
         ty::REFUSED | ty::ERROR => 2 + 2 + MAX_TEXT,
         ty::OPEN => 2 + MAX_NAME + 1,
-        ty::OPENED => MAX_BODY,
+        ty::OPENED => MAX_DEVICE_INFO,
         ty::DATA => MAX_DATA,
         ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
         ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH => 1,

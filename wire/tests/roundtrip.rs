@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 use xoq_wire::limits::{
-    MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_NAME, MAX_SETTINGS, MAX_TEXT,
+    MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICE_INFO, MAX_NAME, MAX_SETTINGS, MAX_TEXT,
 };
 use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
@@ -206,7 +206,7 @@ const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x02, MAX_BODY),
     (0x03, 2 + 2 + MAX_TEXT),
     (0x10, 2 + MAX_NAME + 1),
-    (0x11, MAX_BODY),
+    (0x11, MAX_DEVICE_INFO),
     (0x12, 2 + 2 + MAX_TEXT),
     (0x20, MAX_DATA),
     (0x21, 8),
