@@ -79,8 +79,9 @@ impl AuthorizedClients {
                 return Err(e).with_context(|| format!("cannot read {}", path.display()));
             }
         };
-        let parsed: Self = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid authorized-clients file", path.display()))?;
+        let parsed: Self = toml::from_str(&text).with_context(|| {
+            format!("{} is not a valid authorized-clients file", path.display())
+        })?;
         for id in parsed.clients.keys() {
             id.parse::<EndpointId>().map_err(|e| {
                 anyhow::anyhow!("{}: `{id}` is not a client id ({e})", path.display())
@@ -152,7 +153,10 @@ pub fn parse_device_spec(spec: &str, default: Access) -> Result<BTreeMap<String,
             None => (item, default),
         };
         if name.is_empty() || name.len() > xoq_wire::limits::MAX_NAME {
-            bail!("`{item}`: a device name is 1 to {} bytes", xoq_wire::limits::MAX_NAME);
+            bail!(
+                "`{item}`: a device name is 1 to {} bytes",
+                xoq_wire::limits::MAX_NAME
+            );
         }
         out.insert(name.to_string(), mode.into());
     }
@@ -176,7 +180,13 @@ mod tests {
         let mut a = AuthorizedClients::default();
         assert_eq!(a.access(&id, "ttyUSB0"), None);
         let devices = parse_device_spec("*:ro,ttyUSB0:rw", Access::ReadWrite).unwrap();
-        a.grant(id, ClientGrant { comment: String::new(), devices });
+        a.grant(
+            id,
+            ClientGrant {
+                comment: String::new(),
+                devices,
+            },
+        );
         assert_eq!(a.access(&id, "ttyUSB0"), Some(Access::ReadWrite));
         assert_eq!(a.access(&id, "cam0"), Some(Access::ReadOnly));
         assert_eq!(a.access(&some_id(), "ttyUSB0"), None);
@@ -197,10 +207,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("authorized_clients.toml");
         let mut a = AuthorizedClients::default();
-        a.grant(some_id(), ClientGrant {
-            comment: "x".into(),
-            devices: parse_device_spec("ttyUSB0", Access::ReadOnly).unwrap(),
-        });
+        a.grant(
+            some_id(),
+            ClientGrant {
+                comment: "x".into(),
+                devices: parse_device_spec("ttyUSB0", Access::ReadOnly).unwrap(),
+            },
+        );
         a.save(&p).unwrap();
         assert_eq!(AuthorizedClients::load(&p).unwrap(), a);
         fs::write(&p, "[clients.nothex]\ndevices = {}\n").unwrap();

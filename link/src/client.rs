@@ -5,7 +5,9 @@ use std::time::Duration;
 use iroh::endpoint::{ConnectionError, VarInt};
 use iroh::Endpoint;
 use thiserror::Error;
-use xoq_wire::{Access, DeviceInfo, ErrorCode, Hello, Message, Welcome, ALPN, MAX_VERSION, MIN_VERSION};
+use xoq_wire::{
+    Access, DeviceInfo, ErrorCode, Hello, Message, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
+};
 
 use crate::framed::{MessageReader, MessageWriter, StreamError};
 use crate::ticket::Ticket;
@@ -28,7 +30,10 @@ pub enum ConnectError {
 impl ConnectError {
     /// True when retrying cannot help (refusals); false for network trouble.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, ConnectError::Refused { .. } | ConnectError::Protocol(_))
+        matches!(
+            self,
+            ConnectError::Refused { .. } | ConnectError::Protocol(_)
+        )
     }
 }
 
@@ -72,7 +77,10 @@ async fn connect_inner(
     let conn = endpoint
         .connect(ticket.endpoint_addr(), ALPN)
         .await
-        .map_err(|e| ConnectError::Unreachable { id: ticket.id.fmt_short().to_string(), reason: e.to_string() })?;
+        .map_err(|e| ConnectError::Unreachable {
+            id: ticket.id.fmt_short().to_string(),
+            reason: e.to_string(),
+        })?;
     let (send, recv) = conn.open_bi().await?;
     let mut writer = MessageWriter::new(send);
     let mut reader = MessageReader::new(recv);
@@ -81,14 +89,27 @@ async fn connect_inner(
         max_version: MAX_VERSION,
         client_name: client_name.to_string(),
     };
-    writer.send(&Message::Hello(hello)).await.map_err(|e| refusal_from_close(&conn, e.into()))?;
+    writer
+        .send(&Message::Hello(hello))
+        .await
+        .map_err(|e| refusal_from_close(&conn, e.into()))?;
     match reader.next().await {
-        Ok(Some(Message::Welcome(welcome))) => {
-            Ok(ClientSession { conn, welcome, _control: (writer, reader) })
-        }
-        Ok(Some(Message::Refused(r))) => Err(ConnectError::Refused { code: r.code, text: r.text }),
-        Ok(Some(m)) => Err(ConnectError::Protocol(format!("expected Welcome, got {}", m.name()))),
-        Ok(None) => Err(ConnectError::Protocol("server closed the control stream".into())),
+        Ok(Some(Message::Welcome(welcome))) => Ok(ClientSession {
+            conn,
+            welcome,
+            _control: (writer, reader),
+        }),
+        Ok(Some(Message::Refused(r))) => Err(ConnectError::Refused {
+            code: r.code,
+            text: r.text,
+        }),
+        Ok(Some(m)) => Err(ConnectError::Protocol(format!(
+            "expected Welcome, got {}",
+            m.name()
+        ))),
+        Ok(None) => Err(ConnectError::Protocol(
+            "server closed the control stream".into(),
+        )),
         Err(e) => Err(refusal_from_close(&conn, e.into())),
     }
 }
@@ -108,16 +129,34 @@ fn refusal_from_close(conn: &iroh::endpoint::Connection, fallback: ConnectError)
 
 impl ClientSession {
     /// Opens one device on its own stream.
-    pub async fn open_device(&self, name: &str, access: Access) -> Result<DeviceStream, ConnectError> {
+    pub async fn open_device(
+        &self,
+        name: &str,
+        access: Access,
+    ) -> Result<DeviceStream, ConnectError> {
         let (send, recv) = self.conn.open_bi().await?;
         let mut writer = MessageWriter::new(send);
         let mut reader = MessageReader::new(recv);
-        writer.send(&Message::Open { device: name.to_string(), access }).await?;
+        writer
+            .send(&Message::Open {
+                device: name.to_string(),
+                access,
+            })
+            .await?;
         match reader.next().await? {
-            Some(Message::Opened(info)) => Ok(DeviceStream { info, reader, writer }),
+            Some(Message::Opened(info)) => Ok(DeviceStream {
+                info,
+                reader,
+                writer,
+            }),
             Some(Message::Error { code, text }) => Err(ConnectError::Refused { code, text }),
-            Some(m) => Err(ConnectError::Protocol(format!("expected Opened, got {}", m.name()))),
-            None => Err(ConnectError::Protocol("server closed the device stream".into())),
+            Some(m) => Err(ConnectError::Protocol(format!(
+                "expected Opened, got {}",
+                m.name()
+            ))),
+            None => Err(ConnectError::Protocol(
+                "server closed the device stream".into(),
+            )),
         }
     }
 
@@ -128,6 +167,7 @@ impl ClientSession {
 
     /// Closes the connection politely.
     pub fn close(&self) {
-        self.conn.close(VarInt::from_u32(crate::CLOSE_NORMAL), b"client closing");
+        self.conn
+            .close(VarInt::from_u32(crate::CLOSE_NORMAL), b"client closing");
     }
 }

@@ -39,7 +39,10 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
             .clear_address_lookup()
             .portmapper_config(PortmapperConfig::Disabled)
     };
-    b = b.secret_key(key).alpns(opts.alpns).transport_config(transport);
+    b = b
+        .secret_key(key)
+        .alpns(opts.alpns)
+        .transport_config(transport);
     if !opts.bind.is_empty() {
         // Only the addresses asked for: the defaults would add ephemeral wildcard sockets.
         b = b.clear_ip_transports();

@@ -24,7 +24,11 @@ pub struct MessageReader {
 
 impl MessageReader {
     pub fn new(recv: RecvStream) -> Self {
-        MessageReader { recv, decoder: FrameDecoder::new(), buf: vec![0; 64 * 1024].into() }
+        MessageReader {
+            recv,
+            decoder: FrameDecoder::new(),
+            buf: vec![0; 64 * 1024].into(),
+        }
     }
 
     /// The next message; `Ok(None)` when the peer finished the stream cleanly between messages.
@@ -37,7 +41,11 @@ impl MessageReader {
                 Some(n) => self.decoder.push(&self.buf[..n]),
                 None if self.decoder.pending() == 0 => return Ok(None),
                 None => {
-                    return Err(WireError::Truncated { ty: 0, field: "stream ended mid-message" }.into())
+                    return Err(WireError::Truncated {
+                        ty: 0,
+                        field: "stream ended mid-message",
+                    }
+                    .into())
                 }
             }
         }
@@ -58,7 +66,10 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     pub fn new(send: SendStream) -> Self {
-        MessageWriter { send, buf: Vec::with_capacity(4096) }
+        MessageWriter {
+            send,
+            buf: Vec::with_capacity(4096),
+        }
     }
 
     pub async fn send(&mut self, m: &Message) -> Result<(), StreamError> {

@@ -45,7 +45,11 @@ impl std::fmt::Display for Ticket {
             }
             b.extend_from_slice(&a.port().to_be_bytes());
         }
-        write!(f, "{PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&b).to_lowercase())
+        write!(
+            f,
+            "{PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&b).to_lowercase()
+        )
     }
 }
 
@@ -58,7 +62,10 @@ impl FromStr for Ticket {
             let id = EndpointId::from_str(s).map_err(|e| {
                 anyhow::anyhow!("`{s}` is neither a ticket (xoq1...) nor a server id ({e})")
             })?;
-            return Ok(Ticket { id, addrs: Vec::new() });
+            return Ok(Ticket {
+                id,
+                addrs: Vec::new(),
+            });
         };
         let bytes = data_encoding::BASE32_NOPAD
             .decode(body.to_uppercase().as_bytes())
@@ -83,7 +90,9 @@ impl FromStr for Ticket {
                     let o: [u8; 16] = rest[1..17].try_into().context("ipv6")?;
                     (Ipv6Addr::from(o).into(), 17)
                 }
-                _ => bail!("ticket has a malformed address; copy it again from `xoq-server ticket`"),
+                _ => {
+                    bail!("ticket has a malformed address; copy it again from `xoq-server ticket`")
+                }
             };
             let port = u16::from_be_bytes([rest[len], rest[len + 1]]);
             addrs.push(SocketAddr::new(ip, port));
@@ -102,7 +111,10 @@ mod tests {
         let id = iroh::SecretKey::generate().public();
         let t = Ticket {
             id,
-            addrs: vec!["127.0.0.1:4700".parse().unwrap(), "[::1]:4701".parse().unwrap()],
+            addrs: vec![
+                "127.0.0.1:4700".parse().unwrap(),
+                "[::1]:4701".parse().unwrap(),
+            ],
         };
         let s = t.to_string();
         assert!(s.starts_with("xoq1"));
@@ -117,7 +129,11 @@ mod tests {
         assert!(e.contains("xoq-server ticket"), "{e}");
         assert!("hello".parse::<Ticket>().is_err());
         let id = iroh::SecretKey::generate().public();
-        let mut t = Ticket { id, addrs: vec!["127.0.0.1:1".parse().unwrap()] }.to_string();
+        let mut t = Ticket {
+            id,
+            addrs: vec!["127.0.0.1:1".parse().unwrap()],
+        }
+        .to_string();
         t.truncate(t.len() - 2);
         assert!(t.parse::<Ticket>().is_err());
     }

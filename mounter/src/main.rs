@@ -1,1 +1,199 @@
-fn main() {}
+//! `xoq-mount`: makes a remote robot's hardware appear as local devices.
+
+mod naming;
+mod serial;
+mod status;
+mod supervisor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use xoq_link::{bind_endpoint, load_or_create_key, paths, EndpointOptions, Ticket};
+
+use crate::status::MountStatus;
+use crate::supervisor::{MountOptions, Mounts};
+
+#[derive(Parser)]
+#[command(
+    name = "xoq-mount",
+    version,
+    about = "Mount a remote robot's hardware as local devices",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// This client's identity key file (created on first start, mode 0600).
+    #[arg(long, global = true, env = "XOQ_CLIENT_KEY")]
+    key: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    mount: MountArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print this client's id, for `xoq-server authorize <id>` on the robot.
+    Id,
+    /// Show every running mounter: link, devices, counters.
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every running mounter; each removes the devices it created.
+    Umount,
+}
+
+#[derive(clap::Args)]
+struct MountArgs {
+    /// The server: a ticket from `xoq-server ticket`, or its id (then give --addr).
+    target: Option<String>,
+    /// A direct address of the server (repeatable), added to the ticket's.
+    #[arg(long)]
+    addr: Vec<SocketAddr>,
+    /// Directory for the ttyXOQ* links (default: /dev as root, else $XDG_RUNTIME_DIR/xoq).
+    #[arg(long)]
+    link_dir: Option<PathBuf>,
+    /// First index for link names (ttyXOQ<N>).
+    #[arg(long, default_value_t = 0)]
+    first_index: u32,
+    /// Open every device read-only, whatever the server grants.
+    #[arg(long)]
+    read_only: bool,
+    /// Use the public relays and address lookup to find a server by bare id.
+    #[arg(long)]
+    public_relays: bool,
+}
+
+fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xoq-mount: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("xoq-mount: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let key_path = cli
+        .key
+        .unwrap_or_else(|| paths::state_dir().join("client.key"));
+    match cli.command {
+        Some(Command::Id) => {
+            println!("{}", load_or_create_key(&key_path)?.public());
+            Ok(())
+        }
+        Some(Command::Status { json }) => {
+            let all = status::query_all(&paths::runtime_dir(), "status").await?;
+            if all.is_empty() {
+                println!(
+                    "no xoq-mount is running (looked in {})",
+                    paths::runtime_dir().display()
+                );
+            }
+            for v in all {
+                if json {
+                    println!("{v}");
+                } else {
+                    print!("{}", status::render(&v));
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Umount) => {
+            let n = status::query_all(&paths::runtime_dir(), "umount")
+                .await?
+                .len();
+            println!("asked {n} mounter(s) to unmount");
+            Ok(())
+        }
+        None => mount(key_path, cli.mount).await,
+    }
+}
+
+async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
+    let Some(target) = args.target else {
+        bail!("give the server to mount: `xoq-mount <ticket>` (from `xoq-server ticket` on the robot)");
+    };
+    let mut ticket: Ticket = target.parse()?;
+    ticket.addrs.extend(args.addr);
+    if ticket.addrs.is_empty() && !args.public_relays {
+        bail!(
+            "server {} has no known address: use the ticket printed by `xoq-server ticket`, add \
+             --addr HOST:PORT, or use --public-relays",
+            ticket.id.fmt_short()
+        );
+    }
+    let key = load_or_create_key(&key_path)?;
+    tracing::info!(client = %key.public(), "this client's id");
+    let ep = bind_endpoint(
+        key,
+        EndpointOptions {
+            public_relays: args.public_relays,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let status = MountStatus::new(ticket.id.to_string());
+    let runtime = paths::runtime_dir();
+    let sock = status::socket_path(&runtime, &ticket.id.to_string());
+    let link_dir = args.link_dir.unwrap_or_else(naming::default_link_dir);
+    if !paths::is_root() {
+        println!("links go in {} (not root)", link_dir.display());
+    }
+    let opts = MountOptions {
+        link_dir,
+        first_index: args.first_index,
+        read_only: args.read_only,
+        client_name: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+    };
+    let mounts = Arc::new(Mounts::default());
+    let status_server = status::serve(sock.clone(), status.clone());
+    let result = tokio::select! {
+        r = supervisor::run(ep.clone(), ticket, opts, mounts.clone(), status.clone()) => r,
+        r = status_server => r.context("status socket failed"),
+        _ = shutdown_signal() => Ok(()),
+        _ = status.umount.notified() => Ok(()),
+    };
+    mounts.remove_all();
+    let _ = std::fs::remove_file(&sock);
+    ep.close().await;
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

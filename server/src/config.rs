@@ -51,7 +51,10 @@ pub struct SerialConfig {
 
 impl SerialConfig {
     pub fn initial_line(&self) -> LineSettings {
-        LineSettings { baud: self.baud.unwrap_or(115_200), ..LineSettings::default() }
+        LineSettings {
+            baud: self.baud.unwrap_or(115_200),
+            ..LineSettings::default()
+        }
     }
 }
 
@@ -93,7 +96,13 @@ impl ServerConfig {
             Some((n, r)) => (n, Some(PathBuf::from(r))),
             None => (spec, None),
         };
-        self.serial.push(SerialConfig { name: name.into(), path: None, simulated: true, record, baud: None });
+        self.serial.push(SerialConfig {
+            name: name.into(),
+            path: None,
+            simulated: true,
+            record,
+            baud: None,
+        });
     }
 
     /// Checks names are unique and every device says what it is.
@@ -101,14 +110,24 @@ impl ServerConfig {
         let mut seen = std::collections::HashSet::new();
         for s in &self.serial {
             if s.name.is_empty() || s.name.len() > xoq_wire::limits::MAX_NAME {
-                bail!("device name `{}` must be 1 to {} bytes", s.name, xoq_wire::limits::MAX_NAME);
+                bail!(
+                    "device name `{}` must be 1 to {} bytes",
+                    s.name,
+                    xoq_wire::limits::MAX_NAME
+                );
             }
             if !seen.insert(&s.name) {
                 bail!("device name `{}` is used twice", s.name);
             }
             match (&s.path, s.simulated) {
-                (Some(_), true) => bail!("serial `{}`: give `path` or `simulated = true`, not both", s.name),
-                (None, false) => bail!("serial `{}`: give `path = \"/dev/...\"` or `simulated = true`", s.name),
+                (Some(_), true) => bail!(
+                    "serial `{}`: give `path` or `simulated = true`, not both",
+                    s.name
+                ),
+                (None, false) => bail!(
+                    "serial `{}`: give `path = \"/dev/...\"` or `simulated = true`",
+                    s.name
+                ),
                 _ => {}
             }
         }
@@ -154,7 +173,11 @@ mod tests {
     #[test]
     fn shortcuts_and_validation_errors() {
         let mut c = ServerConfig::default();
-        assert!(c.validate().unwrap_err().to_string().contains("--sim-serial"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--sim-serial"));
         c.add_serial_shortcut("ttyUSB0=/dev/ttyUSB0").unwrap();
         c.add_sim_serial_shortcut("echo0=/tmp/rec.jsonl");
         c.validate().unwrap();

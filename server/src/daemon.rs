@@ -12,7 +12,11 @@ use crate::devices::Devices;
 use crate::session::{serve_connection, ServerCtx};
 
 /// Runs until the process is told to stop.
-pub async fn serve(cfg: ServerConfig, key: iroh::SecretKey, authorized_path: std::path::PathBuf) -> Result<()> {
+pub async fn serve(
+    cfg: ServerConfig,
+    key: iroh::SecretKey,
+    authorized_path: std::path::PathBuf,
+) -> Result<()> {
     cfg.validate()?;
     let id = key.public();
     let opts = EndpointOptions {
@@ -21,7 +25,10 @@ pub async fn serve(cfg: ServerConfig, key: iroh::SecretKey, authorized_path: std
         public_relays: cfg.public_relays,
     };
     let ep = bind_endpoint(key, opts).await?;
-    let ticket = Ticket { id, addrs: dialable_addrs(&ep.bound_sockets()) };
+    let ticket = Ticket {
+        id,
+        addrs: dialable_addrs(&ep.bound_sockets()),
+    };
     let ctx = Arc::new(ServerCtx {
         name: cfg.display_name(),
         id,
@@ -33,7 +40,11 @@ pub async fn serve(cfg: ServerConfig, key: iroh::SecretKey, authorized_path: std
     println!("id: {id}");
     println!("ticket: {ticket}");
     for s in &cfg.serial {
-        println!("serving: serial {} ({})", s.name, s.path.as_deref().unwrap_or("simulated echo"));
+        println!(
+            "serving: serial {} ({})",
+            s.name,
+            s.path.as_deref().unwrap_or("simulated echo")
+        );
     }
     let accept = async {
         while let Some(incoming) = ep.accept().await {
@@ -41,7 +52,8 @@ pub async fn serve(cfg: ServerConfig, key: iroh::SecretKey, authorized_path: std
             tokio::spawn(async move {
                 match incoming.await {
                     Ok(conn) => {
-                        let span = tracing::info_span!("client", id = %conn.remote_id().fmt_short());
+                        let span =
+                            tracing::info_span!("client", id = %conn.remote_id().fmt_short());
                         serve_connection(ctx, conn).instrument(span).await
                     }
                     Err(e) => tracing::debug!("incoming connection failed: {e}"),

@@ -25,8 +25,18 @@ impl Devices {
             .map(|s| {
                 let line = s.initial_line();
                 match &s.path {
-                    Some(path) => SerialDevice::spawn(s.name.clone(), HardwarePort { path: path.clone() }, line),
-                    None => SerialDevice::spawn(s.name.clone(), SimEcho { record: s.record.clone() }, line),
+                    Some(path) => SerialDevice::spawn(
+                        s.name.clone(),
+                        HardwarePort { path: path.clone() },
+                        line,
+                    ),
+                    None => SerialDevice::spawn(
+                        s.name.clone(),
+                        SimEcho {
+                            record: s.record.clone(),
+                        },
+                        line,
+                    ),
                 }
             })
             .collect();

@@ -18,7 +18,11 @@ use xoq_wire::Access;
 use crate::config::ServerConfig;
 
 #[derive(Parser)]
-#[command(name = "xoq-server", version, about = "Serve this robot's hardware over QUIC to authorized XoQ clients")]
+#[command(
+    name = "xoq-server",
+    version,
+    about = "Serve this robot's hardware over QUIC to authorized XoQ clients"
+)]
 struct Cli {
     /// Configuration file (default: /etc/xoq/server.toml if it exists).
     #[arg(long, global = true)]
@@ -96,13 +100,22 @@ fn main() {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(cli: Cli) -> Result<()> {
     let mut cfg = ServerConfig::load_default(cli.config.as_deref())?;
-    let key_path = cli.key.or(cfg.key.clone()).unwrap_or_else(|| paths::state_dir().join("server.key"));
-    let auth_path = cli.authorized.or(cfg.authorized_clients.clone()).unwrap_or_else(default_authorized_path);
+    let key_path = cli
+        .key
+        .or(cfg.key.clone())
+        .unwrap_or_else(|| paths::state_dir().join("server.key"));
+    let auth_path = cli
+        .authorized
+        .or(cfg.authorized_clients.clone())
+        .unwrap_or_else(default_authorized_path);
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(a) => {
             cfg.listen.extend(a.listen);
@@ -127,20 +140,50 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Ticket { listen } => {
             let key = load_or_create_key(&key_path)?;
-            let addrs = if listen.is_empty() { cfg.listen_addrs() } else { listen };
-            let t = Ticket { id: key.public(), addrs: daemon::dialable_addrs(&addrs) };
+            let addrs = if listen.is_empty() {
+                cfg.listen_addrs()
+            } else {
+                listen
+            };
+            let t = Ticket {
+                id: key.public(),
+                addrs: daemon::dialable_addrs(&addrs),
+            };
             println!("{t}");
             Ok(())
         }
-        Command::Authorize { client, devices, read_only, comment } => {
+        Command::Authorize {
+            client,
+            devices,
+            read_only,
+            comment,
+        } => {
             let id = parse_client(&client)?;
-            let default = if read_only { Access::ReadOnly } else { Access::ReadWrite };
+            let default = if read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
             let devices = parse_device_spec(&devices, default)?;
             let mut auth = AuthorizedClients::load(&auth_path)?;
-            auth.grant(id, ClientGrant { comment, devices: devices.clone() });
+            auth.grant(
+                id,
+                ClientGrant {
+                    comment,
+                    devices: devices.clone(),
+                },
+            );
             auth.save(&auth_path)?;
-            let list: Vec<String> = devices.iter().map(|(d, a)| format!("{d}:{}", Access::from(*a))).collect();
-            println!("authorized {} for {} in {}", id.fmt_short(), list.join(","), auth_path.display());
+            let list: Vec<String> = devices
+                .iter()
+                .map(|(d, a)| format!("{d}:{}", Access::from(*a)))
+                .collect();
+            println!(
+                "authorized {} for {} in {}",
+                id.fmt_short(),
+                list.join(","),
+                auth_path.display()
+            );
             Ok(())
         }
         Command::Revoke { client } => {
@@ -157,7 +200,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Clients => {
             let auth = AuthorizedClients::load(&auth_path)?;
             for (id, g) in &auth.clients {
-                let list: Vec<String> = g.devices.iter().map(|(d, a)| format!("{d}:{}", Access::from(*a))).collect();
+                let list: Vec<String> = g
+                    .devices
+                    .iter()
+                    .map(|(d, a)| format!("{d}:{}", Access::from(*a)))
+                    .collect();
                 println!("{id}  {}  {}", list.join(","), g.comment);
             }
             Ok(())
@@ -166,9 +213,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn parse_client(s: &str) -> Result<EndpointId> {
-    s.trim()
-        .parse::<EndpointId>()
-        .map_err(|e| anyhow::anyhow!("`{s}` is not a client id ({e}); get it with `xoq-mount id` on the client"))
+    s.trim().parse::<EndpointId>().map_err(|e| {
+        anyhow::anyhow!("`{s}` is not a client id ({e}); get it with `xoq-mount id` on the client")
+    })
 }
 
 fn default_authorized_path() -> PathBuf {

@@ -8,7 +8,9 @@ use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::EndpointId;
 use tokio::sync::mpsc;
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
-use xoq_wire::{negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION};
+use xoq_wire::{
+    negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
+};
 
 use crate::devices::Devices;
 use crate::serial::device::Op;
@@ -55,7 +57,12 @@ async fn handshake(
     let mut reader = MessageReader::new(recv);
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
         Ok(Ok(Some(Message::Hello(h)))) => h,
-        Ok(Ok(Some(m))) => return Err(protocol_close(conn, format!("expected Hello, got {}", m.name()))),
+        Ok(Ok(Some(m))) => {
+            return Err(protocol_close(
+                conn,
+                format!("expected Hello, got {}", m.name()),
+            ))
+        }
         Ok(Ok(None)) => return Err("client closed before Hello".into()),
         Ok(Err(e)) => return Err(protocol_close(conn, e.to_string())),
         Err(_) => return Err(protocol_close(conn, "no Hello within 10 s".into())),
@@ -79,12 +86,22 @@ async fn handshake(
             ctx.name,
             ctx.id.fmt_short()
         );
-        let r = Refusal { code: ErrorCode::Unauthorized, text };
+        let r = Refusal {
+            code: ErrorCode::Unauthorized,
+            text,
+        };
         return Err(refuse(conn, &mut writer, r).await);
     }
     let devices = ctx.devices.catalog_for(&client, &auth);
-    let welcome = Welcome { version, server_name: ctx.name.clone(), devices };
-    writer.send(&Message::Welcome(welcome)).await.map_err(|e| e.to_string())?;
+    let welcome = Welcome {
+        version,
+        server_name: ctx.name.clone(),
+        devices,
+    };
+    writer
+        .send(&Message::Welcome(welcome))
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::debug!(client_name = %hello.client_name, version, "welcomed");
     Ok((auth, (writer, reader)))
 }
@@ -99,11 +116,20 @@ async fn refuse(conn: &Connection, writer: &mut MessageWriter, r: Refusal) -> St
 }
 
 fn protocol_close(conn: &Connection, why: String) -> String {
-    conn.close(VarInt::from_u32(xoq_link::CLOSE_PROTOCOL), format!("protocol error: {why}").as_bytes());
+    conn.close(
+        VarInt::from_u32(xoq_link::CLOSE_PROTOCOL),
+        format!("protocol error: {why}").as_bytes(),
+    );
     format!("protocol error: {why}")
 }
 
-async fn run_session(ctx: &Arc<ServerCtx>, conn: &Connection, client: EndpointId, auth: AuthorizedClients, control: Control) {
+async fn run_session(
+    ctx: &Arc<ServerCtx>,
+    conn: &Connection,
+    client: EndpointId,
+    auth: AuthorizedClients,
+    control: Control,
+) {
     let (_writer, mut reader) = control;
     let auth = Arc::new(auth);
     loop {
@@ -201,10 +227,16 @@ fn open_device(
     tx: mpsc::Sender<Message>,
 ) -> Result<(crate::serial::Attachment, xoq_wire::DeviceInfo), (ErrorCode, String)> {
     let Some(dev) = ctx.devices.serial(device) else {
-        return Err((ErrorCode::UnknownDevice, format!("server `{}` has no device `{device}`", ctx.name)));
+        return Err((
+            ErrorCode::UnknownDevice,
+            format!("server `{}` has no device `{device}`", ctx.name),
+        ));
     };
     let Some(granted) = auth.access(&client, device) else {
-        return Err((ErrorCode::NotPermitted, format!("this client is not authorized for `{device}`")));
+        return Err((
+            ErrorCode::NotPermitted,
+            format!("this client is not authorized for `{device}`"),
+        ));
     };
     if access > granted {
         return Err((
@@ -218,14 +250,19 @@ fn open_device(
 
 /// Forwards the client's requests to the device until the stream ends; replies to refused
 /// requests go through the device's outbox for this client.
-async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att: crate::serial::Attachment) {
+async fn handle_requests(
+    conn: &Connection,
+    reader: &mut MessageReader,
+    att: crate::serial::Attachment,
+) {
     loop {
         let m = match reader.next().await {
             Ok(Some(m)) => m,
             Ok(None) => return,
             Err(StreamError::Wire(e)) => {
                 tracing::warn!("malformed message: {e}; closing this connection");
-                att.reply_error(ErrorCode::Malformed, format!("malformed message: {e}")).await;
+                att.reply_error(ErrorCode::Malformed, format!("malformed message: {e}"))
+                    .await;
                 protocol_close(conn, e.to_string());
                 return;
             }
@@ -242,13 +279,17 @@ async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att: cra
             Message::Flush(q) => Op::Flush(q),
             Message::Drain { seq } => Op::Drain(seq),
             other => {
-                let text = format!("{} is not a request a client may send on a device stream", other.name());
+                let text = format!(
+                    "{} is not a request a client may send on a device stream",
+                    other.name()
+                );
                 att.reply_error(ErrorCode::UnexpectedMessage, text).await;
                 continue;
             }
         };
         if att.access == Access::ReadOnly {
-            let text = "this device is open read-only for this client; the request was discarded".to_string();
+            let text = "this device is open read-only for this client; the request was discarded"
+                .to_string();
             att.reply_error(ErrorCode::ReadOnly, text).await;
             continue;
         }

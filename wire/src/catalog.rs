@@ -55,7 +55,10 @@ impl Access {
         match v {
             0 => Ok(Access::ReadOnly),
             1 => Ok(Access::ReadWrite),
-            v => Err(WireError::BadValue { field: "access", value: v.into() }),
+            v => Err(WireError::BadValue {
+                field: "access",
+                value: v.into(),
+            }),
         }
     }
 }
@@ -72,7 +75,10 @@ impl std::fmt::Display for Access {
 /// Current settings of a device, by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSettings {
-    Serial { line: LineSettings, modem: ModemStatus },
+    Serial {
+        line: LineSettings,
+        modem: ModemStatus,
+    },
     /// Settings of a kind this build does not know, kept opaque.
     Opaque(Vec<u8>),
 }
@@ -120,7 +126,13 @@ impl DeviceInfo {
         let capabilities = r.u32("capabilities")?;
         let blob = r.bytes16("settings", MAX_SETTINGS)?;
         let settings = decode_settings(kind, blob)?;
-        Ok(DeviceInfo { name, kind, access, capabilities, settings })
+        Ok(DeviceInfo {
+            name,
+            kind,
+            access,
+            capabilities,
+            settings,
+        })
     }
 }
 

@@ -60,7 +60,11 @@ impl<'a> Reader<'a> {
         let b = self.take(4, field)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    pub(crate) fn bytes16(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], WireError> {
+    pub(crate) fn bytes16(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], WireError> {
         let len = usize::from(self.u16(field)?);
         if len > max {
             return Err(WireError::FieldTooLong { field, len, max });
@@ -81,7 +85,10 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(WireError::TrailingBytes { ty: self.ty, extra: self.buf.len() })
+            Err(WireError::TrailingBytes {
+                ty: self.ty,
+                extra: self.buf.len(),
+            })
         }
     }
 }

@@ -14,7 +14,11 @@ pub enum WireError {
     #[error("message of type 0x{ty:02x} has {extra} unexpected trailing bytes")]
     TrailingBytes { ty: u8, extra: usize },
     #[error("field {field} is {len} bytes, more than the limit of {max}")]
-    FieldTooLong { field: &'static str, len: usize, max: usize },
+    FieldTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("field {field} is not valid UTF-8")]
     BadUtf8 { field: &'static str },
     #[error("field {field} has the invalid value {value}")]

@@ -55,7 +55,11 @@ mod tests {
     use super::*;
 
     fn hello(min: u16, max: u16) -> Hello {
-        Hello { min_version: min, max_version: max, client_name: String::new() }
+        Hello {
+            min_version: min,
+            max_version: max,
+            client_name: String::new(),
+        }
     }
 
     #[test]
@@ -68,7 +72,11 @@ mod tests {
     fn refuses_disjoint_ranges_with_both_ranges_named() {
         let r = negotiate_version(&hello(3, 4), 1, 2).unwrap_err();
         assert_eq!(r.code, ErrorCode::UnsupportedVersion);
-        assert!(r.text.contains("3..=4") && r.text.contains("1..=2"), "{}", r.text);
+        assert!(
+            r.text.contains("3..=4") && r.text.contains("1..=2"),
+            "{}",
+            r.text
+        );
         assert!(negotiate_version(&hello(2, 1), 1, 2).is_err());
     }
 }

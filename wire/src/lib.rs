@@ -22,7 +22,9 @@ pub use decoder::FrameDecoder;
 pub use error::{ErrorCode, WireError};
 pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
 pub use message::Message;
-pub use serial::{FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits};
+pub use serial::{
+    FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
+};
 
 /// The ALPN identifier of protocol version 1 on an iroh/QUIC connection.
 pub const ALPN: &[u8] = b"xoq/1";

@@ -4,7 +4,9 @@ use crate::catalog::{Access, DeviceInfo};
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
-use crate::limits::{MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_NAME, MAX_TEXT};
+use crate::limits::{
+    MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_NAME, MAX_TEXT,
+};
 use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
 
 /// Bytes before every body: type (1) and body length (4, big-endian).
@@ -191,7 +193,11 @@ impl Message {
     pub fn decode(t: u8, body: &[u8]) -> Result<Message, WireError> {
         let max = max_body(t).ok_or(WireError::UnknownType(t))?;
         if body.len() > max {
-            return Err(WireError::TooLong { ty: t, len: body.len(), max });
+            return Err(WireError::TooLong {
+                ty: t,
+                len: body.len(),
+                max,
+            });
         }
         let mut r = Reader::new(t, body);
         let m = match t {
@@ -205,13 +211,21 @@ impl Message {
                 let server_name = r.str("server_name", MAX_NAME)?;
                 let n = usize::from(r.u16("device_count")?);
                 if n > MAX_DEVICES {
-                    return Err(WireError::FieldTooLong { field: "devices", len: n, max: MAX_DEVICES });
+                    return Err(WireError::FieldTooLong {
+                        field: "devices",
+                        len: n,
+                        max: MAX_DEVICES,
+                    });
                 }
                 let mut devices = Vec::with_capacity(n);
                 for _ in 0..n {
                     devices.push(DeviceInfo::decode(&mut r)?);
                 }
-                Message::Welcome(Welcome { version, server_name, devices })
+                Message::Welcome(Welcome {
+                    version,
+                    server_name,
+                    devices,
+                })
             }
             ty::REFUSED => Message::Refused(Refusal {
                 code: ErrorCode::from_u16(r.u16("code")?),
@@ -229,11 +243,16 @@ impl Message {
             ty::DATA => Message::Data(r.rest().to_vec()),
             ty::LINE_SETTINGS => Message::LineSettings(LineSettings::decode(&mut r)?),
             ty::SET_MODEM => Message::SetModem(ModemLines::from_bits(r.u8("modem_lines")?)?),
-            ty::MODEM_STATUS => Message::ModemStatus(ModemStatus::from_bits(r.u8("modem_status")?)?),
+            ty::MODEM_STATUS => {
+                Message::ModemStatus(ModemStatus::from_bits(r.u8("modem_status")?)?)
+            }
             ty::BREAK => {
                 let duration_ms = r.u16("duration_ms")?;
                 if duration_ms > MAX_BREAK_MS {
-                    return Err(WireError::BadValue { field: "duration_ms", value: duration_ms.into() });
+                    return Err(WireError::BadValue {
+                        field: "duration_ms",
+                        value: duration_ms.into(),
+                    });
                 }
                 Message::Break { duration_ms }
             }

@@ -105,11 +105,17 @@ impl LineSettings {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let baud = r.u32("baud")?;
         if baud == 0 || baud > MAX_BAUD {
-            return Err(WireError::BadValue { field: "baud", value: baud.into() });
+            return Err(WireError::BadValue {
+                field: "baud",
+                value: baud.into(),
+            });
         }
         let data_bits = r.u8("data_bits")?;
         if !(5..=8).contains(&data_bits) {
-            return Err(WireError::BadValue { field: "data_bits", value: data_bits.into() });
+            return Err(WireError::BadValue {
+                field: "data_bits",
+                value: data_bits.into(),
+            });
         }
         let parity = match r.u8("parity")? {
             0 => Parity::None,
@@ -117,20 +123,41 @@ impl LineSettings {
             2 => Parity::Even,
             3 => Parity::Mark,
             4 => Parity::Space,
-            v => return Err(WireError::BadValue { field: "parity", value: v.into() }),
+            v => {
+                return Err(WireError::BadValue {
+                    field: "parity",
+                    value: v.into(),
+                })
+            }
         };
         let stop_bits = match r.u8("stop_bits")? {
             1 => StopBits::One,
             2 => StopBits::Two,
-            v => return Err(WireError::BadValue { field: "stop_bits", value: v.into() }),
+            v => {
+                return Err(WireError::BadValue {
+                    field: "stop_bits",
+                    value: v.into(),
+                })
+            }
         };
         let flow = match r.u8("flow")? {
             0 => FlowControl::None,
             1 => FlowControl::Software,
             2 => FlowControl::Hardware,
-            v => return Err(WireError::BadValue { field: "flow", value: v.into() }),
+            v => {
+                return Err(WireError::BadValue {
+                    field: "flow",
+                    value: v.into(),
+                })
+            }
         };
-        Ok(LineSettings { baud, data_bits, parity, stop_bits, flow })
+        Ok(LineSettings {
+            baud,
+            data_bits,
+            parity,
+            stop_bits,
+            flow,
+        })
     }
 }
 
@@ -147,9 +174,15 @@ impl ModemLines {
     }
     pub(crate) fn from_bits(b: u8) -> Result<Self, WireError> {
         if b & !0b11 != 0 {
-            return Err(WireError::BadValue { field: "modem_lines", value: b.into() });
+            return Err(WireError::BadValue {
+                field: "modem_lines",
+                value: b.into(),
+            });
         }
-        Ok(ModemLines { dtr: b & 1 != 0, rts: b & 2 != 0 })
+        Ok(ModemLines {
+            dtr: b & 1 != 0,
+            rts: b & 2 != 0,
+        })
     }
 }
 
@@ -175,7 +208,10 @@ impl ModemStatus {
     }
     pub(crate) fn from_bits(b: u8) -> Result<Self, WireError> {
         if b & !0b11_1111 != 0 {
-            return Err(WireError::BadValue { field: "modem_status", value: b.into() });
+            return Err(WireError::BadValue {
+                field: "modem_status",
+                value: b.into(),
+            });
         }
         Ok(ModemStatus {
             dtr: b & 1 != 0,
@@ -211,7 +247,10 @@ impl FlushQueue {
             1 => Ok(FlushQueue::Input),
             2 => Ok(FlushQueue::Output),
             3 => Ok(FlushQueue::Both),
-            v => Err(WireError::BadValue { field: "flush_queue", value: v.into() }),
+            v => Err(WireError::BadValue {
+                field: "flush_queue",
+                value: v.into(),
+            }),
         }
     }
 }

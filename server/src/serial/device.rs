@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, LineSettings, Message, ModemStatus};
+use xoq_wire::{
+    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, LineSettings, Message, ModemStatus,
+};
 use xoq_wire::{FlushQueue, ModemLines};
 
 use super::backend::{PortControl, PortReader, SerialBackend};
@@ -104,7 +106,10 @@ impl SerialDevice {
             kind: DeviceKind::Serial,
             access,
             capabilities: self.capabilities,
-            settings: DeviceSettings::Serial { line: st.line, modem: st.modem },
+            settings: DeviceSettings::Serial {
+                line: st.line,
+                modem: st.modem,
+            },
         }
     }
 
@@ -118,7 +123,10 @@ impl SerialDevice {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(reason) = &st.gone {
-            return Err((ErrorCode::DeviceGone, format!("{} is unavailable: {reason}", self.name)));
+            return Err((
+                ErrorCode::DeviceGone,
+                format!("{} is unavailable: {reason}", self.name),
+            ));
         }
         if access == Access::ReadWrite {
             if let Some((_, holder)) = &st.writer {
@@ -133,8 +141,17 @@ impl SerialDevice {
             }
             st.writer = Some((id, client.to_string()));
         }
-        st.subs.push(Subscriber { id, tx: outbox, lossless: access == Access::ReadWrite, dropped_bytes: 0 });
-        Ok(Attachment { dev: self.clone(), id, access })
+        st.subs.push(Subscriber {
+            id,
+            tx: outbox,
+            lossless: access == Access::ReadWrite,
+            dropped_bytes: 0,
+        });
+        Ok(Attachment {
+            dev: self.clone(),
+            id,
+            access,
+        })
     }
 
     fn detach(&self, id: u64) {
@@ -155,8 +172,17 @@ impl SerialDevice {
             let mut st = self.lock();
             for s in st.subs.iter_mut().filter(|s| !s.lossless) {
                 if s.dropped_bytes > 0 {
-                    let text = format!("{} bytes from {} were dropped: this client reads too slowly", s.dropped_bytes, self.name);
-                    if s.tx.try_send(Message::Error { code: ErrorCode::Overrun, text }).is_err() {
+                    let text = format!(
+                        "{} bytes from {} were dropped: this client reads too slowly",
+                        s.dropped_bytes, self.name
+                    );
+                    if s.tx
+                        .try_send(Message::Error {
+                            code: ErrorCode::Overrun,
+                            text,
+                        })
+                        .is_err()
+                    {
                         s.dropped_bytes += bytes;
                         continue;
                     }
@@ -166,7 +192,11 @@ impl SerialDevice {
                     s.dropped_bytes += bytes;
                 }
             }
-            st.subs.iter().filter(|s| s.lossless).map(|s| s.tx.clone()).collect()
+            st.subs
+                .iter()
+                .filter(|s| s.lossless)
+                .map(|s| s.tx.clone())
+                .collect()
         };
         for tx in lossless {
             // A closed outbox means that client is leaving; its session detaches it.
@@ -175,7 +205,12 @@ impl SerialDevice {
     }
 
     async fn reply(&self, to: u64, msg: Message) {
-        let tx = self.lock().subs.iter().find(|s| s.id == to).map(|s| s.tx.clone());
+        let tx = self
+            .lock()
+            .subs
+            .iter()
+            .find(|s| s.id == to)
+            .map(|s| s.tx.clone());
         if let Some(tx) = tx {
             let _ = tx.send(msg).await;
         }
@@ -192,7 +227,10 @@ impl SerialDevice {
         };
         for s in subs {
             let text = format!("{} failed: {reason}", self.name);
-            let _ = s.tx.try_send(Message::Error { code: ErrorCode::DeviceGone, text });
+            let _ = s.tx.try_send(Message::Error {
+                code: ErrorCode::DeviceGone,
+                text,
+            });
         }
     }
 
@@ -219,7 +257,11 @@ pub struct Attachment {
 impl Attachment {
     /// Queues an operation for the port, in order. Waits if the port is behind.
     pub async fn submit(&self, op: Op) -> Result<(), ()> {
-        self.dev.cmd_tx.send(Command { from: self.id, op }).await.map_err(|_| ())
+        self.dev
+            .cmd_tx
+            .send(Command { from: self.id, op })
+            .await
+            .map_err(|_| ())
     }
 }
 
@@ -236,7 +278,11 @@ impl Drop for Attachment {
     }
 }
 
-async fn run<B: SerialBackend>(dev: Arc<SerialDevice>, mut backend: B, mut cmd_rx: mpsc::Receiver<Command>) {
+async fn run<B: SerialBackend>(
+    dev: Arc<SerialDevice>,
+    mut backend: B,
+    mut cmd_rx: mpsc::Receiver<Command>,
+) {
     let what = backend.describe();
     loop {
         let line = dev.lock().line;

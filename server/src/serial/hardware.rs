@@ -6,7 +6,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use serialport::{ClearBuffer, DataBits, FlowControl as SpFlow, Parity as SpParity, SerialPort, StopBits as SpStop, TTYPort};
+use serialport::{
+    ClearBuffer, DataBits, FlowControl as SpFlow, Parity as SpParity, SerialPort,
+    StopBits as SpStop, TTYPort,
+};
 use tokio::io::unix::AsyncFd;
 use xoq_link::fdio;
 use xoq_wire::catalog::serial_caps;
@@ -31,14 +34,21 @@ impl SerialBackend for HardwarePort {
         apply(&mut port, line)?;
         // SAFETY: the port owns this fd and outlives the borrow, which ends in this function.
         let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) };
-        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+        let flags =
+            OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
         fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
         let rfd: OwnedFd = fd.try_clone_to_owned()?;
         let wfd: OwnedFd = fd.try_clone_to_owned()?;
         let has_modem = port.read_clear_to_send().is_ok();
         Ok((
-            HwReader { fd: fdio::register(rfd)? },
-            HwControl { port, wfd: fdio::register(wfd)?, has_modem },
+            HwReader {
+                fd: fdio::register(rfd)?,
+            },
+            HwControl {
+                port,
+                wfd: fdio::register(wfd)?,
+                has_modem,
+            },
         ))
     }
 
@@ -47,7 +57,10 @@ impl SerialBackend for HardwarePort {
     }
 
     fn capabilities(&self) -> u32 {
-        serial_caps::LINE_SETTINGS | serial_caps::MODEM_LINES | serial_caps::BREAK | serial_caps::ARBITRARY_BAUD
+        serial_caps::LINE_SETTINGS
+            | serial_caps::MODEM_LINES
+            | serial_caps::BREAK
+            | serial_caps::ARBITRARY_BAUD
     }
 }
 
@@ -79,10 +92,17 @@ impl PortControl for HwControl {
 
     fn set_modem(&mut self, lines: ModemLines) -> io::Result<()> {
         if !self.has_modem {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "this port has no modem lines"));
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this port has no modem lines",
+            ));
         }
-        self.port.write_data_terminal_ready(lines.dtr).map_err(io::Error::other)?;
-        self.port.write_request_to_send(lines.rts).map_err(io::Error::other)
+        self.port
+            .write_data_terminal_ready(lines.dtr)
+            .map_err(io::Error::other)?;
+        self.port
+            .write_request_to_send(lines.rts)
+            .map_err(io::Error::other)
     }
 
     fn modem_status(&mut self) -> io::Result<Option<ModemStatus>> {
@@ -118,9 +138,11 @@ impl PortControl for HwControl {
 
     async fn drain(&mut self) -> io::Result<()> {
         let fd = self.wfd.get_ref().try_clone()?;
-        tokio::task::spawn_blocking(move || nix::sys::termios::tcdrain(&fd).map_err(io::Error::from))
-            .await
-            .map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || {
+            nix::sys::termios::tcdrain(&fd).map_err(io::Error::from)
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 
@@ -135,7 +157,12 @@ fn tiocmget(fd: i32) -> io::Result<i32> {
 }
 
 fn apply(port: &mut TTYPort, line: &LineSettings) -> io::Result<()> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("this port does not support {what}"));
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("this port does not support {what}"),
+        )
+    };
     let parity = match line.parity {
         Parity::None => SpParity::None,
         Parity::Odd => SpParity::Odd,

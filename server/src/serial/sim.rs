@@ -30,12 +30,26 @@ impl SerialBackend for SimEcho {
     fn open(&mut self, line: &LineSettings) -> io::Result<(SimReader, SimControl)> {
         let (tx, rx) = mpsc::channel(ECHO_DEPTH);
         let recorder = match &self.record {
-            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot open record file {}: {e}", p.display()))
-            })?),
+            Some(p) => Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot open record file {}: {e}", p.display()),
+                        )
+                    })?,
+            ),
             None => None,
         };
-        let mut control = SimControl { tx, line: *line, lines: ModemLines::default(), recorder };
+        let mut control = SimControl {
+            tx,
+            line: *line,
+            lines: ModemLines::default(),
+            recorder,
+        };
         control.record(json!({"event": "open", "line": line_json(line)}))?;
         Ok((SimReader { rx }, control))
     }
@@ -45,7 +59,10 @@ impl SerialBackend for SimEcho {
     }
 
     fn capabilities(&self) -> u32 {
-        serial_caps::LINE_SETTINGS | serial_caps::MODEM_LINES | serial_caps::BREAK | serial_caps::ARBITRARY_BAUD
+        serial_caps::LINE_SETTINGS
+            | serial_caps::MODEM_LINES
+            | serial_caps::BREAK
+            | serial_caps::ARBITRARY_BAUD
     }
 }
 
@@ -55,11 +72,10 @@ pub struct SimReader {
 
 impl PortReader for SimReader {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let chunk = self
-            .rx
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed"))?;
+        let chunk =
+            self.rx.recv().await.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed")
+            })?;
         // Chunks are at most one client write, which the actor caps at its read buffer size.
         let n = chunk.len().min(buf.len());
         buf[..n].copy_from_slice(&chunk[..n]);
@@ -76,8 +92,13 @@ pub struct SimControl {
 
 impl SimControl {
     fn record(&mut self, mut event: serde_json::Value) -> io::Result<()> {
-        let Some(f) = self.recorder.as_mut() else { return Ok(()) };
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let Some(f) = self.recorder.as_mut() else {
+            return Ok(());
+        };
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         event["t"] = json!(t);
         writeln!(f, "{event}")
     }
@@ -115,7 +136,14 @@ impl PortControl for SimControl {
 
     fn modem_status(&mut self) -> io::Result<Option<ModemStatus>> {
         let ModemLines { dtr, rts } = self.lines;
-        Ok(Some(ModemStatus { dtr, rts, cts: rts, dsr: dtr, dcd: dtr, ri: false }))
+        Ok(Some(ModemStatus {
+            dtr,
+            rts,
+            cts: rts,
+            dsr: dtr,
+            dcd: dtr,
+            ri: false,
+        }))
     }
 
     async fn send_break(&mut self, duration_ms: u16) -> io::Result<()> {

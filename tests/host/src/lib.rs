@@ -1,1 +1,11 @@
-//! placeholder
+//! Helpers for the host end-to-end tests: run the real `xoq-server` and `xoq-mount` binaries
+//! in a private temporary environment, hold "hardware" PTYs, and do tty I/O with deadlines.
+//!
+//! The binaries are the ones `cargo build --bins` put next to this test executable's `deps/`
+//! directory, so the tests exercise exactly what ships.
+
+pub mod proc;
+pub mod tty;
+
+pub use proc::{Env, Mount, Server};
+pub use tty::{HardwarePty, Tty};

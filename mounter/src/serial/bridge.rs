@@ -1,0 +1,203 @@
+//! Bridges one mounted PTY to its device stream for the life of one connection.
+//!
+//! Up (program -> remote): data packets become `Data`; a `TIOCPKT_IOCTL` event means a program
+//! called `tcsetattr`, so the new termios is read and sent as `LineSettings` (speed 0, POSIX
+//! "hang up", drops DTR and RTS with `SetModem`, and leaving it raises them again); flush
+//! events become `Flush`. Down (remote -> program): `Data` is written to the master, other
+//! messages update the status.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::json;
+use xoq_link::client::DeviceStream;
+use xoq_link::framed::MessageWriter;
+use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines};
+
+use super::pty::{packet, Pty};
+use super::termios;
+use crate::naming::Link;
+use crate::status::DeviceStatus;
+
+/// A serial device mounted on this machine; it outlives connections.
+pub struct SerialMount {
+    /// The server's name for the device.
+    pub name: String,
+    pub access: Access,
+    pub pty: Pty,
+    pub link: Link,
+    pub status: Arc<DeviceStatus>,
+}
+
+/// Why a bridge stopped.
+#[derive(Debug)]
+pub enum BridgeEnd {
+    /// The connection failed; the supervisor reconnects.
+    LinkLost(String),
+    /// The remote device failed or the server closed its stream; reopen it later.
+    DeviceGone(String),
+    /// The local PTY failed: nothing more can be done for this device.
+    PtyFailed(std::io::Error),
+}
+
+/// What we last told the remote, so unchanged settings are not resent.
+#[derive(Default)]
+struct Sent {
+    line: Option<LineSettings>,
+    hung_up: bool,
+}
+
+/// Runs until the stream or the connection ends.
+pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
+    let DeviceStream {
+        info,
+        mut reader,
+        mut writer,
+    } = stream;
+    if let xoq_wire::DeviceSettings::Serial { line, modem } = &info.settings {
+        m.status.set_detail("line", json!(line.to_string()));
+        m.status.set_detail("modem", modem_json(modem));
+    }
+    let mut sent = Sent::default();
+    let up = async {
+        // A (re)opened stream gets the tty's current settings: the program's choice wins.
+        sync_settings(m, &mut writer, &mut sent).await?;
+        let mut buf = vec![0u8; 1 + 16 * 1024];
+        loop {
+            let n = m
+                .pty
+                .read_packet(&mut buf)
+                .await
+                .map_err(BridgeEnd::PtyFailed)?;
+            if n == 0 {
+                continue;
+            }
+            let status = buf[0];
+            if status == packet::DATA {
+                if n > 1 {
+                    send(&mut writer, &Message::Data(buf[1..n].to_vec())).await?;
+                    m.status
+                        .tx_bytes
+                        .fetch_add((n - 1) as u64, Ordering::Relaxed);
+                }
+                continue;
+            }
+            if status & packet::IOCTL != 0 {
+                sync_settings(m, &mut writer, &mut sent).await?;
+            }
+            if m.access == Access::ReadWrite {
+                if status & packet::FLUSHREAD != 0 {
+                    send(&mut writer, &Message::Flush(FlushQueue::Input)).await?;
+                }
+                if status & packet::FLUSHWRITE != 0 {
+                    send(&mut writer, &Message::Flush(FlushQueue::Output)).await?;
+                }
+            }
+        }
+    };
+    let down = async {
+        let mut warned_read_only = false;
+        loop {
+            let msg = match reader.next().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => {
+                    return BridgeEnd::DeviceGone("the server closed the device stream".into())
+                }
+                Err(e) => return BridgeEnd::LinkLost(e.to_string()),
+            };
+            match msg {
+                Message::Data(d) => {
+                    if let Err(e) = m.pty.write_all(&d).await {
+                        return BridgeEnd::PtyFailed(e);
+                    }
+                    m.status
+                        .rx_bytes
+                        .fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+                Message::LineSettings(l) => m.status.set_detail("line", json!(l.to_string())),
+                Message::ModemStatus(s) => m.status.set_detail("modem", modem_json(&s)),
+                Message::Drained { .. } => {}
+                Message::Error { code, text } => {
+                    m.status.errors.fetch_add(1, Ordering::Relaxed);
+                    match code {
+                        ErrorCode::DeviceGone => return BridgeEnd::DeviceGone(text),
+                        ErrorCode::ReadOnly if warned_read_only => {}
+                        ErrorCode::ReadOnly => {
+                            warned_read_only = true;
+                            tracing::warn!(device = %m.name, "{text} (further ones are counted, not logged)");
+                        }
+                        _ => tracing::warn!(device = %m.name, %code, "{text}"),
+                    }
+                }
+                other => {
+                    return BridgeEnd::LinkLost(format!(
+                        "server sent {} on a device stream",
+                        other.name()
+                    ));
+                }
+            }
+        }
+    };
+    let end = tokio::select! {
+        r = up => match r { Ok(()) => BridgeEnd::LinkLost("stopped".into()), Err(e) => e },
+        e = down => e,
+    };
+    writer.finish();
+    end
+}
+
+async fn send(w: &mut MessageWriter, msg: &Message) -> Result<(), BridgeEnd> {
+    w.send(msg)
+        .await
+        .map_err(|e| BridgeEnd::LinkLost(e.to_string()))
+}
+
+/// Reads the tty's settings and sends what changed since we last told the remote.
+async fn sync_settings(
+    m: &SerialMount,
+    w: &mut MessageWriter,
+    sent: &mut Sent,
+) -> Result<(), BridgeEnd> {
+    let t = m.pty.termios().map_err(BridgeEnd::PtyFailed)?;
+    m.pty.ensure_extproc(&t).map_err(BridgeEnd::PtyFailed)?;
+    if m.access == Access::ReadOnly {
+        return Ok(());
+    }
+    if termios::is_hangup(&t) {
+        if !sent.hung_up {
+            sent.hung_up = true;
+            tracing::debug!(device = %m.name, "speed 0: dropping DTR and RTS");
+            send(
+                w,
+                &Message::SetModem(ModemLines {
+                    dtr: false,
+                    rts: false,
+                }),
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    if sent.hung_up {
+        sent.hung_up = false;
+        send(
+            w,
+            &Message::SetModem(ModemLines {
+                dtr: true,
+                rts: true,
+            }),
+        )
+        .await?;
+    }
+    let line = termios::to_line(&t);
+    if sent.line != Some(line) {
+        tracing::debug!(device = %m.name, %line, "line settings changed");
+        sent.line = Some(line);
+        send(w, &Message::LineSettings(line)).await?;
+    }
+    Ok(())
+}
+
+fn modem_json(s: &xoq_wire::ModemStatus) -> serde_json::Value {
+    json!({"dtr": s.dtr, "rts": s.rts, "cts": s.cts, "dsr": s.dsr, "dcd": s.dcd, "ri": s.ri})
+}

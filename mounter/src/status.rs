@@ -1,0 +1,217 @@
+//! Live state of a running mounter (link, devices, counters), served as JSON on a Unix socket
+//! that `xoq-mount status` and `xoq-mount umount` talk to.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counters and state of one mounted device.
+pub struct DeviceStatus {
+    pub name: String,
+    pub kind: String,
+    pub local: String,
+    pub access: String,
+    state: Mutex<String>,
+    detail: Mutex<Value>,
+    pub tx_bytes: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl DeviceStatus {
+    pub fn new(name: &str, kind: &str, local: String, access: String) -> Arc<Self> {
+        Arc::new(DeviceStatus {
+            name: name.into(),
+            kind: kind.into(),
+            local,
+            access,
+            state: Mutex::new("waiting".into()),
+            detail: Mutex::new(Value::Null),
+            tx_bytes: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
+    }
+    pub fn set_state(&self, s: impl Into<String>) {
+        *lock(&self.state) = s.into();
+    }
+    /// Kind-specific facts (remote line settings, modem lines...).
+    pub fn set_detail(&self, key: &str, v: Value) {
+        let mut d = lock(&self.detail);
+        if !d.is_object() {
+            *d = json!({});
+        }
+        d[key] = v;
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name, "kind": self.kind, "local": self.local, "access": self.access,
+            "state": *lock(&self.state), "detail": *lock(&self.detail),
+            "tx_bytes": self.tx_bytes.load(Ordering::Relaxed),
+            "rx_bytes": self.rx_bytes.load(Ordering::Relaxed),
+            "errors": self.errors.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// The whole mounter's state.
+pub struct MountStatus {
+    pub server_id: String,
+    server_name: Mutex<String>,
+    link: Mutex<String>,
+    pub rtt_us: AtomicU64,
+    pub reconnects: AtomicU64,
+    devices: Mutex<Vec<Arc<DeviceStatus>>>,
+    /// Signalled by `xoq-mount umount`.
+    pub umount: Notify,
+}
+
+impl MountStatus {
+    pub fn new(server_id: String) -> Arc<Self> {
+        Arc::new(MountStatus {
+            server_id,
+            server_name: Mutex::new(String::new()),
+            link: Mutex::new("connecting".into()),
+            rtt_us: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            devices: Mutex::new(Vec::new()),
+            umount: Notify::new(),
+        })
+    }
+    pub fn set_link(&self, s: impl Into<String>) {
+        *lock(&self.link) = s.into();
+    }
+    pub fn set_server_name(&self, s: &str) {
+        *lock(&self.server_name) = s.into();
+    }
+    pub fn add_device(&self, d: Arc<DeviceStatus>) {
+        lock(&self.devices).push(d);
+    }
+    pub fn to_json(&self) -> Value {
+        json!({
+            "server_id": self.server_id,
+            "server_name": *lock(&self.server_name),
+            "link": *lock(&self.link),
+            "rtt_us": self.rtt_us.load(Ordering::Relaxed),
+            "reconnects": self.reconnects.load(Ordering::Relaxed),
+            "devices": lock(&self.devices).iter().map(|d| d.to_json()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The socket a mounter of `server_id` listens on.
+pub fn socket_path(dir: &Path, server_id: &str) -> PathBuf {
+    dir.join(format!(
+        "mount-{}.sock",
+        &server_id[..server_id.len().min(10)]
+    ))
+}
+
+/// Serves status requests until the task is dropped. Each connection sends one line,
+/// `status` or `umount`, and gets one JSON line back.
+pub async fn serve(path: PathBuf, status: Arc<MountStatus>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let status = status.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &status).await {
+                tracing::debug!("status request failed: {e}");
+            }
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, status: &MountStatus) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await?;
+    let reply = match line.trim() {
+        "umount" => {
+            status.umount.notify_one();
+            json!({"ok": true})
+        }
+        _ => status.to_json(),
+    };
+    w.write_all(format!("{reply}\n").as_bytes()).await
+}
+
+/// Sends `command` to every mounter socket in `dir` and returns the replies.
+pub async fn query_all(dir: &Path, command: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let is_sock = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mount-") && n.ends_with(".sock"));
+        if !is_sock {
+            continue;
+        }
+        match query(&p, command).await {
+            Ok(v) => out.push(v),
+            Err(err) => tracing::debug!(socket = %p.display(), "no mounter answers: {err}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn query(path: &Path, command: &str) -> Result<Value> {
+    let mut s = UnixStream::connect(path).await?;
+    s.write_all(format!("{command}\n").as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).await?;
+    Ok(serde_json::from_str(&line)?)
+}
+
+/// Human-readable rendering of one mounter's status.
+pub fn render(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let id = s("server_id");
+    let mut out = format!(
+        "server {} ({})  link {}  rtt {:.2} ms  reconnects {}\n",
+        &id[..id.len().min(10)],
+        s("server_name"),
+        s("link"),
+        v["rtt_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        v["reconnects"].as_u64().unwrap_or(0)
+    );
+    for d in v["devices"].as_array().into_iter().flatten() {
+        let g = |k: &str| d[k].as_str().unwrap_or("").to_string();
+        let n = |k: &str| d[k].as_u64().unwrap_or(0);
+        let line = d["detail"]["line"].as_str().unwrap_or("").to_string();
+        out.push_str(&format!(
+            "  {:<7} {:<10} {:<28} {}  {:<8} {:<16} tx {} B  rx {} B  errors {}\n",
+            g("kind"),
+            g("name"),
+            g("local"),
+            g("access"),
+            g("state"),
+            line,
+            n("tx_bytes"),
+            n("rx_bytes"),
+            n("errors")
+        ));
+    }
+    out
+}

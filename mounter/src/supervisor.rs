@@ -1,0 +1,200 @@
+//! The mounter's main loop: connect, mount what the catalog offers, bridge every device, and
+//! when the link drops keep the local devices in place and reconnect with backoff.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use iroh::Endpoint;
+use tokio::task::JoinSet;
+use xoq_link::client::{connect, ClientSession, ConnectError};
+use xoq_link::Ticket;
+use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode};
+
+use crate::naming::{Link, SERIAL_PREFIX};
+use crate::serial::pty::Pty;
+use crate::serial::{bridge, BridgeEnd, SerialMount};
+use crate::status::{DeviceStatus, MountStatus};
+
+/// First and largest wait between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Wait before reopening a device the server refused or lost.
+const REOPEN_DELAY: Duration = Duration::from_secs(1);
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how devices are mounted.
+pub struct MountOptions {
+    pub link_dir: PathBuf,
+    pub first_index: u32,
+    pub read_only: bool,
+    pub client_name: String,
+}
+
+/// The devices this mounter created; shared so shutdown can remove them.
+#[derive(Default)]
+pub struct Mounts {
+    serial: Mutex<Vec<Arc<SerialMount>>>,
+}
+
+impl Mounts {
+    fn list(&self) -> Vec<Arc<SerialMount>> {
+        self.serial
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Removes every link this mounter made (the PTYs close when the process exits).
+    pub fn remove_all(&self) {
+        for m in self.list() {
+            m.link.remove();
+            println!("unmounted  serial  {}  ({})", m.name, m.link.path.display());
+        }
+    }
+}
+
+/// Runs until a permanent error (refusal); link trouble is retried forever.
+pub async fn run(
+    ep: Endpoint,
+    ticket: Ticket,
+    opts: MountOptions,
+    mounts: Arc<Mounts>,
+    status: Arc<MountStatus>,
+) -> Result<()> {
+    let mut backoff = BACKOFF_MIN;
+    let mut attempts = 0u32;
+    loop {
+        status.set_link("connecting");
+        let session = match connect(&ep, &ticket, &opts.client_name, CONNECT_TIMEOUT).await {
+            Ok(s) => Arc::new(s),
+            Err(e) if e.is_permanent() => return Err(e.into()),
+            Err(e) => {
+                attempts += 1;
+                if attempts == 1 || attempts % 10 == 0 {
+                    tracing::warn!("{e}; retrying (attempt {attempts})");
+                }
+                status.set_link(format!("reconnecting: {e}"));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        if attempts > 0 {
+            tracing::info!("link restored after {attempts} failed attempts");
+        }
+        backoff = BACKOFF_MIN;
+        attempts = 0;
+        status.set_link("connected");
+        status.set_server_name(&session.welcome.server_name);
+        mount_new_devices(&session.welcome.devices, &opts, &mounts, &status)?;
+        let mut tasks = JoinSet::new();
+        for m in mounts.list() {
+            tasks.spawn(device_loop(m, session.clone()));
+        }
+        let rtt = async {
+            loop {
+                if let Some(r) = session.rtt() {
+                    status.rtt_us.store(r.as_micros() as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        let reason = tokio::select! {
+            e = session.conn.closed() => e.to_string(),
+            _ = rtt => unreachable!("the rtt loop never ends"),
+        };
+        tasks.abort_all();
+        tracing::warn!(
+            "link to {} lost: {reason}; devices stay mounted, reconnecting",
+            ticket.id.fmt_short()
+        );
+        status.reconnects.fetch_add(1, Ordering::Relaxed);
+        for m in mounts.list() {
+            m.status.set_state("waiting for link");
+        }
+    }
+}
+
+/// Creates a PTY and link for each serial device not mounted yet.
+fn mount_new_devices(
+    devices: &[DeviceInfo],
+    opts: &MountOptions,
+    mounts: &Mounts,
+    status: &MountStatus,
+) -> Result<()> {
+    let mut list = mounts.serial.lock().unwrap_or_else(|p| p.into_inner());
+    for d in devices {
+        if list.iter().any(|m| m.name == d.name) {
+            continue;
+        }
+        let (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) = (d.kind, &d.settings)
+        else {
+            tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
+            continue;
+        };
+        let access = if opts.read_only {
+            Access::ReadOnly
+        } else {
+            d.access
+        };
+        let pty = Pty::open(line)?;
+        let link = Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
+        let local = format!("{} -> {}", link.path.display(), pty.path.display());
+        let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
+        status.add_device(dstatus.clone());
+        println!(
+            "mounted  serial  {}  ->  {}  ({access}, {line})",
+            d.name,
+            link.path.display()
+        );
+        list.push(Arc::new(SerialMount {
+            name: d.name.clone(),
+            access,
+            pty,
+            link,
+            status: dstatus,
+        }));
+    }
+    Ok(())
+}
+
+/// Keeps one device open and bridged for the life of a connection.
+async fn device_loop(m: Arc<SerialMount>, session: Arc<ClientSession>) {
+    loop {
+        match session.open_device(&m.name, m.access).await {
+            Ok(stream) => {
+                m.status.set_state("open");
+                match bridge(&m, stream).await {
+                    BridgeEnd::LinkLost(why) => {
+                        tracing::debug!(device = %m.name, "bridge stopped: {why}");
+                        return;
+                    }
+                    BridgeEnd::DeviceGone(why) => {
+                        tracing::warn!(device = %m.name, "remote device unavailable: {why}");
+                        m.status.set_state(format!("remote gone: {why}"));
+                    }
+                    BridgeEnd::PtyFailed(e) => {
+                        tracing::error!(device = %m.name, "local pty failed: {e}; this device stops");
+                        m.status.set_state(format!("pty failed: {e}"));
+                        return;
+                    }
+                }
+            }
+            Err(ConnectError::Refused { code, text }) => {
+                if code != ErrorCode::DeviceGone {
+                    tracing::warn!(device = %m.name, %code, "open refused: {text}");
+                }
+                m.status.set_state(format!("{code}"));
+            }
+            Err(e) => {
+                tracing::debug!(device = %m.name, "open failed: {e}");
+                return;
+            }
+        }
+        tokio::time::sleep(REOPEN_DELAY).await;
+    }
+}

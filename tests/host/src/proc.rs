@@ -1,0 +1,262 @@
+//! Spawning and stopping the real binaries, each test in its own directory and ports.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Directory holding the built binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    for b in ["xoq-server", "xoq-mount"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: run `cargo build --workspace --bins` before the tests",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+/// A free UDP port on 127.0.0.1 (free when asked; good enough for tests).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind probe socket");
+    s.local_addr().expect("probe addr").port()
+}
+
+/// A private world for one test: state dir, runtime dir, link dir, authorized-clients file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    pub fn links(&self) -> PathBuf {
+        self.path("dev")
+    }
+    /// A command for `bin` with this environment's directories.
+    pub fn cmd(&self, bin: &str, client: &str) -> Command {
+        let mut c = Command::new(bin_dir().join(bin));
+        c.env("XOQ_STATE_DIR", self.path(&format!("state-{client}")))
+            .env("XOQ_RUNTIME_DIR", self.path(&format!("run-{client}")))
+            .env(
+                "XOQ_AUTHORIZED_CLIENTS",
+                self.path("authorized_clients.toml"),
+            )
+            .env("XOQ_LOG", "info,iroh=warn,noq=warn,noq_proto=warn");
+        c
+    }
+    /// Runs a short command to completion and returns stdout; panics on failure.
+    pub fn run(&self, bin: &str, client: &str, args: &[&str]) -> String {
+        let out = self.cmd(bin, client).args(args).output().expect("spawn");
+        assert!(
+            out.status.success(),
+            "{bin} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// The id of client `name` (its key lives in its own state dir).
+    pub fn client_id(&self, name: &str) -> String {
+        self.run("xoq-mount", name, &["id"]).trim().to_string()
+    }
+    /// Authorizes client `name` with `xoq-server authorize`.
+    pub fn authorize(&self, name: &str, extra: &[&str]) {
+        let id = self.client_id(name);
+        let mut args = vec!["authorize", id.as_str()];
+        args.extend_from_slice(extra);
+        self.run("xoq-server", "server", &args);
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
+
+/// A running child whose stdout lines we can wait for; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    stderr_path: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, stderr_path: PathBuf) -> Proc {
+        let err = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("spawn");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr_path,
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix`.
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with {prefix:?} within {timeout:?}; stdout so far: {:?}; stderr: {}",
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), sig);
+    }
+
+    /// Waits for the process to exit; returns its exit code (None if killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {timeout:?}; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `xoq-server`.
+pub struct Server {
+    pub proc: Proc,
+    pub ticket: String,
+    pub id: String,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `xoq-server serve` on 127.0.0.1:`port` with extra device arguments.
+    pub fn start(env: &Env, port: u16, devices: &[String]) -> Server {
+        let mut cmd = env.cmd("xoq-server", "server");
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--name")
+            .arg("testbot");
+        cmd.args(devices);
+        let mut proc = Proc::spawn(
+            cmd,
+            env.path(&format!("server-{port}-{}.err", rand::random::<u32>())),
+        );
+        let id = proc.wait_line("id: ", Duration::from_secs(20))[4..].to_string();
+        let ticket = proc.wait_line("ticket: ", Duration::from_secs(5))[8..].to_string();
+        Server {
+            proc,
+            ticket,
+            id,
+            port,
+        }
+    }
+}
+
+/// A running `xoq-mount`.
+pub struct Mount {
+    pub proc: Proc,
+    /// The link of each mounted device, in catalog order.
+    pub links: Vec<PathBuf>,
+}
+
+impl Mount {
+    /// Starts `xoq-mount <ticket>` as client `client` and waits for `n` devices to be mounted.
+    pub fn start(env: &Env, client: &str, ticket: &str, n: usize, extra: &[&str]) -> Mount {
+        let mut cmd = env.cmd("xoq-mount", client);
+        cmd.arg(ticket)
+            .arg("--link-dir")
+            .arg(env.links())
+            .args(extra);
+        let mut proc = Proc::spawn(
+            cmd,
+            env.path(&format!("mount-{client}-{}.err", rand::random::<u32>())),
+        );
+        let mut links = Vec::new();
+        for _ in 0..n {
+            let l = proc.wait_line("mounted ", Duration::from_secs(30));
+            let path = l
+                .split("->")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .expect("link path in mount line");
+            links.push(PathBuf::from(path));
+        }
+        Mount { proc, links }
+    }
+
+    /// Starts a mount expected to fail; returns (exit code, stderr).
+    pub fn expect_failure(
+        env: &Env,
+        client: &str,
+        ticket: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, String) {
+        let mut cmd = env.cmd("xoq-mount", client);
+        cmd.arg(ticket)
+            .arg("--link-dir")
+            .arg(env.links())
+            .args(extra);
+        let mut proc = Proc::spawn(cmd, env.path(&format!("mount-{client}-fail.err")));
+        let code = proc.wait_exit(Duration::from_secs(30));
+        (code, proc.stderr())
+    }
+}
