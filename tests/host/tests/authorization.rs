@@ -1,0 +1,139 @@
+//! Default deny: unknown clients are refused with a clear message and nothing is opened;
+//! read-only clients see the port and cannot change it.
+
+use std::time::Duration;
+
+use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn an_unauthorized_client_is_refused_with_a_clear_message() {
+    let env = Env::new();
+    let hw = HardwarePty::new();
+    env.authorize("friend", &[]);
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--serial".into(), hw.serve_arg("ttyUSB0")],
+    );
+    let stranger = env.client_id("stranger");
+    let (code, stderr) = Mount::expect_failure(&env, "stranger", &server.ticket, &[]);
+    assert_eq!(code, Some(1), "refused mount exits 1; stderr: {stderr}");
+    assert!(stderr.contains("not authorized"), "says why: {stderr}");
+    assert!(
+        stderr.contains(&format!("xoq-server authorize {stranger}")),
+        "says what to do: {stderr}"
+    );
+    assert!(
+        !env.links().join("ttyXOQ0").exists(),
+        "nothing is mounted for a refused client"
+    );
+    // Nothing was opened on the server either: the authorized client gets the port read-write.
+    let mount = Mount::start(&env, "friend", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    std::thread::sleep(Duration::from_millis(200));
+    hw.master.drain();
+    tty.write_all(b"friend", T);
+    assert_eq!(hw.master.read_exact(6, T), b"friend");
+}
+
+#[test]
+fn a_read_only_client_sees_the_port_but_cannot_write_or_configure_it() {
+    let env = Env::new();
+    let hw = HardwarePty::new();
+    env.authorize("viewer", &["--read-only"]);
+    env.authorize("driver", &[]);
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--serial".into(), hw.serve_arg("ttyUSB0")],
+    );
+    let viewer = Mount::start(&env, "viewer", &server.ticket, 1, &[]);
+    assert!(
+        viewer.proc.seen.iter().any(|l| l.contains("(ro,")),
+        "mounted read-only: {:?}",
+        viewer.proc.seen
+    );
+    let vtty = Tty::open_raw(&viewer.links[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    hw.master.drain();
+    let speed_before = hw.master.termios2().c_ospeed;
+
+    // It reads what the port receives...
+    hw.master.write_all(b"telemetry", T);
+    assert_eq!(vtty.read_exact(9, T), b"telemetry");
+    // ...but its writes and settings never reach the port.
+    vtty.write_all(b"motor on", T);
+    let mut t = vtty.termios2();
+    t.c_cflag &= !libc::CBAUD;
+    t.c_cflag |= libc::BOTHER;
+    t.c_ospeed = 57_600;
+    t.c_ispeed = 57_600;
+    vtty.set_termios2(&t);
+    assert_eq!(
+        hw.master.read_for(Duration::from_secs(1)),
+        b"",
+        "a read-only client wrote to the port"
+    );
+    assert_eq!(
+        hw.master.termios2().c_ospeed,
+        speed_before,
+        "a read-only client changed the speed"
+    );
+    let status = env.run("xoq-mount", "viewer", &["status", "--json"]);
+    assert!(
+        status.contains("\"errors\":") && !status.contains("\"errors\":0"),
+        "refusals are counted: {status}"
+    );
+
+    // A read-write client alongside it is unaffected and its output is seen by both.
+    let driver = Mount::start(&env, "driver", &server.ticket, 1, &[]);
+    let dtty = Tty::open_raw(&driver.links[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    hw.master.drain();
+    dtty.write_all(b"motor on", T);
+    assert_eq!(hw.master.read_exact(8, T), b"motor on");
+    hw.master.write_all(b"ack", T);
+    assert_eq!(dtty.read_exact(3, T), b"ack");
+    assert_eq!(vtty.read_exact(3, T), b"ack");
+}
+
+#[test]
+fn a_second_read_write_client_is_refused_as_busy() {
+    let env = Env::new();
+    env.authorize("first", &[]);
+    env.authorize("second", &[]);
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--sim-serial".into(), "echo0".into()],
+    );
+    let first = Mount::start(&env, "first", &server.ticket, 1, &[]);
+    let second = Mount::start(&env, "second", &server.ticket, 1, &[]);
+    let deadline = std::time::Instant::now() + T;
+    let status = loop {
+        let s = env.run("xoq-mount", "second", &["status", "--json"]);
+        if s.contains("\"state\":\"busy\"") || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.contains("\"state\":\"busy\""),
+        "second writer is told busy: {status}"
+    );
+    assert!(
+        second
+            .proc
+            .stderr()
+            .contains("busy: echo0 is open read-write by client"),
+        "{}",
+        second.proc.stderr()
+    );
+    // The first keeps working.
+    let tty = Tty::open_raw(&first.links[0]);
+    tty.write_all(b"still mine", T);
+    assert_eq!(tty.read_exact(10, T), b"still mine");
+}
