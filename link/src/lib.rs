@@ -12,6 +12,7 @@ pub mod fdio;
 pub mod framed;
 pub mod identity;
 pub mod paths;
+pub mod runtime;
 pub mod ticket;
 
 pub use authorized::{AuthorizedClients, ClientGrant};

@@ -71,7 +71,7 @@ struct MountArgs {
 fn main() {
     init_tracing();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match xoq_link::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("xoq-mount: cannot start the async runtime: {e}");

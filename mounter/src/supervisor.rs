@@ -74,7 +74,7 @@ pub async fn run(
             Err(e) if e.is_permanent() => return Err(e.into()),
             Err(e) => {
                 attempts += 1;
-                if attempts == 1 || attempts % 10 == 0 {
+                if attempts == 1 || attempts.is_multiple_of(10) {
                     tracing::warn!("{e}; retrying (attempt {attempts})");
                 }
                 status.set_link(format!("reconnecting: {e}"));

@@ -131,7 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             cfg.validate()?;
             let key = load_or_create_key(&key_path)?;
-            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let rt = xoq_link::runtime::build().context("cannot start the async runtime")?;
             rt.block_on(daemon::serve(cfg, key, auth_path))
         }
         Command::Id => {

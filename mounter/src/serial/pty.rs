@@ -37,7 +37,7 @@ impl Pty {
     pub fn open(line: &LineSettings) -> io::Result<Pty> {
         let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
         let (master, slave) = (pair.master, pair.slave);
-        let path = PathBuf::from(nix::unistd::ttyname(&slave).map_err(io::Error::from)?);
+        let path = nix::unistd::ttyname(&slave).map_err(io::Error::from)?;
         let mut t = termios::get(slave.as_fd())?;
         termios::make_raw_extproc(&mut t);
         termios::apply_line(&mut t, line);

@@ -13,11 +13,10 @@ use nix::unistd::Pid;
 /// Directory holding the built binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
+    let mut dir = exe.parent().expect("target/<profile>/...").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().map(Path::to_path_buf).unwrap_or(dir);
+    }
     for b in ["xoq-server", "xoq-mount"] {
         assert!(
             dir.join(b).exists(),

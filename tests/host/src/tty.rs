@@ -131,7 +131,7 @@ pub struct HardwarePty {
 impl HardwarePty {
     pub fn new() -> HardwarePty {
         let pair = nix::pty::openpty(None, None).expect("openpty");
-        let slave_path = PathBuf::from(nix::unistd::ttyname(&pair.slave).expect("ttyname"));
+        let slave_path = nix::unistd::ttyname(&pair.slave).expect("ttyname");
         let flags = nix::fcntl::fcntl(&pair.master, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&pair.master, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("setfl");

@@ -1,0 +1,24 @@
+//! The async runtime both daemons run on.
+//!
+//! A single-threaded runtime: every hop of a byte (device fd, actor queue, QUIC stream, UDP
+//! socket) is a task wake-up, and on one thread these cost a function call instead of a
+//! cross-core handoff. Measured on the serial round trip (docs/BENCHMARKS.md), it is the
+//! difference between meeting the latency target and missing it. `XOQ_THREADS=N` (N > 1)
+//! selects a multi-threaded runtime for hosts that serve many busy devices.
+
+use std::io;
+
+use tokio::runtime::{Builder, Runtime};
+
+pub fn build() -> io::Result<Runtime> {
+    match std::env::var("XOQ_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if n > 1 => Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        _ => Builder::new_current_thread().enable_all().build(),
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing XoQ mount needs on Debian 12 (run as root, or with sudo
+# available). Safe to re-run: it only installs what is missing.
+set -euo pipefail
+
+APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "deps: cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "deps: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of XoQ mount: formatting, lints, unit and property tests, the host
+# end-to-end suite (real binaries, real PTYs, loopback QUIC), a fuzz smoke run of the wire
+# decoder, and the demo's self-check. Installs what it needs first (scripts/deps.sh).
+#
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== build"
+cargo build --workspace --bins
+echo "== tests"
+cargo nextest run --workspace --no-fail-fast
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  echo "== fuzz smoke (${FUZZ_SECONDS:-20} s)"
+  fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+echo "== demo self-check"
+scripts/demo.sh --self-test

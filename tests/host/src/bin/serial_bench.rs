@@ -1,0 +1,257 @@
+//! Serial benchmark: round-trip latency and throughput through `/dev/ttyXOQ0`, against a plain
+//! `socat` PTY-to-TCP bridge and a bare PTY pair measured in the same run.
+//!
+//! Run (release): `cargo build --release --workspace --bins && target/release/serial_bench`
+//! Options: `--round-trips N` (default 10000), `--megabytes N` (default 16).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
+
+const MSG: usize = 32;
+const T: Duration = Duration::from_secs(60);
+
+struct Args {
+    round_trips: usize,
+    megabytes: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        round_trips: 10_000,
+        megabytes: 16,
+    };
+    let v: Vec<String> = std::env::args().collect();
+    for w in v.windows(2) {
+        match w[0].as_str() {
+            "--round-trips" => a.round_trips = w[1].parse().expect("--round-trips N"),
+            "--megabytes" => a.megabytes = w[1].parse().expect("--megabytes N"),
+            _ => {}
+        }
+    }
+    a
+}
+
+/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`.
+fn round_trips(tty: &Tty, n: usize) -> Vec<f64> {
+    let msg = [0x5au8; MSG];
+    for _ in 0..200 {
+        tty.write_all(&msg, T);
+        assert_eq!(tty.read_exact(MSG, T).len(), MSG, "warm-up echo");
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut m = msg;
+        m[0] = i as u8;
+        let t0 = Instant::now();
+        tty.write_all(&m, T);
+        let got = tty.read_exact(MSG, T);
+        out.push(t0.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(got, m, "echo {i}");
+    }
+    out
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, mut v: Vec<f64>) -> (f64, f64) {
+    let (p50, p99) = (pct(&mut v, 0.50), pct(&mut v, 0.99));
+    println!(
+        "| {name} | {} | {p50:.0} | {p99:.0} | {:.0} |",
+        v.len(),
+        pct(&mut v, 0.999)
+    );
+    (p50, p99)
+}
+
+/// Bytes per second moving `total` bytes from `write` to `read` (both closures loop).
+fn throughput(
+    total: usize,
+    write: impl FnOnce() + Send,
+    read: impl FnOnce() -> usize + Send,
+) -> f64 {
+    let t0 = Instant::now();
+    let got = std::thread::scope(|s| {
+        let w = s.spawn(write);
+        let got = read();
+        w.join().expect("writer");
+        got
+    });
+    assert_eq!(got, total, "all bytes arrived");
+    total as f64 / t0.elapsed().as_secs_f64() / 1e6
+}
+
+/// A TCP echo server on 127.0.0.1 (one connection, TCP_NODELAY).
+fn tcp_echo() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let _ = s.set_nodelay(true);
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn socat_pty(dir: &Path, name: &str, tcp: &str) -> (Child, PathBuf) {
+    let link = dir.join(name);
+    let child = Command::new("socat")
+        .arg(format!("pty,link={},raw,echo=0", link.display()))
+        .arg(format!("tcp:{tcp},nodelay"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    let deadline = Instant::now() + T;
+    while !link.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "socat did not create {}",
+            link.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, link)
+}
+
+fn main() {
+    let a = args();
+    let env = Env::new();
+    env.authorize("bench", &[]);
+    println!(
+        "serial_bench: {} round trips of {MSG} B; {} MiB each way\n",
+        a.round_trips, a.megabytes
+    );
+
+    // --- latency ---
+    println!("| path | round trips | p50 us | p99 us | p99.9 us |\n|---|---:|---:|---:|---:|");
+    // floor: a bare PTY pair, echo thread on the master
+    let floor = HardwarePty::new();
+    let floor_tty = Tty::open_raw(&floor.slave_path);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let echo = {
+        let stop = stop.clone();
+        let master = floor.master.fd.as_fd().try_clone_to_owned().expect("dup");
+        std::thread::spawn(move || {
+            let m = Tty { fd: master };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let d = m.read_exact(MSG, Duration::from_millis(50));
+                if !d.is_empty() {
+                    m.write_all(&d, T);
+                }
+            }
+        })
+    };
+    report(
+        "bare PTY pair (floor)",
+        round_trips(&floor_tty, a.round_trips),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo.join().expect("echo thread");
+
+    let port = tcp_echo();
+    let (mut socat, socat_link) =
+        socat_pty(env.dir.path(), "socat-tty", &format!("127.0.0.1:{port}"));
+    let socat_tty = Tty::open_raw(&socat_link);
+    let (_, socat_p99) = report(
+        "socat PTY -> TCP echo (baseline)",
+        round_trips(&socat_tty, a.round_trips),
+    );
+    drop(socat_tty);
+    let _ = socat.kill();
+
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--sim-serial".into(), "echo0".into()],
+    );
+    let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    tty.drain();
+    let (p50, p99) = report(
+        "xoq: /dev/ttyXOQ0 -> QUIC -> simulated echo",
+        round_trips(&tty, a.round_trips),
+    );
+    println!("\nxoq p50 {p50:.0} us (target <= 150), p99 {p99:.0} us = {:.2}x socat p99 (target <= 1.5x)\n", p99 / socat_p99);
+    drop(tty);
+    drop(mount);
+    drop(server);
+
+    // --- throughput ---
+    let total = a.megabytes * 1024 * 1024;
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 251) as u8).collect();
+    println!("| path | direction | MB/s |\n|---|---|---:|");
+    // socat: PTY -> TCP sink, and TCP source -> PTY
+    {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let tcp = l.local_addr().expect("addr").to_string();
+        let (mut child, link) = socat_pty(env.dir.path(), "socat-tp", &tcp);
+        let (mut conn, _) = l.accept().expect("socat connects");
+        let tty = Tty::open_raw(&link);
+        let up = throughput(
+            total,
+            || tty.write_all(&data, T),
+            || {
+                let mut buf = vec![0u8; 65536];
+                let mut n = 0;
+                while n < total {
+                    n += conn.read(&mut buf).expect("tcp read");
+                }
+                n
+            },
+        );
+        println!("| socat PTY <-> TCP (baseline) | program -> remote | {up:.1} |");
+        let mut conn2 = conn.try_clone().expect("clone");
+        let src = &data;
+        let down = throughput(
+            total,
+            move || conn2.write_all(src).expect("tcp write"),
+            || tty.read_exact(total, T).len(),
+        );
+        println!("| socat PTY <-> TCP (baseline) | remote -> program | {down:.1} |");
+        let _ = child.kill();
+    }
+    // xoq: /dev/ttyXOQ0 <-> a PTY served as the remote port
+    {
+        let hw = HardwarePty::new();
+        let server = Server::start(
+            &env,
+            free_udp_port(),
+            &["--serial".into(), hw.serve_arg("ttyUSB0")],
+        );
+        let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
+        let tty = Tty::open_raw(&mount.links[0]);
+        std::thread::sleep(Duration::from_millis(300));
+        hw.master.drain();
+        let up = throughput(
+            total,
+            || tty.write_all(&data, T),
+            || hw.master.read_exact(total, T).len(),
+        );
+        println!("| xoq: /dev/ttyXOQ0 <-> PTY port | program -> remote | {up:.1} |");
+        let down = throughput(
+            total,
+            || hw.master.write_all(&data, T),
+            || tty.read_exact(total, T).len(),
+        );
+        println!("| xoq: /dev/ttyXOQ0 <-> PTY port | remote -> program | {down:.1} |");
+    }
+}
