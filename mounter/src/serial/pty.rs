@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use tokio::io::unix::AsyncFd;
 use xoq_link::fdio;
 use xoq_wire::LineSettings;
@@ -37,6 +37,9 @@ impl Pty {
     pub fn open(line: &LineSettings) -> io::Result<Pty> {
         let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
         let (master, slave) = (pair.master, pair.slave);
+        for fd in [&master, &slave] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+        }
         let path = nix::unistd::ttyname(&slave).map_err(io::Error::from)?;
         let mut t = termios::get(slave.as_fd())?;
         termios::make_raw_extproc(&mut t);

@@ -132,6 +132,15 @@ impl HardwarePty {
     pub fn new() -> HardwarePty {
         let pair = nix::pty::openpty(None, None).expect("openpty");
         let slave_path = nix::unistd::ttyname(&pair.slave).expect("ttyname");
+        // openpty does not set close-on-exec: without it every spawned xoq process would hold
+        // the "hardware" open and it could never vanish.
+        for fd in [&pair.master, &pair.slave] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .expect("cloexec");
+        }
         let flags = nix::fcntl::fcntl(&pair.master, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&pair.master, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("setfl");

@@ -263,3 +263,49 @@ fn sigterm_removes_exactly_the_links_the_mounter_made() {
         .unwrap_or_default();
     assert!(sockets.is_empty(), "status socket left behind: {sockets:?}");
 }
+
+#[test]
+fn a_vanished_port_is_reported_and_the_other_devices_keep_working() {
+    let env = Env::new();
+    env.authorize("laptop", &[]);
+    let hw = xoq_tests_host::HardwarePty::new();
+    let devices = [
+        "--serial".to_string(),
+        hw.serve_arg("usb0"),
+        "--sim-serial".into(),
+        "echo0".into(),
+    ];
+    let server = Server::start(&env, free_udp_port(), &devices);
+    let mount = Mount::start(&env, "laptop", &server.ticket, 2, &[]);
+    let echo = Tty::open_raw(&mount.links[1]);
+    echo_ok(&echo, "both up");
+
+    drop(hw); // the "USB adapter" is unplugged: its PTY hangs up
+    let state = |name: &str| -> String {
+        let s = env.run("xoq-mount", "laptop", &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(s.trim()).expect("json");
+        let devs = v["devices"].as_array().cloned().unwrap_or_default();
+        let d = devs
+            .iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or_default();
+        d["state"].as_str().unwrap_or("").to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || state("usb0").contains("gone")),
+        "usb0 state: {}",
+        state("usb0")
+    );
+    assert!(
+        server.proc.stderr().contains("serial port failed"),
+        "server says why: {}",
+        server.proc.stderr()
+    );
+    assert!(
+        mount.links[0].exists(),
+        "the local tty stays for when the port returns"
+    );
+    assert_eq!(state("echo0"), "open");
+    echo_ok(&echo, "still here");
+}
