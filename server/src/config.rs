@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use xoq_wire::LineSettings;
+use xoq_wire::{FlowControl, LineSettings, Parity, StopBits};
 
 /// Where the packaged service looks for its configuration.
 pub const SYSTEM_CONFIG: &str = "/etc/xoq/server.toml";
@@ -45,16 +45,82 @@ pub struct SerialConfig {
     pub simulated: bool,
     /// Simulated only: append every settings/modem change to this file as JSON lines.
     pub record: Option<PathBuf>,
-    /// Initial baud rate (default 115200; 8N1, no flow control).
+    /// Initial baud rate (default 115200).
     pub baud: Option<u32>,
+    /// Data bits, 5 to 8 (default 8). Clients on a PTY cannot change this; set it here.
+    pub data_bits: Option<u8>,
+    /// `none`, `odd`, `even`, `mark` or `space` (default none). Clients on a PTY cannot change
+    /// this; set it here.
+    pub parity: Option<String>,
+    /// 1 or 2 (default 1).
+    pub stop_bits: Option<u8>,
+    /// `none`, `software` (XON/XOFF) or `hardware` (RTS/CTS) (default none).
+    pub flow: Option<String>,
 }
 
 impl SerialConfig {
-    pub fn initial_line(&self) -> LineSettings {
-        LineSettings {
-            baud: self.baud.unwrap_or(115_200),
-            ..LineSettings::default()
+    /// A serial table with only a name, the rest defaulted.
+    fn named(name: &str) -> Self {
+        SerialConfig {
+            name: name.into(),
+            path: None,
+            simulated: false,
+            record: None,
+            baud: None,
+            data_bits: None,
+            parity: None,
+            stop_bits: None,
+            flow: None,
         }
+    }
+
+    /// The line settings the port starts with.
+    pub fn initial_line(&self) -> Result<LineSettings> {
+        let d = LineSettings::default();
+        let baud = self.baud.unwrap_or(d.baud);
+        if baud == 0 || baud > xoq_wire::limits::MAX_BAUD {
+            bail!(
+                "serial `{}`: baud must be 1 to {}",
+                self.name,
+                xoq_wire::limits::MAX_BAUD
+            );
+        }
+        let data_bits = self.data_bits.unwrap_or(d.data_bits);
+        if !(5..=8).contains(&data_bits) {
+            bail!("serial `{}`: data_bits must be 5 to 8", self.name);
+        }
+        let parity = match self.parity.as_deref().unwrap_or("none") {
+            "none" => Parity::None,
+            "odd" => Parity::Odd,
+            "even" => Parity::Even,
+            "mark" => Parity::Mark,
+            "space" => Parity::Space,
+            p => bail!(
+                "serial `{}`: parity `{p}` is not none, odd, even, mark or space",
+                self.name
+            ),
+        };
+        let stop_bits = match self.stop_bits.unwrap_or(1) {
+            1 => StopBits::One,
+            2 => StopBits::Two,
+            n => bail!("serial `{}`: stop_bits must be 1 or 2, not {n}", self.name),
+        };
+        let flow = match self.flow.as_deref().unwrap_or("none") {
+            "none" => FlowControl::None,
+            "software" => FlowControl::Software,
+            "hardware" => FlowControl::Hardware,
+            f => bail!(
+                "serial `{}`: flow `{f}` is not none, software or hardware",
+                self.name
+            ),
+        };
+        Ok(LineSettings {
+            baud,
+            data_bits,
+            parity,
+            stop_bits,
+            flow,
+        })
     }
 }
 
@@ -81,11 +147,8 @@ impl ServerConfig {
             bail!("--serial wants NAME=PATH (e.g. ttyUSB0=/dev/ttyUSB0), got `{spec}`");
         };
         self.serial.push(SerialConfig {
-            name: name.into(),
             path: Some(path.into()),
-            simulated: false,
-            record: None,
-            baud: None,
+            ..SerialConfig::named(name)
         });
         Ok(())
     }
@@ -97,11 +160,9 @@ impl ServerConfig {
             None => (spec, None),
         };
         self.serial.push(SerialConfig {
-            name: name.into(),
-            path: None,
             simulated: true,
             record,
-            baud: None,
+            ..SerialConfig::named(name)
         });
     }
 
@@ -130,6 +191,7 @@ impl ServerConfig {
                 ),
                 _ => {}
             }
+            s.initial_line()?;
         }
         if self.serial.is_empty() {
             bail!(
@@ -184,5 +246,16 @@ mod tests {
         assert!(c.add_serial_shortcut("nopath").is_err());
         c.add_sim_serial_shortcut("echo0");
         assert!(c.validate().unwrap_err().to_string().contains("twice"));
+        c.serial.pop();
+        c.serial[0].parity = Some("even".into());
+        c.serial[0].data_bits = Some(7);
+        let line = c.serial[0].initial_line().unwrap();
+        assert_eq!((line.data_bits, line.parity), (7, Parity::Even));
+        c.serial[0].parity = Some("evn".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("parity `evn`"));
     }
 }

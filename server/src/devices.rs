@@ -23,7 +23,8 @@ impl Devices {
             .serial
             .iter()
             .map(|s| {
-                let line = s.initial_line();
+                // validate() has checked every table, so the default is never used.
+                let line = s.initial_line().unwrap_or_default();
                 match &s.path {
                     Some(path) => SerialDevice::spawn(
                         s.name.clone(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::json;
 use xoq_link::client::DeviceStream;
 use xoq_link::framed::MessageWriter;
-use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines};
+use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines, Parity};
 
 use super::pty::{packet, Pty};
 use super::termios;
@@ -41,10 +41,13 @@ pub enum BridgeEnd {
 }
 
 /// What we last told the remote, so unchanged settings are not resent.
-#[derive(Default)]
 struct Sent {
     line: Option<LineSettings>,
     hung_up: bool,
+    /// Data bits and parity of the remote port. A PTY cannot express them (the kernel forces
+    /// CS8 and clears PARENB), so they are kept as the server has them, never overwritten
+    /// with the PTY's CS8/none. Only this client (the single writer) could change them.
+    framing: (u8, Parity),
 }
 
 /// Runs until the stream or the connection ends.
@@ -58,7 +61,15 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
         m.status.set_detail("line", json!(line.to_string()));
         m.status.set_detail("modem", modem_json(modem));
     }
-    let mut sent = Sent::default();
+    let framing = match &info.settings {
+        xoq_wire::DeviceSettings::Serial { line, .. } => (line.data_bits, line.parity),
+        xoq_wire::DeviceSettings::Opaque(_) => (8, Parity::None),
+    };
+    let mut sent = Sent {
+        line: None,
+        hung_up: false,
+        framing,
+    };
     let up = async {
         // A (re)opened stream gets the tty's current settings: the program's choice wins.
         sync_settings(m, &mut writer, &mut sent).await?;
@@ -189,7 +200,11 @@ async fn sync_settings(
         )
         .await?;
     }
-    let line = termios::to_line(&t);
+    let line = LineSettings {
+        data_bits: sent.framing.0,
+        parity: sent.framing.1,
+        ..termios::to_line(&t)
+    };
     if sent.line != Some(line) {
         tracing::debug!(device = %m.name, %line, "line settings changed");
         sent.line = Some(line);

@@ -200,3 +200,59 @@ fn speed_zero_on_the_tty_drops_dtr_and_rts_and_leaving_it_raises_them() {
         "leaving speed 0 raises them"
     );
 }
+
+#[test]
+fn framing_set_on_the_server_survives_speed_changes_from_a_pty() {
+    let env = Env::new();
+    env.authorize("laptop", &[]);
+    let rec = env.path("bus.jsonl");
+    let cfg = env.path("server.toml");
+    let toml = format!(
+        "[[serial]]\nname = \"bus\"\nsimulated = true\nrecord = \"{}\"\nbaud = 19200\ndata_bits = 7\nparity = \"even\"\n",
+        rec.display()
+    );
+    std::fs::write(&cfg, toml).expect("config");
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--config".into(), cfg.display().to_string()],
+    );
+    let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
+    assert!(
+        mount.proc.seen[0].contains("19200 7E1"),
+        "catalog framing shown: {:?}",
+        mount.proc.seen
+    );
+    let _tty = Tty::open_raw(&mount.links[0]);
+    let out = std::process::Command::new("stty")
+        .arg("-F")
+        .arg(&mount.links[0])
+        .arg("57600")
+        .output()
+        .expect("stty");
+    assert!(out.status.success());
+    let deadline = Instant::now() + T;
+    let last = loop {
+        let events = record(&rec, 0);
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "line")
+            .cloned()
+            .unwrap_or_default();
+        if last["line"]["baud"] == 57600 || Instant::now() > deadline {
+            break last;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let l = &last["line"];
+    assert_eq!(
+        (
+            l["baud"].as_u64(),
+            l["data_bits"].as_u64(),
+            l["parity"].as_str()
+        ),
+        (Some(57600), Some(7), Some("even")),
+        "{last}"
+    );
+}
