@@ -1,5 +1,6 @@
 //! The device catalog a server announces in its `Welcome`.
 
+use crate::can::CanSettings;
 use crate::codec::{Reader, Writer};
 use crate::error::WireError;
 use crate::limits::{MAX_NAME, MAX_SETTINGS};
@@ -10,6 +11,7 @@ use crate::serial::{LineSettings, ModemStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
     Serial,
+    Can,
     Other(u8),
 }
 
@@ -17,12 +19,14 @@ impl DeviceKind {
     pub fn to_u8(self) -> u8 {
         match self {
             DeviceKind::Serial => 1,
+            DeviceKind::Can => 2,
             DeviceKind::Other(v) => v,
         }
     }
     pub fn from_u8(v: u8) -> Self {
         match v {
             1 => DeviceKind::Serial,
+            2 => DeviceKind::Can,
             v => DeviceKind::Other(v),
         }
     }
@@ -32,6 +36,7 @@ impl std::fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeviceKind::Serial => f.write_str("serial"),
+            DeviceKind::Can => f.write_str("can"),
             DeviceKind::Other(v) => write!(f, "kind-{v}"),
         }
     }
@@ -79,6 +84,7 @@ pub enum DeviceSettings {
         line: LineSettings,
         modem: ModemStatus,
     },
+    Can(CanSettings),
     /// Settings of a kind this build does not know, kept opaque.
     Opaque(Vec<u8>),
 }
@@ -93,6 +99,16 @@ pub mod serial_caps {
     pub const BREAK: u32 = 1 << 2;
     /// Any baud rate, not only the standard table.
     pub const ARBITRARY_BAUD: u32 = 1 << 3;
+}
+
+/// Capability bits of a CAN device.
+pub mod can_caps {
+    /// The bus carries CAN FD frames.
+    pub const FD: u32 = 1 << 0;
+    /// Error frames are reported.
+    pub const ERROR_FRAMES: u32 = 1 << 1;
+    /// Frames carry the kernel's receive timestamp.
+    pub const TIMESTAMPS: u32 = 1 << 2;
 }
 
 /// One entry of the catalog.
@@ -142,6 +158,7 @@ pub(crate) fn encode_settings(s: &DeviceSettings, w: &mut Writer<'_>) {
             line.encode(w);
             w.u8(modem.to_bits());
         }
+        DeviceSettings::Can(c) => c.encode(w),
         DeviceSettings::Opaque(b) => w.0.extend_from_slice(&b[..b.len().min(MAX_SETTINGS)]),
     }
 }
@@ -154,6 +171,12 @@ pub(crate) fn decode_settings(kind: DeviceKind, blob: &[u8]) -> Result<DeviceSet
             let modem = ModemStatus::from_bits(r.u8("modem_status")?)?;
             r.finish()?;
             Ok(DeviceSettings::Serial { line, modem })
+        }
+        DeviceKind::Can => {
+            let mut r = Reader::new(0, blob);
+            let c = CanSettings::decode(&mut r)?;
+            r.finish()?;
+            Ok(DeviceSettings::Can(c))
         }
         DeviceKind::Other(_) => Ok(DeviceSettings::Opaque(blob.to_vec())),
     }

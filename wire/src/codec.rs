@@ -15,6 +15,9 @@ impl Writer<'_> {
     pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
     /// A string with a u16 length prefix. Callers keep strings within their limits; an
     /// over-long string is cut at a character boundary so that encoding never fails.
     pub(crate) fn str(&mut self, s: &str, max: usize) {
@@ -59,6 +62,16 @@ impl<'a> Reader<'a> {
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
         let b = self.take(4, field)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
+        let b = self.take(8, field)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    /// Exactly `n` bytes (n is already bounded by the caller).
+    pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
+        self.take(n, field)
     }
     pub(crate) fn bytes16(
         &mut self,

@@ -1,5 +1,6 @@
 //! Every message of protocol v1, with its encoding and decoding.
 
+use crate::can::{CanCounters, CanFrame, FRAME_HEADER, MAX_BATCH};
 use crate::catalog::{Access, DeviceInfo};
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorCode, WireError};
@@ -43,6 +44,14 @@ pub enum Message {
     Drain { seq: u32 },
     /// server -> client: every byte written before `Drain { seq }` has been transmitted.
     Drained { seq: u32 },
+    /// CAN frames, either way: client -> server to send on the bus, server -> client as the
+    /// bus carried them. A batch holds only frames that were ready at once: no waiting.
+    CanFrames(Vec<CanFrame>),
+    /// server -> client: the device's counters, sent when they change (at most every 100 ms).
+    CanCounters(CanCounters),
+    /// Clock comparison: the client sends its time; the server answers with both, so the
+    /// client can stamp frames in the server's clock for the maximum-age check.
+    TimeSync { client_us: u64, server_us: u64 },
 }
 
 mod ty {
@@ -60,6 +69,9 @@ mod ty {
     pub const FLUSH: u8 = 0x25;
     pub const DRAIN: u8 = 0x26;
     pub const DRAINED: u8 = 0x27;
+    pub const CAN_FRAMES: u8 = 0x30;
+    pub const CAN_COUNTERS: u8 = 0x31;
+    pub const TIME_SYNC: u8 = 0x32;
 }
 
 /// Largest body each type may declare; checked before the body is buffered.
@@ -75,6 +87,9 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH => 1,
         ty::BREAK => 2,
         ty::DRAIN | ty::DRAINED => 4,
+        ty::CAN_FRAMES => 2 + MAX_BATCH * (FRAME_HEADER + 64),
+        ty::CAN_COUNTERS => CanCounters::ENCODED_LEN,
+        ty::TIME_SYNC => 16,
         _ => return None,
     })
 }
@@ -97,6 +112,9 @@ impl Message {
             Message::Flush(_) => "Flush",
             Message::Drain { .. } => "Drain",
             Message::Drained { .. } => "Drained",
+            Message::CanFrames(_) => "CanFrames",
+            Message::CanCounters(_) => "CanCounters",
+            Message::TimeSync { .. } => "TimeSync",
         }
     }
 
@@ -175,6 +193,26 @@ impl Message {
             Message::Drained { seq } => {
                 w.u32(*seq);
                 ty::DRAINED
+            }
+            Message::CanFrames(frames) => {
+                let n = frames.len().min(MAX_BATCH);
+                w.u16(n as u16);
+                for f in &frames[..n] {
+                    f.encode(&mut w);
+                }
+                ty::CAN_FRAMES
+            }
+            Message::CanCounters(c) => {
+                c.encode(&mut w);
+                ty::CAN_COUNTERS
+            }
+            Message::TimeSync {
+                client_us,
+                server_us,
+            } => {
+                w.u64(*client_us);
+                w.u64(*server_us);
+                ty::TIME_SYNC
             }
         };
         let len = (out.len() - start - HEADER_LEN) as u32;
@@ -259,6 +297,26 @@ impl Message {
             ty::FLUSH => Message::Flush(FlushQueue::from_u8(r.u8("flush_queue")?)?),
             ty::DRAIN => Message::Drain { seq: r.u32("seq")? },
             ty::DRAINED => Message::Drained { seq: r.u32("seq")? },
+            ty::CAN_FRAMES => {
+                let n = usize::from(r.u16("frame_count")?);
+                if n > MAX_BATCH {
+                    return Err(WireError::FieldTooLong {
+                        field: "frames",
+                        len: n,
+                        max: MAX_BATCH,
+                    });
+                }
+                let mut frames = Vec::with_capacity(n);
+                for _ in 0..n {
+                    frames.push(CanFrame::decode(&mut r)?);
+                }
+                Message::CanFrames(frames)
+            }
+            ty::CAN_COUNTERS => Message::CanCounters(CanCounters::decode(&mut r)?),
+            ty::TIME_SYNC => Message::TimeSync {
+                client_us: r.u64("client_us")?,
+                server_us: r.u64("server_us")?,
+            },
             _ => return Err(WireError::UnknownType(t)),
         };
         r.finish()?;

@@ -8,9 +8,9 @@ use xoq_wire::limits::{
 };
 use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
-    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, FlowControl, FlushQueue,
-    FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus, Parity, Refusal, StopBits,
-    Welcome, WireError,
+    Access, BusState, CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings,
+    ErrorCode, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines,
+    ModemStatus, Parity, Refusal, StopBits, Welcome, WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -134,19 +134,90 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     ]
 }
 
+fn can_settings() -> impl Strategy<Value = CanSettings> {
+    (any::<bool>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+        |(fd, bitrate, data_bitrate, max_age_us)| CanSettings {
+            fd,
+            bitrate,
+            data_bitrate,
+            max_age_us,
+        },
+    )
+}
+
+/// A valid CAN frame of every shape: classic, RTR, extended, error, FD with BRS/ESI.
+fn can_frame() -> impl Strategy<Value = CanFrame> {
+    use xoq_wire::can::{flags, FD_LENGTHS, MAX_EFF_ID, MAX_SFF_ID};
+    let classic = (
+        any::<bool>(),
+        0u32..=MAX_EFF_ID,
+        prop::collection::vec(any::<u8>(), 0..=8),
+    )
+        .prop_map(|(eff, id, data)| {
+            let (flags, id) = if eff {
+                (flags::EFF, id)
+            } else {
+                (0, id & MAX_SFF_ID)
+            };
+            CanFrame {
+                id,
+                flags,
+                len: data.len() as u8,
+                data,
+                timestamp_us: 0,
+            }
+        });
+    let rtr = (0u32..=MAX_SFF_ID, 0u8..=8).prop_map(|(id, len)| CanFrame {
+        id,
+        flags: flags::RTR,
+        len,
+        data: vec![],
+        timestamp_us: 0,
+    });
+    let err = (0u32..=MAX_EFF_ID, prop::collection::vec(any::<u8>(), 8)).prop_map(|(id, data)| {
+        CanFrame {
+            id,
+            flags: flags::ERR,
+            len: 8,
+            data,
+            timestamp_us: 0,
+        }
+    });
+    let fd = (
+        0u32..=MAX_SFF_ID,
+        prop::sample::select(FD_LENGTHS.to_vec()),
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_flat_map(|(id, len, brs, esi, ts)| {
+            prop::collection::vec(any::<u8>(), usize::from(len)).prop_map(move |data| CanFrame {
+                id,
+                flags: flags::FD
+                    | if brs { flags::BRS } else { 0 }
+                    | if esi { flags::ESI } else { 0 },
+                len,
+                data,
+                timestamp_us: ts,
+            })
+        });
+    prop_oneof![classic, rtr, err, fd]
+}
+
 /// A catalog entry. Serial devices carry serial settings; every other kind (canonical
 /// `Other(n)`, n != 1) carries an opaque blob of at most `MAX_SETTINGS` bytes.
 fn device_info() -> impl Strategy<Value = DeviceInfo> {
     let serial = (line_settings(), modem_status())
         .prop_map(|(line, modem)| (DeviceKind::Serial, DeviceSettings::Serial { line, modem }));
+    let can = can_settings().prop_map(|c| (DeviceKind::Can, DeviceSettings::Can(c)));
     let other = (
-        any::<u8>().prop_filter("1 is Serial", |k| *k != 1),
+        any::<u8>().prop_filter("1 is Serial, 2 is Can", |k| *k != 1 && *k != 2),
         bytes_up_to(MAX_SETTINGS),
     )
         .prop_map(|(k, blob)| (DeviceKind::Other(k), DeviceSettings::Opaque(blob)));
     (
         name(),
-        prop_oneof![3 => serial, 1 => other],
+        prop_oneof![3 => serial, 2 => can, 1 => other],
         access(),
         any::<u32>(),
     )
@@ -193,6 +264,27 @@ fn message() -> impl Strategy<Value = Message> {
         flush_queue().prop_map(Message::Flush),
         any::<u32>().prop_map(|seq| Message::Drain { seq }),
         any::<u32>().prop_map(|seq| Message::Drained { seq }),
+        prop::collection::vec(can_frame(), 0..20).prop_map(Message::CanFrames),
+        (any::<[u64; 6]>(), any::<u8>()).prop_map(|(v, st)| Message::CanCounters(CanCounters {
+            rx_frames: v[0],
+            tx_frames: v[1],
+            rx_dropped: v[2],
+            tx_stale: v[3],
+            tx_failed: v[4],
+            kernel_dropped: v[5],
+            state: match st % 6 {
+                0 => BusState::ErrorActive,
+                1 => BusState::ErrorWarning,
+                2 => BusState::ErrorPassive,
+                3 => BusState::BusOff,
+                4 => BusState::Stopped,
+                _ => BusState::Unknown,
+            },
+        })),
+        (any::<u64>(), any::<u64>()).prop_map(|(client_us, server_us)| Message::TimeSync {
+            client_us,
+            server_us
+        }),
     ]
 }
 
@@ -216,6 +308,9 @@ const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x25, 1),
     (0x26, 4),
     (0x27, 4),
+    (0x30, 2 + 256 * (14 + 64)),
+    (0x31, 49),
+    (0x32, 16),
 ];
 
 fn limit_of(t: u8) -> Option<usize> {

@@ -63,7 +63,7 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
     }
     let framing = match &info.settings {
         xoq_wire::DeviceSettings::Serial { line, .. } => (line.data_bits, line.parity),
-        xoq_wire::DeviceSettings::Opaque(_) => (8, Parity::None),
+        _ => (8, Parity::None),
     };
     let mut sent = Sent {
         line: None,
