@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # 1. The robot: its key is created on first start; it serves one simulated serial port.
-"$BIN/xoq-server" authorize "$("$BIN/xoq-mount" id)" --devices echo0 --comment "demo laptop" >/dev/null
+"$BIN/xoq-server" authorize "$("$BIN/xoq-mount" id 2>/dev/null)" --devices echo0 --comment "demo laptop" >/dev/null 2>&1
 "$BIN/xoq-server" serve --name demo-robot --listen "127.0.0.1:$PORT" \
   --sim-serial "echo0=$DEMO/echo0-record.jsonl" >"$DEMO/server.out" 2>"$DEMO/server.log" &
 pids+=($!)
