@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -103,6 +103,13 @@ impl AuthorizedClients {
             "# xoq-server authorized clients: edit with `xoq-server authorize`.\n{}",
             toml::to_string_pretty(self)?
         );
+        // Keep the owner, group and mode an existing file has (the packaged service reads it as
+        // user xoq through group ownership); a new file is 0600.
+        let existing = fs::metadata(path).ok();
+        let mode = existing
+            .as_ref()
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600);
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -111,6 +118,11 @@ impl AuthorizedClients {
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(body.as_bytes())?;
+        if let Some(m) = &existing {
+            std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))
+                .with_context(|| format!("cannot keep the owner of {}", path.display()))?;
+        }
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
         Ok(())
@@ -216,6 +228,17 @@ mod tests {
         );
         a.save(&p).unwrap();
         assert_eq!(AuthorizedClients::load(&p).unwrap(), a);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        a.save(&p).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640,
+            "mode kept"
+        );
         fs::write(&p, "[clients.nothex]\ndevices = {}\n").unwrap();
         assert!(AuthorizedClients::load(&p).is_err());
     }

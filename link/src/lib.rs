@@ -6,6 +6,7 @@
 //! anything but accepting and dialling.
 
 pub mod authorized;
+pub mod canframe;
 pub mod client;
 pub mod endpoint;
 pub mod fdio;

@@ -21,7 +21,7 @@ use crate::supervisor::{MountOptions, Mounts};
     name = "xoq-mount",
     version,
     about = "Mount a remote robot's hardware as local devices",
-    args_conflicts_with_subcommands = true
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     /// This client's identity key file (created on first start, mode 0600).
