@@ -30,6 +30,27 @@ pub struct ServerConfig {
     pub public_relays: bool,
     #[serde(default)]
     pub serial: Vec<SerialConfig>,
+    #[serde(default)]
+    pub can: Vec<CanConfig>,
+}
+
+/// One `[[can]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanConfig {
+    /// The name clients see and open, e.g. `can0`.
+    pub name: String,
+    /// SocketCAN interface to serve (`can0`, `vcan0`). Exactly one of `interface` and
+    /// `simulated` is given. CAN FD is used when the interface's MTU is 72.
+    pub interface: Option<String>,
+    /// `"damiao"`: serve the simulated bus of eight Damiao motors.
+    pub simulated: Option<String>,
+    /// Frames from clients older than this on arrival are dropped and counted (0 = no limit).
+    #[serde(default)]
+    pub max_age_ms: u32,
+    /// Nominal bit rate, for the catalog (0 = unknown).
+    #[serde(default)]
+    pub bitrate: u32,
 }
 
 /// One `[[serial]]` table.
@@ -166,9 +187,49 @@ impl ServerConfig {
         });
     }
 
+    /// Adds `--can NAME=IFACE` and `--sim-can NAME` shortcuts.
+    pub fn add_can_shortcut(&mut self, spec: &str, simulated: bool, max_age_ms: u32) -> Result<()> {
+        let (name, interface, sim) = if simulated {
+            (spec, None, Some("damiao".to_string()))
+        } else {
+            let Some((n, i)) = spec.split_once('=') else {
+                bail!("--can wants NAME=INTERFACE (e.g. can0=can0), got `{spec}`");
+            };
+            (n, Some(i.to_string()), None)
+        };
+        self.can.push(CanConfig {
+            name: name.into(),
+            interface,
+            simulated: sim,
+            max_age_ms,
+            bitrate: 0,
+        });
+        Ok(())
+    }
+
     /// Checks names are unique and every device says what it is.
     pub fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
+        for c in &self.can {
+            if c.name.is_empty() || c.name.len() > xoq_wire::limits::MAX_NAME {
+                bail!(
+                    "device name `{}` must be 1 to {} bytes",
+                    c.name,
+                    xoq_wire::limits::MAX_NAME
+                );
+            }
+            if !seen.insert(&c.name) {
+                bail!("device name `{}` is used twice", c.name);
+            }
+            match (&c.interface, c.simulated.as_deref()) {
+                (Some(_), None) | (None, Some("damiao")) => {}
+                (None, Some(other)) => bail!("can `{}`: simulated = \"{other}\" is unknown; use \"damiao\"", c.name),
+                _ => bail!("can `{}`: give `interface = \"can0\"` or `simulated = \"damiao\"`, exactly one", c.name),
+            }
+            if u64::from(c.max_age_ms) * 1000 > u64::from(u32::MAX) {
+                bail!("can `{}`: max_age_ms is too large", c.name);
+            }
+        }
         for s in &self.serial {
             if s.name.is_empty() || s.name.len() > xoq_wire::limits::MAX_NAME {
                 bail!(
@@ -193,10 +254,10 @@ impl ServerConfig {
             }
             s.initial_line()?;
         }
-        if self.serial.is_empty() {
+        if self.serial.is_empty() && self.can.is_empty() {
             bail!(
-                "no devices to serve: give --serial NAME=PATH or --sim-serial NAME, or a config \
-                 file with [[serial]] tables (see packaging/server.toml)"
+                "no devices to serve: give --serial NAME=PATH, --sim-serial NAME, --can \
+                 NAME=IFACE or --sim-can NAME, or a config file (see packaging/server.toml)"
             );
         }
         Ok(())

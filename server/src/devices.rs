@@ -4,55 +4,84 @@ use std::sync::Arc;
 
 use iroh::EndpointId;
 use xoq_link::AuthorizedClients;
-use xoq_wire::DeviceInfo;
+use xoq_wire::{Access, DeviceInfo};
 
+use crate::can::sim::SimDamiao;
+use crate::can::socket::SocketCanPort;
+use crate::can::CanDevice;
 use crate::config::ServerConfig;
 use crate::serial::hardware::HardwarePort;
 use crate::serial::sim::SimEcho;
 use crate::serial::SerialDevice;
 
+/// One served device of any kind.
+#[derive(Clone)]
+pub enum Device {
+    Serial(Arc<SerialDevice>),
+    Can(Arc<CanDevice>),
+}
+
+impl Device {
+    pub fn name(&self) -> &str {
+        match self {
+            Device::Serial(d) => &d.name,
+            Device::Can(d) => &d.name,
+        }
+    }
+    pub fn info(&self, access: Access) -> DeviceInfo {
+        match self {
+            Device::Serial(d) => d.info(access),
+            Device::Can(d) => d.info(access),
+        }
+    }
+}
+
 /// Every served device.
 pub struct Devices {
-    serial: Vec<Arc<SerialDevice>>,
+    list: Vec<Device>,
 }
 
 impl Devices {
-    /// Starts one actor per configured device.
+    /// Starts one actor per configured device (the config has been validated).
     pub fn start(cfg: &ServerConfig) -> Self {
-        let serial = cfg
-            .serial
-            .iter()
-            .map(|s| {
-                // validate() has checked every table, so the default is never used.
-                let line = s.initial_line().unwrap_or_default();
-                match &s.path {
-                    Some(path) => SerialDevice::spawn(
-                        s.name.clone(),
-                        HardwarePort { path: path.clone() },
-                        line,
-                    ),
-                    None => SerialDevice::spawn(
-                        s.name.clone(),
-                        SimEcho {
-                            record: s.record.clone(),
-                        },
-                        line,
-                    ),
+        let mut list = Vec::new();
+        for s in &cfg.serial {
+            let line = s.initial_line().unwrap_or_default();
+            list.push(Device::Serial(match &s.path {
+                Some(path) => {
+                    SerialDevice::spawn(s.name.clone(), HardwarePort { path: path.clone() }, line)
                 }
-            })
-            .collect();
-        Devices { serial }
+                None => SerialDevice::spawn(
+                    s.name.clone(),
+                    SimEcho {
+                        record: s.record.clone(),
+                    },
+                    line,
+                ),
+            }));
+        }
+        for c in &cfg.can {
+            let max_age_us = c.max_age_ms.saturating_mul(1000);
+            list.push(Device::Can(match &c.interface {
+                Some(ifname) => CanDevice::spawn(
+                    c.name.clone(),
+                    SocketCanPort::new(ifname, max_age_us, c.bitrate),
+                ),
+                None => CanDevice::spawn(c.name.clone(), SimDamiao { max_age_us }),
+            }));
+        }
+        Devices { list }
     }
 
-    pub fn serial(&self, name: &str) -> Option<&Arc<SerialDevice>> {
-        self.serial.iter().find(|d| d.name == name)
+    pub fn get(&self, name: &str) -> Option<Device> {
+        self.list.iter().find(|d| d.name() == name).cloned()
     }
 
     /// The devices this client may open, each with its granted access.
     pub fn catalog_for(&self, client: &EndpointId, auth: &AuthorizedClients) -> Vec<DeviceInfo> {
-        self.serial
+        self.list
             .iter()
-            .filter_map(|d| auth.access(client, &d.name).map(|a| d.info(a)))
+            .filter_map(|d| auth.access(client, d.name()).map(|a| d.info(a)))
             .collect()
     }
 }

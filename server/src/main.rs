@@ -1,5 +1,6 @@
 //! `xoq-server`: serves this robot's hardware to authorized XoQ clients.
 
+mod can;
 mod config;
 mod daemon;
 mod devices;
@@ -83,6 +84,15 @@ struct ServeArgs {
     /// Serve a simulated echo port: NAME[=RECORD_FILE] (repeatable).
     #[arg(long = "sim-serial")]
     sim_serial: Vec<String>,
+    /// Serve a SocketCAN interface: NAME=INTERFACE, e.g. can0=can0 (repeatable).
+    #[arg(long = "can")]
+    can: Vec<String>,
+    /// Serve the simulated bus of eight Damiao motors as NAME (repeatable).
+    #[arg(long = "sim-can")]
+    sim_can: Vec<String>,
+    /// Maximum age in ms of client frames for the --can/--sim-can devices (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    can_max_age_ms: u32,
     /// Use the public relays and address lookup (lets clients dial a bare id through NAT).
     #[arg(long)]
     public_relays: bool,
@@ -128,6 +138,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             for s in &a.sim_serial {
                 cfg.add_sim_serial_shortcut(s);
+            }
+            for c in &a.can {
+                cfg.add_can_shortcut(c, false, a.can_max_age_ms)?;
+            }
+            for c in &a.sim_can {
+                cfg.add_can_shortcut(c, true, a.can_max_age_ms)?;
             }
             cfg.validate()?;
             let key = load_or_create_key(&key_path)?;

@@ -12,8 +12,7 @@ use xoq_wire::{
     negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
 };
 
-use crate::devices::Devices;
-use crate::serial::device::Op;
+use crate::devices::{Device, Devices};
 
 /// How long a client may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,7 +114,7 @@ async fn refuse(conn: &Connection, writer: &mut MessageWriter, r: Refusal) -> St
     format!("refused ({}): {}", r.code, r.text)
 }
 
-fn protocol_close(conn: &Connection, why: String) -> String {
+pub(crate) fn protocol_close(conn: &Connection, why: String) -> String {
     conn.close(
         VarInt::from_u32(xoq_link::CLOSE_PROTOCOL),
         format!("protocol error: {why}").as_bytes(),
@@ -210,12 +209,25 @@ async fn serve_device(
         writer.finish();
     };
     tokio::pin!(pump);
-    let requests = handle_requests(&conn, &mut reader, attachment);
+    let requests = async {
+        match attachment {
+            Attached::Serial(a) => {
+                crate::serial::stream::handle_requests(&conn, &mut reader, a).await
+            }
+            Attached::Can(a) => crate::can::stream::handle_requests(&conn, &mut reader, a).await,
+        }
+    };
     tokio::select! {
         _ = &mut pump => {}
         _ = requests => pump.await,
     }
     tracing::info!(%device, "device closed");
+}
+
+/// A client's hold on a device of any kind.
+enum Attached {
+    Serial(crate::serial::Attachment),
+    Can(crate::can::CanAttachment),
 }
 
 fn open_device(
@@ -225,8 +237,8 @@ fn open_device(
     device: &str,
     access: Access,
     tx: mpsc::Sender<Message>,
-) -> Result<(crate::serial::Attachment, xoq_wire::DeviceInfo), (ErrorCode, String)> {
-    let Some(dev) = ctx.devices.serial(device) else {
+) -> Result<(Attached, xoq_wire::DeviceInfo), (ErrorCode, String)> {
+    let Some(dev) = ctx.devices.get(device) else {
         return Err((
             ErrorCode::UnknownDevice,
             format!("server `{}` has no device `{device}`", ctx.name),
@@ -244,57 +256,51 @@ fn open_device(
             format!("this client may open `{device}` read-only only; mount it read-only"),
         ));
     }
-    let att = dev.attach(access, &client.fmt_short().to_string(), tx)?;
-    Ok((att, dev.info(access)))
-}
-
-/// Forwards the client's requests to the device until the stream ends; replies to refused
-/// requests go through the device's outbox for this client.
-async fn handle_requests(
-    conn: &Connection,
-    reader: &mut MessageReader,
-    att: crate::serial::Attachment,
-) {
-    loop {
-        let m = match reader.next().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(StreamError::Wire(e)) => {
-                tracing::warn!("malformed message: {e}; closing this connection");
-                att.reply_error(ErrorCode::Malformed, format!("malformed message: {e}"))
-                    .await;
-                protocol_close(conn, e.to_string());
-                return;
-            }
-            Err(e) => {
-                tracing::debug!("device stream ended: {e}");
-                return;
-            }
-        };
-        let op = match m {
-            Message::Data(d) => Op::Data(d),
-            Message::LineSettings(l) => Op::Line(l),
-            Message::SetModem(l) => Op::Modem(l),
-            Message::Break { duration_ms } => Op::Break(duration_ms),
-            Message::Flush(q) => Op::Flush(q),
-            Message::Drain { seq } => Op::Drain(seq),
-            other => {
-                let text = format!(
-                    "{} is not a request a client may send on a device stream",
-                    other.name()
-                );
-                att.reply_error(ErrorCode::UnexpectedMessage, text).await;
-                continue;
-            }
-        };
-        if att.access == Access::ReadOnly {
-            let text = "this device is open read-only for this client; the request was discarded"
-                .to_string();
-            att.reply_error(ErrorCode::ReadOnly, text).await;
-            continue;
+    match dev {
+        Device::Serial(d) => {
+            let att = d.attach(access, &client.fmt_short().to_string(), tx)?;
+            Ok((Attached::Serial(att), d.info(access)))
         }
-        if att.submit(op).await.is_err() {
-            return;
+        Device::Can(d) => {
+            let att = d.attach(access, tx)?;
+            Ok((Attached::Can(att), d.info(access)))
         }
     }
+}
+
+/// What came next on a device stream.
+pub(crate) enum Next {
+    Request(Message),
+    /// The stream ended or the link failed: stop quietly.
+    End,
+    /// Undecodable bytes: the handler answers `Malformed` and closes the connection.
+    Malformed(String),
+}
+
+/// Reads the next request from a device stream.
+pub(crate) async fn next_request(reader: &mut MessageReader) -> Next {
+    match reader.next().await {
+        Ok(Some(m)) => Next::Request(m),
+        Ok(None) => Next::End,
+        Err(StreamError::Wire(e)) => {
+            tracing::warn!("malformed message: {e}; closing this connection");
+            Next::Malformed(e.to_string())
+        }
+        Err(e) => {
+            tracing::debug!("device stream ended: {e}");
+            Next::End
+        }
+    }
+}
+
+/// Text for a request a read-only client may not make.
+pub(crate) const READ_ONLY_TEXT: &str =
+    "this device is open read-only for this client; the request was discarded";
+
+/// Text for a message that is not a request on this kind of device.
+pub(crate) fn unexpected_text(m: &Message) -> String {
+    format!(
+        "{} is not a request a client may send on this device stream",
+        m.name()
+    )
 }

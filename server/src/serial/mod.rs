@@ -5,5 +5,6 @@ pub mod backend;
 pub mod device;
 pub mod hardware;
 pub mod sim;
+pub mod stream;
 
 pub use device::{Attachment, SerialDevice};

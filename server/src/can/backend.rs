@@ -1,0 +1,34 @@
+//! The CAN backend trait: a bus that frames are read from and written to.
+
+use std::future::Future;
+use std::io;
+
+use xoq_wire::{CanFrame, CanSettings};
+
+/// Opens a bus; called again after the bus failed (interface removed), so it is a recipe.
+pub trait CanBackend: Send + 'static {
+    type Bus: CanBus;
+    fn open(&mut self) -> io::Result<Self::Bus>;
+    fn settings(&self) -> CanSettings;
+    fn capabilities(&self) -> u32;
+    fn describe(&self) -> String;
+}
+
+/// An open bus. Both methods take `&self` so one task may read while another writes.
+pub trait CanBus: Send + Sync + 'static {
+    /// The next frame on the bus, with its receive timestamp (µs since the epoch).
+    fn recv(&self) -> impl Future<Output = io::Result<CanFrame>> + Send;
+    /// A frame already waiting, without blocking.
+    fn try_recv(&self) -> io::Result<Option<CanFrame>>;
+    /// Writes one frame, waiting while the transmit queue is full (backpressure). An error
+    /// means this frame was not sent; `is_fatal` says whether the bus itself is gone.
+    fn send(&self, frame: &CanFrame) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// True for errors after which the bus must be reopened.
+pub fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EBADF) | Some(libc::ENETDOWN)
+    )
+}
