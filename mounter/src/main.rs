@@ -1,5 +1,7 @@
 //! `xoq-mount`: makes a remote robot's hardware appear as local devices.
 
+mod can;
+mod mounted;
 mod naming;
 mod serial;
 mod status;

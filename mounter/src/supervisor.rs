@@ -13,9 +13,12 @@ use xoq_link::client::{connect, ClientSession, ConnectError};
 use xoq_link::Ticket;
 use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode};
 
+use crate::can::vcan::Vcan;
+use crate::can::CanMount;
+use crate::mounted::{BridgeEnd, Mounted};
 use crate::naming::{Link, SERIAL_PREFIX};
 use crate::serial::pty::Pty;
-use crate::serial::{bridge, BridgeEnd, SerialMount};
+use crate::serial::SerialMount;
 use crate::status::{DeviceStatus, MountStatus};
 
 /// First and largest wait between reconnection attempts.
@@ -37,22 +40,18 @@ pub struct MountOptions {
 /// The devices this mounter created; shared so shutdown can remove them.
 #[derive(Default)]
 pub struct Mounts {
-    serial: Mutex<Vec<Arc<SerialMount>>>,
+    list: Mutex<Vec<Mounted>>,
 }
 
 impl Mounts {
-    fn list(&self) -> Vec<Arc<SerialMount>> {
-        self.serial
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn list(&self) -> Vec<Mounted> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Removes every link this mounter made (the PTYs close when the process exits).
+    /// Removes every link and interface this mounter made (PTYs close when the process exits).
     pub fn remove_all(&self) {
         for m in self.list() {
-            m.link.remove();
-            println!("unmounted  serial  {}  ({})", m.name, m.link.path.display());
+            m.unmount();
         }
     }
 }
@@ -114,84 +113,105 @@ pub async fn run(
         );
         status.reconnects.fetch_add(1, Ordering::Relaxed);
         for m in mounts.list() {
-            m.status.set_state("waiting for link");
+            m.status().set_state("waiting for link");
         }
     }
 }
 
-/// Creates a PTY and link for each serial device not mounted yet.
+/// Creates the local device for each catalog entry not mounted yet.
 fn mount_new_devices(
     devices: &[DeviceInfo],
     opts: &MountOptions,
     mounts: &Mounts,
     status: &MountStatus,
 ) -> Result<()> {
-    let mut list = mounts.serial.lock().unwrap_or_else(|p| p.into_inner());
+    let mut list = mounts.list.lock().unwrap_or_else(|p| p.into_inner());
     for d in devices {
-        if list.iter().any(|m| m.name == d.name) {
+        if list.iter().any(|m| m.name() == d.name) {
             continue;
         }
-        let (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) = (d.kind, &d.settings)
-        else {
-            tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
-            continue;
-        };
         let access = if opts.read_only {
             Access::ReadOnly
         } else {
             d.access
         };
-        let pty = Pty::open(line)?;
-        let link = Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
-        let local = format!("{} -> {}", link.path.display(), pty.path.display());
-        let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
-        status.add_device(dstatus.clone());
-        println!(
-            "mounted  serial  {}  ->  {}  ({access}, {line})",
-            d.name,
-            link.path.display()
-        );
-        list.push(Arc::new(SerialMount {
-            name: d.name.clone(),
-            access,
-            pty,
-            link,
-            status: dstatus,
-        }));
+        let mounted = match (d.kind, &d.settings) {
+            (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) => {
+                let pty = Pty::open(line)?;
+                let link =
+                    Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
+                let local = format!("{} -> {}", link.path.display(), pty.path.display());
+                let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
+                println!(
+                    "mounted  serial  {}  ->  {}  ({access}, {line})",
+                    d.name,
+                    link.path.display()
+                );
+                Mounted::Serial(Arc::new(SerialMount {
+                    name: d.name.clone(),
+                    access,
+                    pty,
+                    link,
+                    status: dstatus,
+                }))
+            }
+            (DeviceKind::Can, DeviceSettings::Can(c)) => {
+                let vcan = Vcan::create(opts.first_index, c.fd)?;
+                let dstatus =
+                    DeviceStatus::new(&d.name, "can", vcan.name.clone(), access.to_string());
+                let fd = if c.fd { "CAN FD" } else { "CAN" };
+                println!(
+                    "mounted  can  {}  ->  {}  ({access}, {fd})",
+                    d.name, vcan.name
+                );
+                Mounted::Can(Arc::new(CanMount {
+                    name: d.name.clone(),
+                    access,
+                    vcan,
+                    status: dstatus,
+                }))
+            }
+            _ => {
+                tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
+                continue;
+            }
+        };
+        status.add_device(mounted.status().clone());
+        list.push(mounted);
     }
     Ok(())
 }
 
 /// Keeps one device open and bridged for the life of a connection.
-async fn device_loop(m: Arc<SerialMount>, session: Arc<ClientSession>) {
+async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
     loop {
-        match session.open_device(&m.name, m.access).await {
+        match session.open_device(m.name(), m.access()).await {
             Ok(stream) => {
-                m.status.set_state("open");
-                match bridge(&m, stream).await {
+                m.status().set_state("open");
+                match m.bridge(stream).await {
                     BridgeEnd::LinkLost(why) => {
-                        tracing::debug!(device = %m.name, "bridge stopped: {why}");
+                        tracing::debug!(device = %m.name(), "bridge stopped: {why}");
                         return;
                     }
                     BridgeEnd::DeviceGone(why) => {
-                        tracing::warn!(device = %m.name, "remote device unavailable: {why}");
-                        m.status.set_state(format!("remote gone: {why}"));
+                        tracing::warn!(device = %m.name(), "remote device unavailable: {why}");
+                        m.status().set_state(format!("remote gone: {why}"));
                     }
-                    BridgeEnd::PtyFailed(e) => {
-                        tracing::error!(device = %m.name, "local pty failed: {e}; this device stops");
-                        m.status.set_state(format!("pty failed: {e}"));
+                    BridgeEnd::LocalFailed(e) => {
+                        tracing::error!(device = %m.name(), "local device failed: {e}; this device stops");
+                        m.status().set_state(format!("local device failed: {e}"));
                         return;
                     }
                 }
             }
             Err(ConnectError::Refused { code, text }) => {
                 if code != ErrorCode::DeviceGone {
-                    tracing::warn!(device = %m.name, %code, "open refused: {text}");
+                    tracing::warn!(device = %m.name(), %code, "open refused: {text}");
                 }
-                m.status.set_state(format!("{code}"));
+                m.status().set_state(format!("{code}"));
             }
             Err(e) => {
-                tracing::debug!(device = %m.name, "open failed: {e}");
+                tracing::debug!(device = %m.name(), "open failed: {e}");
                 return;
             }
         }

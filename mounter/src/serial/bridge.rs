@@ -16,6 +16,7 @@ use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines,
 
 use super::pty::{packet, Pty};
 use super::termios;
+use crate::mounted::BridgeEnd;
 use crate::naming::Link;
 use crate::status::DeviceStatus;
 
@@ -27,17 +28,6 @@ pub struct SerialMount {
     pub pty: Pty,
     pub link: Link,
     pub status: Arc<DeviceStatus>,
-}
-
-/// Why a bridge stopped.
-#[derive(Debug)]
-pub enum BridgeEnd {
-    /// The connection failed; the supervisor reconnects.
-    LinkLost(String),
-    /// The remote device failed or the server closed its stream; reopen it later.
-    DeviceGone(String),
-    /// The local PTY failed: nothing more can be done for this device.
-    PtyFailed(std::io::Error),
 }
 
 /// What we last told the remote, so unchanged settings are not resent.
@@ -79,7 +69,7 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
                 .pty
                 .read_packet(&mut buf)
                 .await
-                .map_err(BridgeEnd::PtyFailed)?;
+                .map_err(BridgeEnd::LocalFailed)?;
             if n == 0 {
                 continue;
             }
@@ -119,7 +109,7 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
             match msg {
                 Message::Data(d) => {
                     if let Err(e) = m.pty.write_all(&d).await {
-                        return BridgeEnd::PtyFailed(e);
+                        return BridgeEnd::LocalFailed(e);
                     }
                     m.status
                         .rx_bytes
@@ -169,8 +159,8 @@ async fn sync_settings(
     w: &mut MessageWriter,
     sent: &mut Sent,
 ) -> Result<(), BridgeEnd> {
-    let t = m.pty.termios().map_err(BridgeEnd::PtyFailed)?;
-    m.pty.ensure_extproc(&t).map_err(BridgeEnd::PtyFailed)?;
+    let t = m.pty.termios().map_err(BridgeEnd::LocalFailed)?;
+    m.pty.ensure_extproc(&t).map_err(BridgeEnd::LocalFailed)?;
     if m.access == Access::ReadOnly {
         return Ok(());
     }

@@ -4,4 +4,4 @@ pub mod bridge;
 pub mod pty;
 pub mod termios;
 
-pub use bridge::{bridge, BridgeEnd, SerialMount};
+pub use bridge::{bridge, SerialMount};

@@ -1,0 +1,68 @@
+//! A mounted device of any kind: what the supervisor keeps across connections.
+
+use std::sync::Arc;
+
+use xoq_link::client::DeviceStream;
+use xoq_wire::Access;
+
+use crate::can::CanMount;
+use crate::serial::{bridge, SerialMount};
+use crate::status::DeviceStatus;
+
+/// Why a device's bridge stopped.
+#[derive(Debug)]
+pub enum BridgeEnd {
+    /// The connection failed; the supervisor reconnects.
+    LinkLost(String),
+    /// The remote device failed or the server closed its stream; reopen it later.
+    DeviceGone(String),
+    /// The local device (PTY, vcan) failed: nothing more can be done for it.
+    LocalFailed(std::io::Error),
+}
+
+#[derive(Clone)]
+pub enum Mounted {
+    Serial(Arc<SerialMount>),
+    Can(Arc<CanMount>),
+}
+
+impl Mounted {
+    pub fn name(&self) -> &str {
+        match self {
+            Mounted::Serial(m) => &m.name,
+            Mounted::Can(m) => &m.name,
+        }
+    }
+    pub fn access(&self) -> Access {
+        match self {
+            Mounted::Serial(m) => m.access,
+            Mounted::Can(m) => m.access,
+        }
+    }
+    pub fn status(&self) -> &Arc<DeviceStatus> {
+        match self {
+            Mounted::Serial(m) => &m.status,
+            Mounted::Can(m) => &m.status,
+        }
+    }
+    /// Bridges the local device to `stream` until either ends.
+    pub async fn bridge(&self, stream: DeviceStream) -> BridgeEnd {
+        match self {
+            Mounted::Serial(m) => bridge(m, stream).await,
+            Mounted::Can(m) => m.bridge(stream).await,
+        }
+    }
+    /// Removes the local device (link or interface) and says so.
+    pub fn unmount(&self) {
+        match self {
+            Mounted::Serial(m) => {
+                m.link.remove();
+                println!("unmounted  serial  {}  ({})", m.name, m.link.path.display());
+            }
+            Mounted::Can(m) => {
+                m.vcan.remove();
+                println!("unmounted  can  {}  ({})", m.name, m.vcan.name);
+            }
+        }
+    }
+}
