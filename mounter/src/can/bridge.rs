@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use socketcan::tokio::CanFdSocket;
+use socketcan::SocketOptions;
 use xoq_link::canframe::{from_socketcan, to_socketcan, unix_us};
 use xoq_link::client::DeviceStream;
 use xoq_link::framed::{MessageReader, MessageWriter};
@@ -46,6 +47,10 @@ impl CanMount {
             Ok(s) => s,
             Err(e) => return BridgeEnd::LocalFailed(e),
         };
+        // Programs may inject error frames too; they travel like any other frame.
+        if let Err(e) = sock.set_error_filter_accept_all() {
+            return BridgeEnd::LocalFailed(e);
+        }
         let offset = match clock_offset(&mut reader, &mut writer).await {
             Ok(o) => o,
             Err(e) => return e,
