@@ -179,18 +179,23 @@ impl BusState {
             BusState::Unknown => 255,
         }
     }
-    pub(crate) fn from_u8(v: u8) -> Self {
-        match v {
+    pub(crate) fn from_u8(v: u8) -> Result<Self, WireError> {
+        Ok(match v {
             0 => BusState::ErrorActive,
             1 => BusState::ErrorWarning,
             2 => BusState::ErrorPassive,
             3 => BusState::BusOff,
             4 => BusState::Stopped,
-            _ => BusState::Unknown,
-        }
+            255 => BusState::Unknown,
+            v => {
+                return Err(WireError::BadValue {
+                    field: "bus_state",
+                    value: v.into(),
+                })
+            }
+        })
     }
 }
-
 /// Settings and capabilities of a CAN device, announced in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CanSettings {
@@ -273,7 +278,7 @@ impl CanCounters {
             tx_stale: r.u64("tx_stale")?,
             tx_failed: r.u64("tx_failed")?,
             kernel_dropped: r.u64("kernel_dropped")?,
-            state: BusState::from_u8(r.u8("bus_state")?),
+            state: BusState::from_u8(r.u8("bus_state")?)?,
         })
     }
 }
