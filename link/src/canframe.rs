@@ -1,16 +1,21 @@
-//! Conversions between SocketCAN frames and wire frames, shared by the server's CAN backend and
-//! the mounter's vcan sink so both ends agree bit for bit.
+//! SocketCAN frames in their kernel layout (`struct can_frame` / `struct canfd_frame`) to and
+//! from wire frames, shared by the server's CAN backend and the mounter's vcan sink so both
+//! ends agree bit for bit. Plain byte handling: no unsafe, no C structs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use socketcan::{CanAnyFrame, EmbeddedFrame, Frame};
 use xoq_wire::can::flags;
 use xoq_wire::CanFrame;
+
+/// Bytes of a classic frame (`CAN_MTU`) and of an FD frame (`CANFD_MTU`).
+pub const CAN_MTU: usize = 16;
+pub const CANFD_MTU: usize = 72;
 
 const CAN_EFF_FLAG: u32 = 0x8000_0000;
 const CAN_RTR_FLAG: u32 = 0x4000_0000;
 const CAN_ERR_FLAG: u32 = 0x2000_0000;
 const CAN_EFF_MASK: u32 = 0x1fff_ffff;
+const CAN_SFF_MASK: u32 = 0x7ff;
 const CANFD_BRS: u8 = 0x01;
 const CANFD_ESI: u8 = 0x02;
 const CANFD_FDF: u8 = 0x04;
@@ -22,47 +27,57 @@ pub fn unix_us(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// A frame as read from a CAN socket, with its receive time.
-pub fn from_socketcan(f: &CanAnyFrame, timestamp_us: u64) -> CanFrame {
-    let (word, mut fl, len, data) = match f {
-        CanAnyFrame::Normal(d) => (d.id_word(), 0, d.dlc() as u8, d.data().to_vec()),
-        CanAnyFrame::Remote(r) => (r.id_word(), flags::RTR, r.dlc() as u8, Vec::new()),
-        CanAnyFrame::Error(e) => (
-            e.id_word(),
-            flags::ERR,
-            e.data().len() as u8,
-            e.data().to_vec(),
-        ),
-        CanAnyFrame::Fd(d) => {
-            let mut fl = flags::FD;
-            if d.is_brs() {
-                fl |= flags::BRS;
-            }
-            if d.is_esi() {
-                fl |= flags::ESI;
-            }
-            (d.id_word(), fl, d.data().len() as u8, d.data().to_vec())
+/// Decodes what a raw CAN socket returned (16 or 72 bytes). `None` for any other size or an
+/// impossible length.
+pub fn decode_raw(buf: &[u8], timestamp_us: u64) -> Option<CanFrame> {
+    if buf.len() != CAN_MTU && buf.len() != CANFD_MTU {
+        return None;
+    }
+    let word = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let len = buf[4];
+    let mut fl = 0;
+    if buf.len() == CANFD_MTU {
+        fl |= flags::FD;
+        if buf[5] & CANFD_BRS != 0 {
+            fl |= flags::BRS;
         }
-    };
-    if word & CAN_EFF_FLAG != 0 && word & CAN_ERR_FLAG == 0 {
+        if buf[5] & CANFD_ESI != 0 {
+            fl |= flags::ESI;
+        }
+    }
+    if word & CAN_ERR_FLAG != 0 {
+        fl |= flags::ERR;
+    } else if word & CAN_EFF_FLAG != 0 {
         fl |= flags::EFF;
     }
-    let id = if word & (CAN_EFF_FLAG | CAN_ERR_FLAG) != 0 {
+    if word & CAN_RTR_FLAG != 0 && fl & flags::FD == 0 {
+        fl |= flags::RTR;
+    }
+    let id = if fl & (flags::EFF | flags::ERR) != 0 {
         word & CAN_EFF_MASK
     } else {
-        word & 0x7ff
+        word & CAN_SFF_MASK
     };
-    CanFrame {
+    let max = buf.len() - 8;
+    let data = if fl & flags::RTR != 0 {
+        Vec::new()
+    } else {
+        buf.get(8..8 + usize::from(len).min(max))?.to_vec()
+    };
+    let f = CanFrame {
         id,
         flags: fl,
         len,
         data,
         timestamp_us,
-    }
+    };
+    f.validate().ok()?;
+    Some(f)
 }
 
-/// A wire frame as a SocketCAN frame to write. The frame must have passed `validate()`.
-pub fn to_socketcan(f: &CanFrame) -> CanAnyFrame {
+/// Encodes a valid wire frame in kernel layout into `out`; returns the bytes to write.
+pub fn encode_raw(f: &CanFrame, out: &mut [u8; CANFD_MTU]) -> usize {
+    *out = [0; CANFD_MTU];
     let mut word = f.id;
     if f.is_extended() {
         word |= CAN_EFF_FLAG;
@@ -70,12 +85,13 @@ pub fn to_socketcan(f: &CanFrame) -> CanAnyFrame {
     if f.is_error() {
         word |= CAN_ERR_FLAG;
     }
-    if f.is_fd() {
-        // SAFETY: canfd_frame is plain old data; all-zero is a valid value.
-        let mut raw: libc::canfd_frame = unsafe { std::mem::zeroed() };
-        raw.can_id = word;
-        raw.len = f.len;
-        raw.flags = CANFD_FDF
+    if f.is_rtr() {
+        word |= CAN_RTR_FLAG;
+    }
+    out[..4].copy_from_slice(&word.to_ne_bytes());
+    out[4] = f.len;
+    let n = if f.is_fd() {
+        out[5] = CANFD_FDF
             | if f.flags & flags::BRS != 0 {
                 CANFD_BRS
             } else {
@@ -86,21 +102,13 @@ pub fn to_socketcan(f: &CanFrame) -> CanAnyFrame {
             } else {
                 0
             };
-        let n = f.data.len().min(raw.data.len());
-        raw.data[..n].copy_from_slice(&f.data[..n]);
-        CanAnyFrame::from(raw)
+        CANFD_MTU
     } else {
-        if f.is_rtr() {
-            word |= CAN_RTR_FLAG;
-        }
-        // SAFETY: can_frame is plain old data; all-zero is a valid value.
-        let mut raw: libc::can_frame = unsafe { std::mem::zeroed() };
-        raw.can_id = word;
-        raw.can_dlc = f.len;
-        let n = f.data.len().min(raw.data.len());
-        raw.data[..n].copy_from_slice(&f.data[..n]);
-        CanAnyFrame::from(raw)
-    }
+        CAN_MTU
+    };
+    let d = f.data.len().min(n - 8);
+    out[8..8 + d].copy_from_slice(&f.data[..d]);
+    n
 }
 
 #[cfg(test)]
@@ -109,12 +117,14 @@ mod tests {
 
     fn round_trip(f: CanFrame) {
         f.validate().expect("valid test frame");
-        let back = from_socketcan(&to_socketcan(&f), f.timestamp_us);
-        assert_eq!(back, f);
+        let mut buf = [0u8; CANFD_MTU];
+        let n = encode_raw(&f, &mut buf);
+        assert_eq!(n, if f.is_fd() { CANFD_MTU } else { CAN_MTU });
+        assert_eq!(decode_raw(&buf[..n], f.timestamp_us), Some(f));
     }
 
     #[test]
-    fn every_frame_shape_survives_socketcan() {
+    fn every_frame_shape_survives_the_kernel_layout() {
         round_trip(CanFrame {
             id: 0x123,
             flags: 0,
@@ -164,5 +174,13 @@ mod tests {
             data: vec![1; 12],
             timestamp_us: 0,
         });
+    }
+
+    #[test]
+    fn impossible_input_is_refused() {
+        assert_eq!(decode_raw(&[0u8; 20], 0), None, "neither MTU");
+        let mut b = [0u8; CAN_MTU];
+        b[4] = 9;
+        assert_eq!(decode_raw(&b, 0), None, "classic length 9");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod authorized;
 pub mod canframe;
+pub mod cansock;
 pub mod client;
 pub mod endpoint;
 pub mod fdio;

@@ -169,6 +169,7 @@ fn mount_new_devices(
                     access,
                     vcan,
                     status: dstatus,
+                    local_dropped: Default::default(),
                 }))
             }
             _ => {

@@ -2,23 +2,22 @@
 //!
 //! Up (programs -> remote bus): frames read from `vcan-xoq<n>` (a raw socket without
 //! `CAN_RAW_RECV_OWN_MSGS`, so what the mounter itself writes is never read back: no echo
-//! loops) go out in batches of whatever was waiting, stamped in the server's clock for its
-//! maximum-age check. Down: frames from the remote bus are written to the interface with their
+//! loops) go out in batches of whatever was waiting, stamped with their kernel receive time in
+//! the server's clock for its maximum-age check; frames the kernel dropped on our socket are
+//! counted and reported. Down: frames from the remote bus are written to the interface with their
 //! flags; the server's counters go to the status.
 
-use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
-use socketcan::tokio::CanFdSocket;
-use socketcan::SocketOptions;
-use xoq_link::canframe::{from_socketcan, to_socketcan, unix_us};
+use xoq_link::canframe::unix_us;
+use xoq_link::cansock::CanSock;
 use xoq_link::client::DeviceStream;
 use xoq_link::framed::{MessageReader, MessageWriter};
 use xoq_wire::can::MAX_BATCH;
-use xoq_wire::{Access, ErrorCode, Message};
+use xoq_wire::{Access, CanFrame, ErrorCode, Message};
 
 use super::vcan::Vcan;
 use crate::mounted::BridgeEnd;
@@ -33,6 +32,8 @@ pub struct CanMount {
     pub access: Access,
     pub vcan: Vcan,
     pub status: Arc<DeviceStatus>,
+    /// Frames the kernel dropped on our vcan socket (we read too slowly), across connections.
+    pub local_dropped: AtomicU64,
 }
 
 impl CanMount {
@@ -43,36 +44,43 @@ impl CanMount {
             mut writer,
             ..
         } = stream;
-        let sock = match CanFdSocket::open(&self.vcan.name) {
+        let sock = match CanSock::open(&self.vcan.name) {
             Ok(s) => s,
             Err(e) => return BridgeEnd::LocalFailed(e),
         };
-        // Programs may inject error frames too; they travel like any other frame.
-        if let Err(e) = sock.set_error_filter_accept_all() {
-            return BridgeEnd::LocalFailed(e);
-        }
         let offset = match clock_offset(&mut reader, &mut writer).await {
             Ok(o) => o,
             Err(e) => return e,
         };
         self.status.set_detail("clock_offset_us", json!(offset));
+        // The kernel's receive time on vcan, moved into the server's clock: queueing anywhere
+        // between the program and the server counts towards a frame's age.
+        let stamp = |mut f: CanFrame| {
+            f.timestamp_us = (f.timestamp_us as i64 + offset).max(1) as u64;
+            f
+        };
         let up = async {
             loop {
-                let first = match sock.read_frame().await {
-                    Ok(f) => f,
+                let first = match sock.recv().await {
+                    Ok(r) => r,
                     Err(e) => return BridgeEnd::LocalFailed(e),
                 };
-                let stamp = |f: &socketcan::CanAnyFrame| {
-                    let local = unix_us(SystemTime::now()) as i64;
-                    from_socketcan(f, (local + offset).max(1) as u64)
-                };
-                let mut batch = vec![stamp(&first)];
+                let mut dropped = u64::from(first.dropped);
+                let mut batch = vec![stamp(first.frame)];
                 while batch.len() < MAX_BATCH {
-                    match sock.try_read_frame() {
-                        Ok(f) => batch.push(stamp(&f)),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    match sock.try_recv() {
+                        Ok(Some(r)) => {
+                            dropped += u64::from(r.dropped);
+                            batch.push(stamp(r.frame));
+                        }
+                        Ok(None) => break,
                         Err(e) => return BridgeEnd::LocalFailed(e),
                     }
+                }
+                if dropped > 0 {
+                    let total = self.local_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+                    self.status.set_detail("local_kernel_dropped", json!(total));
+                    tracing::warn!(device = %self.name, frames = dropped, total, "the kernel dropped frames on {} before xoq-mount read them", self.vcan.name);
                 }
                 let bytes: usize = batch.iter().map(|f| f.data.len()).sum();
                 if let Err(e) = writer.send(&Message::CanFrames(batch)).await {
@@ -95,7 +103,7 @@ impl CanMount {
                 match msg {
                     Message::CanFrames(frames) => {
                         for f in &frames {
-                            if let Err(e) = write_frame(&sock, f).await {
+                            if let Err(e) = sock.send(f).await {
                                 self.status.errors.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(device = %self.name, "cannot write {f} to {}: {e}", self.vcan.name);
                             }
@@ -127,20 +135,6 @@ impl CanMount {
         };
         writer.finish();
         end
-    }
-}
-
-/// Writes one frame, waiting while the interface's queue is full.
-async fn write_frame(sock: &CanFdSocket, f: &xoq_wire::CanFrame) -> io::Result<()> {
-    let raw = to_socketcan(f);
-    let deadline = Instant::now() + Duration::from_millis(200);
-    loop {
-        match sock.write_frame(&raw).await {
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-            r => return r,
-        }
     }
 }
 

@@ -16,10 +16,11 @@ pub trait CanBackend: Send + 'static {
 
 /// An open bus. Both methods take `&self` so one task may read while another writes.
 pub trait CanBus: Send + Sync + 'static {
-    /// The next frame on the bus, with its receive timestamp (µs since the epoch).
-    fn recv(&self) -> impl Future<Output = io::Result<CanFrame>> + Send;
+    /// The next frame on the bus, with its receive timestamp (µs since the epoch), and how
+    /// many frames the kernel dropped before it for lack of buffer.
+    fn recv(&self) -> impl Future<Output = io::Result<(CanFrame, u32)>> + Send;
     /// A frame already waiting, without blocking.
-    fn try_recv(&self) -> io::Result<Option<CanFrame>>;
+    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>>;
     /// Writes one frame, waiting while the transmit queue is full (backpressure). An error
     /// means this frame was not sent; `is_fatal` says whether the bus itself is gone.
     fn send(&self, frame: &CanFrame) -> impl Future<Output = io::Result<()>> + Send;

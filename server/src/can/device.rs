@@ -204,6 +204,17 @@ impl CanDevice {
         }
     }
 
+    /// Frames the kernel dropped on the bus socket before we read them: every client missed
+    /// them, so every client's counter shows them.
+    fn kernel_dropped(&self, n: u32) {
+        tracing::warn!(device = %self.name, frames = n, "the kernel dropped frames on the bus socket");
+        let mut st = self.lock();
+        for s in st.subs.iter_mut() {
+            s.counters.kernel_dropped += u64::from(n);
+            s.dirty = true;
+        }
+    }
+
     fn flush_counters(&self) {
         let mut st = self.lock();
         for s in st.subs.iter_mut().filter(|s| s.dirty) {
@@ -303,7 +314,7 @@ async fn run<B: CanBackend>(
 
 async fn rx_loop<B: CanBus>(dev: &CanDevice, bus: &B) -> io::Error {
     loop {
-        let first = match bus.recv().await {
+        let (first, mut dropped) = match bus.recv().await {
             Ok(f) => f,
             Err(e) => return e,
         };
@@ -311,10 +322,16 @@ async fn rx_loop<B: CanBus>(dev: &CanDevice, bus: &B) -> io::Error {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match bus.try_recv() {
-                Ok(Some(f)) => batch.push(f),
+                Ok(Some((f, d))) => {
+                    batch.push(f);
+                    dropped += d;
+                }
                 Ok(None) => break,
                 Err(e) => return e,
             }
+        }
+        if dropped > 0 {
+            dev.kernel_dropped(dropped);
         }
         dev.observe_errors(&batch);
         dev.fanout(batch, None).await;

@@ -53,17 +53,16 @@ pub struct SimBus {
 }
 
 impl CanBus for SimBus {
-    async fn recv(&self) -> io::Result<CanFrame> {
-        self.rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::other("simulated bus closed"))
+    async fn recv(&self) -> io::Result<(CanFrame, u32)> {
+        let f = self.rx.lock().await.recv().await;
+        Ok((
+            f.ok_or_else(|| io::Error::other("simulated bus closed"))?,
+            0,
+        ))
     }
-    fn try_recv(&self) -> io::Result<Option<CanFrame>> {
+    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>> {
         match self.rx.try_lock() {
-            Ok(mut rx) => Ok(rx.try_recv().ok()),
+            Ok(mut rx) => Ok(rx.try_recv().ok().map(|f| (f, 0))),
             Err(_) => Ok(None),
         }
     }

@@ -1,18 +1,13 @@
-//! A real (or virtual) SocketCAN interface, classic or FD, via the `socketcan` crate.
+//! A real (or virtual) SocketCAN interface, classic or FD, read and written through
+//! `xoq_link::cansock` (kernel timestamps, counted kernel drops, ENOBUFS backpressure).
 
 use std::io;
-use std::time::{Duration, Instant};
 
-use socketcan::tokio::CanFdSocket;
-use socketcan::SocketOptions;
-use xoq_link::canframe::{from_socketcan, to_socketcan, unix_us};
+use xoq_link::cansock::CanSock;
 use xoq_wire::catalog::can_caps;
 use xoq_wire::{CanFrame, CanSettings};
 
 use super::backend::{CanBackend, CanBus};
-
-/// How long a write may wait for room in the transmit queue before the frame counts as failed.
-const SEND_PATIENCE: Duration = Duration::from_millis(200);
 
 /// A CAN interface by name, e.g. `can0` or `vcan0`.
 pub struct SocketCanPort {
@@ -43,15 +38,9 @@ impl CanBackend for SocketCanPort {
     type Bus = SocketBus;
 
     fn open(&mut self) -> io::Result<SocketBus> {
-        let sock = CanFdSocket::open(&self.ifname).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open CAN interface {}: {e}", self.ifname),
-            )
-        })?;
-        sock.set_error_filter_accept_all()?;
-        sock.set_recv_timestamp(true)?;
-        Ok(SocketBus { sock })
+        Ok(SocketBus {
+            sock: CanSock::open(&self.ifname)?,
+        })
     }
     fn settings(&self) -> CanSettings {
         self.settings
@@ -66,39 +55,20 @@ impl CanBackend for SocketCanPort {
 }
 
 pub struct SocketBus {
-    sock: CanFdSocket,
+    sock: CanSock,
 }
 
 impl CanBus for SocketBus {
-    async fn recv(&self) -> io::Result<CanFrame> {
-        let (f, t) = self.sock.read_frame_with_timestamp().await?;
-        Ok(from_socketcan(&f, unix_us(t)))
+    async fn recv(&self) -> io::Result<(CanFrame, u32)> {
+        let r = self.sock.recv().await?;
+        Ok((r.frame, r.dropped))
     }
 
-    fn try_recv(&self) -> io::Result<Option<CanFrame>> {
-        match self.sock.try_read_frame() {
-            Ok(f) => Ok(Some(from_socketcan(
-                &f,
-                unix_us(std::time::SystemTime::now()),
-            ))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
+    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>> {
+        Ok(self.sock.try_recv()?.map(|r| (r.frame, r.dropped)))
     }
 
     async fn send(&self, frame: &CanFrame) -> io::Result<()> {
-        let raw = to_socketcan(frame);
-        let deadline = Instant::now() + SEND_PATIENCE;
-        let mut pause = Duration::from_micros(50);
-        loop {
-            match self.sock.write_frame(&raw).await {
-                // SocketCAN answers ENOBUFS instead of blocking when the queue is full.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && Instant::now() < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                r => return r,
-            }
-        }
+        self.sock.send(frame).await
     }
 }
