@@ -170,6 +170,7 @@ fn mount_new_devices(
                     vcan,
                     status: dstatus,
                     local_dropped: Default::default(),
+                    link_unconfirmed: Default::default(),
                 }))
             }
             _ => {

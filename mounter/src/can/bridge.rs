@@ -34,6 +34,8 @@ pub struct CanMount {
     pub status: Arc<DeviceStatus>,
     /// Frames the kernel dropped on our vcan socket (we read too slowly), across connections.
     pub local_dropped: AtomicU64,
+    /// Frames in flight, unconfirmed by the server, when a link dropped (an upper bound).
+    pub link_unconfirmed: AtomicU64,
 }
 
 impl CanMount {
@@ -59,6 +61,8 @@ impl CanMount {
             f.timestamp_us = (f.timestamp_us as i64 + offset).max(1) as u64;
             f
         };
+        // Frames handed to this stream, and frames the server has accounted for.
+        let (sent, confirmed) = (AtomicU64::new(0), AtomicU64::new(0));
         let up = async {
             loop {
                 let first = match sock.recv().await {
@@ -83,6 +87,7 @@ impl CanMount {
                     tracing::warn!(device = %self.name, frames = dropped, total, "the kernel dropped frames on {} before xoq-mount read them", self.vcan.name);
                 }
                 let bytes: usize = batch.iter().map(|f| f.data.len()).sum();
+                sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if let Err(e) = writer.send(&Message::CanFrames(batch)).await {
                     return BridgeEnd::LinkLost(e.to_string());
                 }
@@ -107,16 +112,22 @@ impl CanMount {
                                 self.status.errors.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(device = %self.name, "cannot write {f} to {}: {e}", self.vcan.name);
                             }
-                            self.status.rx_bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                            self.status
+                                .rx_bytes
+                                .fetch_add(f.data.len() as u64, Ordering::Relaxed);
                         }
                     }
-                    Message::CanCounters(c) => self.status.set_detail(
-                        "counters",
-                        json!({
-                            "rx_frames": c.rx_frames, "tx_frames": c.tx_frames, "rx_dropped": c.rx_dropped,
-                            "tx_stale": c.tx_stale, "tx_failed": c.tx_failed, "state": format!("{:?}", c.state),
-                        }),
-                    ),
+                    Message::CanCounters(c) => {
+                        confirmed.store(c.tx_frames + c.tx_stale + c.tx_failed, Ordering::Relaxed);
+                        self.status.set_detail(
+                            "counters",
+                            json!({
+                                "rx_frames": c.rx_frames, "tx_frames": c.tx_frames, "rx_dropped": c.rx_dropped,
+                                "tx_stale": c.tx_stale, "tx_failed": c.tx_failed,
+                                "kernel_dropped": c.kernel_dropped, "state": format!("{:?}", c.state),
+                            }),
+                        )
+                    }
                     Message::TimeSync { .. } => {}
                     Message::Error { code, text } => {
                         self.status.errors.fetch_add(1, Ordering::Relaxed);
@@ -125,7 +136,12 @@ impl CanMount {
                         }
                         tracing::warn!(device = %self.name, %code, "{text}");
                     }
-                    other => return BridgeEnd::LinkLost(format!("server sent {} on a CAN stream", other.name())),
+                    other => {
+                        return BridgeEnd::LinkLost(format!(
+                            "server sent {} on a CAN stream",
+                            other.name()
+                        ))
+                    }
                 }
             }
         };
@@ -134,6 +150,22 @@ impl CanMount {
             e = down => e,
         };
         writer.finish();
+        if let BridgeEnd::LinkLost(_) = &end {
+            // Frames handed to a connection that died, minus those the server had accounted
+            // for (its counters lag by up to 100 ms): an upper bound of what may be lost.
+            let unconfirmed = sent
+                .load(Ordering::Relaxed)
+                .saturating_sub(confirmed.load(Ordering::Relaxed));
+            if unconfirmed > 0 {
+                let total = self
+                    .link_unconfirmed
+                    .fetch_add(unconfirmed, Ordering::Relaxed)
+                    + unconfirmed;
+                self.status
+                    .set_detail("unconfirmed_at_link_loss", json!(total));
+                tracing::warn!(device = %self.name, frames = unconfirmed, "the link dropped with frames in flight; they may not have reached the bus");
+            }
+        }
         end
     }
 }
