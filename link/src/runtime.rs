@@ -1,4 +1,4 @@
-//! The async runtime both daemons run on.
+//! The async runtime both daemons run on, their logging, and how they are told to stop.
 //!
 //! A single-threaded runtime: every hop of a byte (device fd, actor queue, QUIC stream, UDP
 //! socket) is a task wake-up, and on one thread these cost a function call instead of a
@@ -20,5 +20,31 @@ pub fn build() -> io::Result<Runtime> {
             .enable_all()
             .build(),
         _ => Builder::new_current_thread().enable_all().build(),
+    }
+}
+
+/// Logs to stderr with `tracing`; `XOQ_LOG` takes an `EnvFilter` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -71,7 +71,7 @@ struct MountArgs {
 }
 
 fn main() {
-    init_tracing();
+    xoq_link::runtime::init_logging();
     let cli = Cli::parse();
     let rt = match xoq_link::runtime::build() {
         Ok(rt) => rt,
@@ -84,15 +84,6 @@ fn main() {
         eprintln!("xoq-mount: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -176,26 +167,11 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
     let result = tokio::select! {
         r = supervisor::run(ep.clone(), ticket, opts, mounts.clone(), status.clone()) => r,
         r = status_server => r.context("status socket failed"),
-        _ = shutdown_signal() => Ok(()),
+        _ = xoq_link::runtime::shutdown_signal() => Ok(()),
         _ = status.umount.notified() => Ok(()),
     };
     mounts.remove_all();
     let _ = std::fs::remove_file(&sock);
     ep.close().await;
     result
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -63,25 +63,10 @@ pub async fn serve(
     };
     tokio::select! {
         _ = accept => {}
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = xoq_link::runtime::shutdown_signal() => tracing::info!("shutting down"),
     }
     ep.close().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// The addresses a client could dial: bound sockets, with a wildcard bind replaced by every

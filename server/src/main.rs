@@ -4,6 +4,7 @@ mod can;
 mod config;
 mod daemon;
 mod devices;
+mod reopen;
 mod serial;
 mod session;
 
@@ -99,21 +100,12 @@ struct ServeArgs {
 }
 
 fn main() {
-    init_tracing();
+    xoq_link::runtime::init_logging();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("xoq-server: {e:#}");
         std::process::exit(1);
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn run(cli: Cli) -> Result<()> {

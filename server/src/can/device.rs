@@ -24,8 +24,6 @@ use super::backend::{is_fatal, CanBackend, CanBus};
 
 /// How often changed counters are sent to clients.
 const COUNTER_PERIOD: Duration = Duration::from_millis(100);
-/// Wait between attempts to reopen a bus that failed.
-const REOPEN_DELAY: Duration = Duration::from_secs(1);
 /// Queued batches from clients before a sending client waits.
 const CMD_DEPTH: usize = 64;
 
@@ -301,13 +299,8 @@ async fn run<B: CanBackend>(
                 }
             }
         }
-        let deadline = tokio::time::sleep(REOPEN_DELAY);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                c = cmd_rx.recv() => if c.is_none() { return },
-            }
+        if !crate::reopen::wait_discarding(&mut cmd_rx).await {
+            return;
         }
     }
 }

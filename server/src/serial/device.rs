@@ -24,8 +24,6 @@ use super::backend::{PortControl, PortReader, SerialBackend};
 const CHUNK: usize = 4096;
 /// How often modem input lines are polled while the port is open.
 const MODEM_POLL: Duration = Duration::from_millis(100);
-/// Wait between attempts to reopen a port that failed.
-const REOPEN_DELAY: Duration = Duration::from_secs(1);
 /// Queued commands per device before a writing client waits.
 const CMD_DEPTH: usize = 64;
 
@@ -309,14 +307,8 @@ async fn run<B: SerialBackend>(
                 }
             }
         }
-        // Commands queued for the failed port are void: their senders were told it failed.
-        let deadline = tokio::time::sleep(REOPEN_DELAY);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                c = cmd_rx.recv() => if c.is_none() { return },
-            }
+        if !crate::reopen::wait_discarding(&mut cmd_rx).await {
+            return;
         }
     }
 }
