@@ -17,6 +17,8 @@ use crate::canframe::{decode_raw, encode_raw, unix_us, CANFD_MTU};
 
 /// Receive buffer asked for (root may exceed rmem_max): bursts of ~100k frames fit.
 const RCVBUF: usize = 32 * 1024 * 1024;
+/// Every error class (linux/can/error.h `CAN_ERR_MASK`).
+pub const ALL_ERRORS: u32 = 0x1fff_ffff;
 /// How long a write may wait for room in the transmit queue.
 const SEND_PATIENCE: Duration = Duration::from_millis(200);
 
@@ -33,13 +35,14 @@ pub struct CanSock {
 }
 
 impl CanSock {
-    /// Opens a raw socket on `ifname` that sees classic and FD frames and error frames.
-    pub fn open(ifname: &str) -> io::Result<CanSock> {
+    /// Opens a raw socket on `ifname` that sees classic and FD frames, and the error frames
+    /// whose class bits are in `error_mask` (`CAN_ERR_MASK` = all, 0 = none).
+    pub fn open(ifname: &str, error_mask: u32) -> io::Result<CanSock> {
         let sock = CanFdSocket::open(ifname).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot open CAN interface {ifname}: {e}"))
         })?;
         sock.set_nonblocking(true)?;
-        sock.set_error_filter_accept_all()?;
+        sock.set_error_filter(error_mask)?;
         setsockopt(&sock, sockopt::ReceiveTimestamp, &true).map_err(io::Error::from)?;
         setsockopt(&sock, sockopt::RxqOvfl, &1).map_err(io::Error::from)?;
         if setsockopt(&sock, sockopt::RcvBufForce, &RCVBUF).is_err() {

@@ -51,6 +51,8 @@ pub struct CanConfig {
     /// Nominal bit rate, for the catalog (0 = unknown).
     #[serde(default)]
     pub bitrate: u32,
+    /// Error-frame classes to receive and forward (linux/can/error.h bits; default all).
+    pub error_mask: Option<u32>,
 }
 
 /// One `[[serial]]` table.
@@ -203,6 +205,7 @@ impl ServerConfig {
             simulated: sim,
             max_age_ms,
             bitrate: 0,
+            error_mask: None,
         });
         Ok(())
     }

@@ -6,6 +6,8 @@ use iroh::EndpointId;
 use xoq_link::AuthorizedClients;
 use xoq_wire::{Access, DeviceInfo};
 
+use xoq_link::cansock::ALL_ERRORS;
+
 use crate::can::sim::SimDamiao;
 use crate::can::socket::SocketCanPort;
 use crate::can::CanDevice;
@@ -65,7 +67,12 @@ impl Devices {
             list.push(Device::Can(match &c.interface {
                 Some(ifname) => CanDevice::spawn(
                     c.name.clone(),
-                    SocketCanPort::new(ifname, max_age_us, c.bitrate),
+                    SocketCanPort::new(
+                        ifname,
+                        max_age_us,
+                        c.bitrate,
+                        c.error_mask.unwrap_or(ALL_ERRORS),
+                    ),
                 ),
                 None => CanDevice::spawn(c.name.clone(), SimDamiao { max_age_us }),
             }));

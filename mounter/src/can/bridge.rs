@@ -46,7 +46,7 @@ impl CanMount {
             mut writer,
             ..
         } = stream;
-        let sock = match CanSock::open(&self.vcan.name) {
+        let sock = match CanSock::open(&self.vcan.name, xoq_link::cansock::ALL_ERRORS) {
             Ok(s) => s,
             Err(e) => return BridgeEnd::LocalFailed(e),
         };

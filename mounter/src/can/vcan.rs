@@ -21,13 +21,32 @@ fn errno(e: &socketcan::Error) -> Option<i32> {
     }
 }
 
+/// Bit of CAP_NET_ADMIN in the capability sets (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+
+/// Whether this process may create network interfaces (CapEff in /proc/self/status).
+fn has_cap_net_admin() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+fn missing_cap(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot create {name}: creating network interfaces needs CAP_NET_ADMIN; run xoq-mount \
+         as root (or the xoq-mount@ service), or grant it with \
+         `sudo setcap cap_net_admin+ep $(command -v xoq-mount)`"
+    )
+}
+
 fn explain(name: &str, e: &socketcan::Error) -> anyhow::Error {
     match errno(e) {
-        Some(libc::EPERM) | Some(libc::EACCES) => anyhow::anyhow!(
-            "cannot create {name}: creating network interfaces needs CAP_NET_ADMIN; run xoq-mount \
-             as root (or the xoq-mount@ service), or grant it with \
-             `sudo setcap cap_net_admin+ep $(command -v xoq-mount)`"
-        ),
+        Some(libc::EPERM) | Some(libc::EACCES) => missing_cap(name),
         Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::ENOENT) => anyhow::anyhow!(
             "cannot create {name}: this kernel has no vcan support; run `sudo modprobe vcan` \
              (the xoq-mount package loads it at boot via /usr/lib/modules-load.d/xoq.conf)"
@@ -39,6 +58,9 @@ fn explain(name: &str, e: &socketcan::Error) -> anyhow::Error {
 impl Vcan {
     /// Creates and brings up the first free `vcan-xoq<n>` from `first`.
     pub fn create(first: u32, fd: bool) -> Result<Vcan> {
+        if !has_cap_net_admin() {
+            return Err(missing_cap(&format!("{PREFIX}{first}")));
+        }
         for n in first..first + 64 {
             let name = format!("{PREFIX}{n}");
             if std::path::Path::new("/sys/class/net").join(&name).exists() {

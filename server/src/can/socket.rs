@@ -13,11 +13,13 @@ use super::backend::{CanBackend, CanBus};
 pub struct SocketCanPort {
     pub ifname: String,
     pub settings: CanSettings,
+    /// Error classes to receive (linux/can/error.h); all by default.
+    pub error_mask: u32,
 }
 
 impl SocketCanPort {
     /// Reads the interface's MTU to tell classic (16) from FD (72).
-    pub fn new(ifname: &str, max_age_us: u32, bitrate: u32) -> Self {
+    pub fn new(ifname: &str, max_age_us: u32, bitrate: u32, error_mask: u32) -> Self {
         let mtu = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
@@ -30,6 +32,7 @@ impl SocketCanPort {
                 data_bitrate: 0,
                 max_age_us,
             },
+            error_mask,
         }
     }
 }
@@ -39,7 +42,7 @@ impl CanBackend for SocketCanPort {
 
     fn open(&mut self) -> io::Result<SocketBus> {
         Ok(SocketBus {
-            sock: CanSock::open(&self.ifname)?,
+            sock: CanSock::open(&self.ifname, self.error_mask)?,
         })
     }
     fn settings(&self) -> CanSettings {

@@ -116,7 +116,14 @@ echo "100k: on the bus $sent, stale $stale, failed $failed, dropped by the kerne
 [ $((sent + stale + failed + lost)) = 100000 ] && ok "all 100000 frames accounted for (lost $((stale + failed + lost)))" || bad "accounted $((sent + stale + failed + lost)) of 100000"
 [ $((seen + cdrop)) = "$sent" ] && ok "counters match candump ($seen seen + $cdrop dropped by candump = $sent sent)" || bad "candump $seen+$cdrop != sent $sent"
 
-# 8. unmount removes the interfaces
+# 8. without CAP_NET_ADMIN the mounter says exactly what is missing
+mkdir -p /tmp/nb && chmod 777 /tmp/nb
+NB="XOQ_STATE_DIR=/tmp/nb XOQ_RUNTIME_DIR=/tmp/nb/run PATH=$PATH"
+XOQ_STATE_DIR=/tmp/ro xoq-server authorize "$(su -s /bin/sh nobody -c "$NB xoq-mount id" 2>/dev/null)" >/dev/null 2>&1
+su -s /bin/sh nobody -c "$NB xoq-mount $T --link-dir /tmp/nb/dev" >/tmp/nb.out 2>&1
+grep -q "needs CAP_NET_ADMIN" /tmp/nb.out && ok "unprivileged mount explains: $(grep -o 'cannot create vcan-xoq[0-9]*: creating network interfaces needs CAP_NET_ADMIN' /tmp/nb.out)" || bad "unprivileged mount said: $(tail -2 /tmp/nb.out)"
+
+# 9. unmount removes the interfaces
 kill -TERM $MOUNT; i=0; while [ -e /sys/class/net/$IF ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ ! -e /sys/class/net/$IF ] && [ ! -e /sys/class/net/$MIF ] && ok "unmount removed $IF and $MIF" || bad "interfaces left: $(ls /sys/class/net)"
 
