@@ -64,6 +64,14 @@ for f in $SHAPES; do
   frames /tmp/d3 | grep -qx "$want" && ok "shape $want" || bad "shape $want missing; got: $(frames /tmp/d3 | tr '\n' ' ')"
 done
 
+# ... and the same shapes from the remote bus to the local interface
+candump -L -n 5 "$IF,0:0,#FFFFFFFF" >/tmp/d3r & P=$!; sleep 0.3
+for f in $SHAPES; do cansend vcan0 "$f"; done; sleep 1; kill $P 2>/dev/null
+for f in $SHAPES; do
+  case $f in *##1*) want=$(echo "$f" | sed 's/##1/##5/');; *##0*) want=$(echo "$f" | sed 's/##0/##4/');; *) want=$f;; esac
+  frames /tmp/d3r | grep -qx "$want" && ok "shape $want from the remote bus" || bad "shape $want missing on $IF; got: $(frames /tmp/d3r | tr '\n' ' ')"
+done
+
 # 3. no echo loop: what the mounter wrote to $IF is not sent back to vcan0 twice
 candump -L vcan0 >/tmp/d4 & P=$!; sleep 0.3; cansend "$IF" 321#01; sleep 1; kill $P 2>/dev/null
 [ "$(frames /tmp/d4 | grep -c '^321#01$')" = 1 ] && ok "no echo loop" || bad "321#01 seen $(frames /tmp/d4 | grep -c '^321#01$') times"
