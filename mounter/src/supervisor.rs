@@ -126,6 +126,7 @@ fn mount_new_devices(
     status: &MountStatus,
 ) -> Result<()> {
     let mut list = mounts.list.lock().unwrap_or_else(|p| p.into_inner());
+    let mut failures = Vec::new();
     for d in devices {
         if list.iter().any(|m| m.name() == d.name) {
             continue;
@@ -135,53 +136,70 @@ fn mount_new_devices(
         } else {
             d.access
         };
-        let mounted = match (d.kind, &d.settings) {
-            (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) => {
-                let pty = Pty::open(line)?;
-                let link =
-                    Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
-                let local = format!("{} -> {}", link.path.display(), pty.path.display());
-                let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
-                println!(
-                    "mounted  serial  {}  ->  {}  ({access}, {line})",
-                    d.name,
-                    link.path.display()
-                );
-                Mounted::Serial(Arc::new(SerialMount {
-                    name: d.name.clone(),
-                    access,
-                    pty,
-                    link,
-                    status: dstatus,
-                }))
-            }
-            (DeviceKind::Can, DeviceSettings::Can(c)) => {
-                let vcan = Vcan::create(opts.first_index, c.fd)?;
-                let dstatus =
-                    DeviceStatus::new(&d.name, "can", vcan.name.clone(), access.to_string());
-                let fd = if c.fd { "CAN FD" } else { "CAN" };
-                println!(
-                    "mounted  can  {}  ->  {}  ({access}, {fd})",
-                    d.name, vcan.name
-                );
-                Mounted::Can(Arc::new(CanMount {
-                    name: d.name.clone(),
-                    access,
-                    vcan,
-                    status: dstatus,
-                    local_dropped: Default::default(),
-                    link_unconfirmed: Default::default(),
-                }))
-            }
-            _ => {
+        let mounted = match mount_one(d, access, opts) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
                 tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
+                continue;
+            }
+            Err(e) => {
+                // Mount what can be mounted; a device that cannot is reported, not fatal,
+                // unless nothing at all could be mounted.
+                println!("not mounted  {}  {}: {e:#}", d.kind, d.name);
+                tracing::error!(device = %d.name, "{e:#}");
+                failures.push(e);
                 continue;
             }
         };
         status.add_device(mounted.status().clone());
         list.push(mounted);
     }
-    Ok(())
+    match failures.into_iter().next() {
+        Some(first) if list.is_empty() => Err(first),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the local device for one catalog entry; `None` for kinds this build cannot mount.
+fn mount_one(d: &DeviceInfo, access: Access, opts: &MountOptions) -> Result<Option<Mounted>> {
+    Ok(Some(match (d.kind, &d.settings) {
+        (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) => {
+            let pty = Pty::open(line)?;
+            let link = Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
+            let local = format!("{} -> {}", link.path.display(), pty.path.display());
+            let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
+            println!(
+                "mounted  serial  {}  ->  {}  ({access}, {line})",
+                d.name,
+                link.path.display()
+            );
+            Mounted::Serial(Arc::new(SerialMount {
+                name: d.name.clone(),
+                access,
+                pty,
+                link,
+                status: dstatus,
+            }))
+        }
+        (DeviceKind::Can, DeviceSettings::Can(c)) => {
+            let vcan = Vcan::create(opts.first_index, c.fd)?;
+            let dstatus = DeviceStatus::new(&d.name, "can", vcan.name.clone(), access.to_string());
+            let fd = if c.fd { "CAN FD" } else { "CAN" };
+            println!(
+                "mounted  can  {}  ->  {}  ({access}, {fd})",
+                d.name, vcan.name
+            );
+            Mounted::Can(Arc::new(CanMount {
+                name: d.name.clone(),
+                access,
+                vcan,
+                status: dstatus,
+                local_dropped: Default::default(),
+                link_unconfirmed: Default::default(),
+            }))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Keeps one device open and bridged for the life of a connection.

@@ -45,12 +45,17 @@ fn missing_cap(name: &str) -> anyhow::Error {
 }
 
 fn explain(name: &str, e: &socketcan::Error) -> anyhow::Error {
-    match errno(e) {
-        Some(libc::EPERM) | Some(libc::EACCES) => missing_cap(name),
-        Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::ENOENT) => anyhow::anyhow!(
+    let no_vcan = || {
+        anyhow::anyhow!(
             "cannot create {name}: this kernel has no vcan support; run `sudo modprobe vcan` \
              (the xoq-mount package loads it at boot via /usr/lib/modules-load.d/xoq.conf)"
-        ),
+        )
+    };
+    match errno(e) {
+        Some(libc::EPERM) | Some(libc::EACCES) => missing_cap(name),
+        Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::ENOENT) => no_vcan(),
+        // Without the module the kernel may not even answer the request.
+        _ if !std::path::Path::new("/sys/module/vcan").exists() => no_vcan(),
         _ => anyhow::anyhow!("cannot create {name}: {e}"),
     }
 }

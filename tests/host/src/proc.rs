@@ -242,6 +242,21 @@ impl Mount {
         Mount { proc, links }
     }
 
+    /// Waits for a stdout line (already seen or new) containing `needle`.
+    pub fn wait_line_containing(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(l) = self.proc.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let l = self.proc.wait_line("", left);
+            if l.contains(needle) {
+                return l;
+            }
+        }
+    }
+
     /// Starts a mount expected to fail; returns (exit code, stderr).
     pub fn expect_failure(
         env: &Env,

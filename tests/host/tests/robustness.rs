@@ -309,3 +309,33 @@ fn a_vanished_port_is_reported_and_the_other_devices_keep_working() {
     assert_eq!(state("echo0"), "open");
     echo_ok(&echo, "still here");
 }
+
+#[test]
+fn a_device_that_cannot_be_mounted_here_is_explained_and_the_rest_still_mounts() {
+    let env = Env::new();
+    env.authorize("laptop", &[]);
+    let devices = [
+        "--sim-serial".to_string(),
+        "echo0".into(),
+        "--sim-can".into(),
+        "motors".into(),
+    ];
+    let server = Server::start(&env, free_udp_port(), &devices);
+    let mut mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
+    let can_line = mount.wait_line_containing("motors", T);
+    if can_line.starts_with("mounted ") {
+        // This kernel has vcan and we may create interfaces: nothing to explain.
+        assert!(can_line.contains("vcan-xoq"), "{can_line}");
+    } else {
+        assert!(
+            can_line.starts_with("not mounted  can  motors: cannot create vcan-xoq"),
+            "{can_line}"
+        );
+        assert!(
+            can_line.contains("modprobe vcan") || can_line.contains("CAP_NET_ADMIN"),
+            "says what is missing: {can_line}"
+        );
+    }
+    let tty = Tty::open_raw(&mount.links[0]);
+    echo_ok(&tty, "serial still works");
+}
