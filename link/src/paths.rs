@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 /// True when running as root, i.e. as the packaged system service.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Where this host's state lives: `/var/lib/xoq` for root, `$XDG_CONFIG_HOME/xoq` or
