@@ -190,7 +190,7 @@ pub fn render(v: &Value) -> String {
     let id = s("server_id");
     let mut out = format!(
         "server {} ({})  link {}  rtt {:.2} ms  reconnects {}\n",
-        &id[..id.len().min(10)],
+        id.chars().take(10).collect::<String>(),
         s("server_name"),
         s("link"),
         v["rtt_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
@@ -212,6 +212,24 @@ pub fn render(v: &Value) -> String {
             n("rx_bytes"),
             n("errors")
         ));
+        let c = &d["detail"]["counters"];
+        if c.is_object() {
+            let k = |key: &str| c[key].as_u64().unwrap_or(0);
+            let local = |key: &str| d["detail"][key].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "          frames: to bus {}  from bus {}  | not delivered: stale {}  failed {}  \
+                 too slow {}  server kernel {}  local kernel {}  unconfirmed at link loss {}  | bus {}\n",
+                k("tx_frames"),
+                k("rx_frames"),
+                k("tx_stale"),
+                k("tx_failed"),
+                k("rx_dropped"),
+                k("kernel_dropped"),
+                local("local_kernel_dropped"),
+                local("unconfirmed_at_link_loss"),
+                c["state"].as_str().unwrap_or("?"),
+            ));
+        }
     }
     out
 }
