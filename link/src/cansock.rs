@@ -3,12 +3,12 @@
 //! drops for lack of buffer goes uncounted. Writes wait out `ENOBUFS` (SocketCAN's "queue
 //! full", which it returns instead of blocking) up to a deadline: backpressure, not loss.
 
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{setsockopt, sockopt};
 use socketcan::{CanFdSocket, Socket, SocketOptions};
 use tokio::io::unix::AsyncFd;
 use xoq_wire::CanFrame;
@@ -27,6 +27,9 @@ pub struct Received {
     pub frame: CanFrame,
     /// Frames the kernel dropped on this socket since the previous read.
     pub dropped: u32,
+    /// This socket sent the frame and the bus has now carried it (`MSG_CONFIRM`; only with
+    /// `echo_own`).
+    pub own: bool,
 }
 
 pub struct CanSock {
@@ -38,11 +41,18 @@ impl CanSock {
     /// Opens a raw socket on `ifname` that sees classic and FD frames, and the error frames
     /// whose class bits are in `error_mask` (`CAN_ERR_MASK` = all, 0 = none).
     pub fn open(ifname: &str, error_mask: u32) -> io::Result<CanSock> {
+        Self::open_with(ifname, error_mask, false)
+    }
+
+    /// As `open`; with `echo_own`, frames this socket sends come back (flagged `own`) once the
+    /// bus has carried them (`CAN_RAW_RECV_OWN_MSGS`): the bus's own confirmation.
+    pub fn open_with(ifname: &str, error_mask: u32, echo_own: bool) -> io::Result<CanSock> {
         let sock = CanFdSocket::open(ifname).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot open CAN interface {ifname}: {e}"))
         })?;
         sock.set_nonblocking(true)?;
         sock.set_error_filter(error_mask)?;
+        sock.set_recv_own_msgs(echo_own)?;
         setsockopt(&sock, sockopt::ReceiveTimestamp, &true).map_err(io::Error::from)?;
         setsockopt(&sock, sockopt::RxqOvfl, &1).map_err(io::Error::from)?;
         if setsockopt(&sock, sockopt::RcvBufForce, &RCVBUF).is_err() {
@@ -60,38 +70,23 @@ impl CanSock {
 
     fn read_now(&self) -> io::Result<Received> {
         loop {
-            let mut buf = [0u8; CANFD_MTU];
-            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeVal, u32);
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let r = recvmsg::<()>(
-                self.fd.get_ref().as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::empty(),
-            )
-            .map_err(io::Error::from)?;
-            let n = r.bytes;
-            let mut ts = 0;
+            let (buf, n, meta) = recv_raw(self.fd.get_ref().as_raw_fd())?;
             let mut dropped = 0;
-            if let Ok(cmsgs) = r.cmsgs() {
-                for c in cmsgs {
-                    match c {
-                        ControlMessageOwned::ScmTimestamp(tv) => {
-                            ts = (tv.tv_sec() as u64) * 1_000_000 + tv.tv_usec() as u64;
-                        }
-                        ControlMessageOwned::RxqOvfl(total) => {
-                            let prev = self.last_ovfl.swap(total, Ordering::Relaxed);
-                            dropped = total.wrapping_sub(prev);
-                        }
-                        _ => {}
-                    }
-                }
+            if let Some(total) = meta.ovfl_total {
+                let prev = self.last_ovfl.swap(total, Ordering::Relaxed);
+                dropped = total.wrapping_sub(prev);
             }
-            if ts == 0 {
-                ts = unix_us(SystemTime::now());
-            }
+            let ts = meta
+                .timestamp_us
+                .unwrap_or_else(|| unix_us(SystemTime::now()));
             match decode_raw(&buf[..n], ts) {
-                Some(frame) => return Ok(Received { frame, dropped }),
+                Some(frame) => {
+                    return Ok(Received {
+                        frame,
+                        dropped,
+                        own: meta.own,
+                    })
+                }
                 // The kernel only hands out valid frames; skip anything else rather than stop.
                 None => tracing::debug!(bytes = n, "ignoring an undecodable CAN read"),
             }
@@ -142,4 +137,62 @@ impl CanSock {
             }
         }
     }
+}
+
+/// What `recvmsg` said besides the frame.
+struct RecvMeta {
+    timestamp_us: Option<u64>,
+    ovfl_total: Option<u32>,
+    own: bool,
+}
+
+/// One non-blocking `recvmsg` on a CAN socket: the frame bytes, their length, and the
+/// timestamp, drop counter and `MSG_CONFIRM` flag (which nix's `MsgFlags` cannot carry).
+fn recv_raw(fd: std::os::fd::RawFd) -> io::Result<([u8; CANFD_MTU], usize, RecvMeta)> {
+    let mut buf = [0u8; CANFD_MTU];
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points to one iovec over `buf` and to `control`, both live and of the
+    // lengths given; the kernel writes at most those lengths.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut meta = RecvMeta {
+        timestamp_us: None,
+        ovfl_total: None,
+        own: msg.msg_flags & libc::MSG_CONFIRM != 0,
+    };
+    // SAFETY: msg is the header recvmsg just filled; CMSG_FIRSTHDR/NXTHDR stay within
+    // msg_controllen and return null at the end.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !c.is_null() {
+        // SAFETY: c is non-null and points to a complete cmsghdr inside `control`.
+        let h = unsafe { &*c };
+        if h.cmsg_level == libc::SOL_SOCKET {
+            if h.cmsg_type == libc::SO_TIMESTAMP {
+                // SAFETY: an SO_TIMESTAMP message carries one timeval; read unaligned.
+                let tv: libc::timeval =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                meta.timestamp_us = Some(tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64);
+            } else if h.cmsg_type == libc::SO_RXQ_OVFL {
+                // SAFETY: an SO_RXQ_OVFL message carries one u32; read unaligned.
+                let v: u32 = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                meta.ovfl_total = Some(v);
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
+    }
+    Ok((buf, n as usize, meta))
 }

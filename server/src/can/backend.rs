@@ -16,14 +16,25 @@ pub trait CanBackend: Send + 'static {
 
 /// An open bus. Both methods take `&self` so one task may read while another writes.
 pub trait CanBus: Send + Sync + 'static {
-    /// The next frame on the bus, with its receive timestamp (µs since the epoch), and how
-    /// many frames the kernel dropped before it for lack of buffer.
-    fn recv(&self) -> impl Future<Output = io::Result<(CanFrame, u32)>> + Send;
+    /// The next frame on the bus, with its receive timestamp (µs since the epoch).
+    fn recv(&self) -> impl Future<Output = io::Result<BusFrame>> + Send;
     /// A frame already waiting, without blocking.
-    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>>;
+    fn try_recv(&self) -> io::Result<Option<BusFrame>>;
+    /// True if frames we send come back through `recv` (flagged `own`) once the bus carried
+    /// them; then only those confirmations are shown to other clients.
+    fn echoes_own(&self) -> bool;
     /// Writes one frame, waiting while the transmit queue is full (backpressure). An error
     /// means this frame was not sent; `is_fatal` says whether the bus itself is gone.
     fn send(&self, frame: &CanFrame) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// A frame read from a bus.
+pub struct BusFrame {
+    pub frame: CanFrame,
+    /// Frames the kernel dropped before this one for lack of buffer.
+    pub dropped: u32,
+    /// A frame we sent, confirmed by the bus.
+    pub own: bool,
 }
 
 /// True for errors after which the bus must be reopened.

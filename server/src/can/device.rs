@@ -2,11 +2,13 @@
 //! clients' frames with the maximum-age rule, and counts everything it could not deliver.
 //!
 //! Policy: a bus has many nodes, so any number of read-write clients may send. A frame one
-//! client sends is shown to the other clients once the bus accepted it, never to the sender
-//! (no echo loops). Read-write clients get every frame losslessly (the bus socket is read only
+//! client sends is shown to the other clients only once the bus carried it (the socket's own
+//! echo, `CAN_RAW_RECV_OWN_MSGS`), never to the sender (no echo loops): nobody is told of a
+//! frame that never reached the wire. Read-write clients get every frame losslessly (the bus socket is read only
 //! as fast as they take it; the kernel's socket buffer absorbs bursts); read-only observers
 //! never slow the bus: what they cannot take is counted in their `rx_dropped`.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +24,8 @@ use xoq_wire::{
 
 use super::backend::{is_fatal, CanBackend, CanBus};
 
+/// Written frames remembered while waiting for the bus's confirmation.
+const MAX_UNCONFIRMED: usize = 4096;
 /// How often changed counters are sent to clients.
 const COUNTER_PERIOD: Duration = Duration::from_millis(100);
 /// Queued batches from clients before a sending client waits.
@@ -41,6 +45,8 @@ struct State {
     subs: Vec<Sub>,
     gone: Option<String>,
     bus: BusState,
+    /// Frames written and not yet confirmed by the bus, with their sender, oldest first.
+    unconfirmed: VecDeque<(u64, CanFrame)>,
 }
 
 struct TxBatch {
@@ -69,6 +75,7 @@ impl CanDevice {
                 subs: Vec::new(),
                 gone: Some("not opened yet".into()),
                 bus: BusState::Unknown,
+                unconfirmed: VecDeque::new(),
             }),
             cmd_tx,
             next_id: AtomicU64::new(1),
@@ -202,6 +209,25 @@ impl CanDevice {
         }
     }
 
+    /// Remembers a frame written for `from` until the bus confirms it.
+    fn await_confirmation(&self, from: u64, f: &CanFrame) {
+        let mut st = self.lock();
+        if st.unconfirmed.len() == MAX_UNCONFIRMED {
+            // Never confirmed (e.g. lost in a bus-off): forget the oldest.
+            st.unconfirmed.pop_front();
+        }
+        st.unconfirmed.push_back((from, f.clone()));
+    }
+
+    /// The sender of a frame the bus just confirmed, matched by content, oldest first.
+    fn confirm(&self, f: &CanFrame) -> Option<u64> {
+        let mut st = self.lock();
+        let same =
+            |g: &CanFrame| g.id == f.id && g.flags == f.flags && g.len == f.len && g.data == f.data;
+        let i = st.unconfirmed.iter().position(|(_, g)| same(g))?;
+        st.unconfirmed.remove(i).map(|(from, _)| from)
+    }
+
     /// Frames the kernel dropped on the bus socket before we read them: every client missed
     /// them, so every client's counter shows them.
     fn kernel_dropped(&self, n: u32) {
@@ -227,6 +253,7 @@ impl CanDevice {
         let subs = {
             let mut st = self.lock();
             st.gone = Some(reason.clone());
+            st.unconfirmed.clear();
             std::mem::take(&mut st.subs)
         };
         for s in subs {
@@ -307,7 +334,7 @@ async fn run<B: CanBackend>(
 
 async fn rx_loop<B: CanBus>(dev: &CanDevice, bus: &B) -> io::Error {
     loop {
-        let (first, mut dropped) = match bus.recv().await {
+        let first = match bus.recv().await {
             Ok(f) => f,
             Err(e) => return e,
         };
@@ -315,19 +342,32 @@ async fn rx_loop<B: CanBus>(dev: &CanDevice, bus: &B) -> io::Error {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match bus.try_recv() {
-                Ok(Some((f, d))) => {
-                    batch.push(f);
-                    dropped += d;
-                }
+                Ok(Some(f)) => batch.push(f),
                 Ok(None) => break,
                 Err(e) => return e,
             }
         }
+        let dropped: u32 = batch.iter().map(|f| f.dropped).sum();
         if dropped > 0 {
             dev.kernel_dropped(dropped);
         }
-        dev.observe_errors(&batch);
-        dev.fanout(batch, None).await;
+        // Our own frames, now carried by the bus, go to everyone but their sender; frames
+        // from other nodes go to everyone. Order is kept: a run of each is sent as one batch.
+        let mut run: Vec<CanFrame> = Vec::new();
+        let mut run_exclude: Option<u64> = None;
+        for f in batch {
+            let exclude = if f.own { dev.confirm(&f.frame) } else { None };
+            if exclude != run_exclude && !run.is_empty() {
+                dev.observe_errors(&run);
+                dev.fanout(std::mem::take(&mut run), run_exclude).await;
+            }
+            run_exclude = exclude;
+            run.push(f.frame);
+        }
+        if !run.is_empty() {
+            dev.observe_errors(&run);
+            dev.fanout(run, run_exclude).await;
+        }
     }
 }
 
@@ -349,13 +389,23 @@ async fn tx_loop<B: CanBus>(
                 stale += 1;
                 continue;
             }
+            // Expect the bus's confirmation before writing: on vcan it arrives during write().
+            let echoes = bus.echoes_own();
+            if echoes {
+                dev.await_confirmation(batch.from, &f);
+            }
             match bus.send(&f).await {
                 Ok(()) => sent.push(CanFrame {
                     timestamp_us: now,
                     ..f
                 }),
-                Err(e) if is_fatal(&e) => return e,
                 Err(e) => {
+                    if echoes {
+                        dev.confirm(&f);
+                    }
+                    if is_fatal(&e) {
+                        return e;
+                    }
                     failed += 1;
                     if !warned {
                         warned = true;
@@ -370,7 +420,8 @@ async fn tx_loop<B: CanBus>(
             c.tx_stale += stale;
             c.tx_failed += failed;
         });
-        if !sent.is_empty() {
+        // With a confirming bus the others see the frames when the bus carried them (rx_loop).
+        if !bus.echoes_own() && !sent.is_empty() {
             dev.fanout(sent, Some(batch.from)).await;
         }
     }

@@ -10,7 +10,7 @@ use xoq_link::canframe::unix_us;
 use xoq_wire::catalog::can_caps;
 use xoq_wire::{CanFrame, CanSettings};
 
-use super::backend::{CanBackend, CanBus};
+use super::backend::{BusFrame, CanBackend, CanBus};
 use super::damiao::DamiaoBus;
 
 /// Answers queued before a writer waits.
@@ -53,18 +53,27 @@ pub struct SimBus {
 }
 
 impl CanBus for SimBus {
-    async fn recv(&self) -> io::Result<(CanFrame, u32)> {
+    async fn recv(&self) -> io::Result<BusFrame> {
         let f = self.rx.lock().await.recv().await;
-        Ok((
-            f.ok_or_else(|| io::Error::other("simulated bus closed"))?,
-            0,
-        ))
+        let frame = f.ok_or_else(|| io::Error::other("simulated bus closed"))?;
+        Ok(BusFrame {
+            frame,
+            dropped: 0,
+            own: false,
+        })
     }
-    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>> {
+    fn try_recv(&self) -> io::Result<Option<BusFrame>> {
         match self.rx.try_lock() {
-            Ok(mut rx) => Ok(rx.try_recv().ok().map(|f| (f, 0))),
+            Ok(mut rx) => Ok(rx.try_recv().ok().map(|frame| BusFrame {
+                frame,
+                dropped: 0,
+                own: false,
+            })),
             Err(_) => Ok(None),
         }
+    }
+    fn echoes_own(&self) -> bool {
+        false
     }
     async fn send(&self, frame: &CanFrame) -> io::Result<()> {
         let reply = {

@@ -7,7 +7,7 @@ use xoq_link::cansock::CanSock;
 use xoq_wire::catalog::can_caps;
 use xoq_wire::{CanFrame, CanSettings};
 
-use super::backend::{CanBackend, CanBus};
+use super::backend::{BusFrame, CanBackend, CanBus};
 
 /// A CAN interface by name, e.g. `can0` or `vcan0`.
 pub struct SocketCanPort {
@@ -42,7 +42,7 @@ impl CanBackend for SocketCanPort {
 
     fn open(&mut self) -> io::Result<SocketBus> {
         Ok(SocketBus {
-            sock: CanSock::open(&self.ifname, self.error_mask)?,
+            sock: CanSock::open_with(&self.ifname, self.error_mask, true)?,
         })
     }
     fn settings(&self) -> CanSettings {
@@ -62,13 +62,25 @@ pub struct SocketBus {
 }
 
 impl CanBus for SocketBus {
-    async fn recv(&self) -> io::Result<(CanFrame, u32)> {
+    async fn recv(&self) -> io::Result<BusFrame> {
         let r = self.sock.recv().await?;
-        Ok((r.frame, r.dropped))
+        Ok(BusFrame {
+            frame: r.frame,
+            dropped: r.dropped,
+            own: r.own,
+        })
     }
 
-    fn try_recv(&self) -> io::Result<Option<(CanFrame, u32)>> {
-        Ok(self.sock.try_recv()?.map(|r| (r.frame, r.dropped)))
+    fn try_recv(&self) -> io::Result<Option<BusFrame>> {
+        Ok(self.sock.try_recv()?.map(|r| BusFrame {
+            frame: r.frame,
+            dropped: r.dropped,
+            own: r.own,
+        }))
+    }
+
+    fn echoes_own(&self) -> bool {
+        true
     }
 
     async fn send(&self, frame: &CanFrame) -> io::Result<()> {

@@ -101,6 +101,12 @@ candump -L -n 1 "$RIF" >/tmp/d8 & P=$!; sleep 0.3; cansend vcan0 5A5#A5; sleep 1
 [ "$(frames /tmp/d8)" = "5A5#A5" ] && ok "read-only client sees the bus" || bad "$RIF got '$(frames /tmp/d8)'"
 candump -L vcan0 >/tmp/d9 & P=$!; sleep 0.3; cansend "$RIF" 666#66; sleep 1; kill $P 2>/dev/null
 [ -z "$(frames /tmp/d9)" ] && ok "read-only client cannot send" || bad "vcan0 got '$(frames /tmp/d9)' from a read-only client"
+# the bus view: what another client sends reaches it once the bus carried it, and the sender
+# is not sent its own frame back (candump on $IF sees the local copy only)
+candump -L -n 1 "$RIF,777:7FF" >/tmp/d10 & P=$!; candump -L "$IF,777:7FF" >/tmp/d11 & P2=$!; sleep 0.3
+cansend "$IF" 777#77; sleep 1; kill $P $P2 2>/dev/null
+[ "$(frames /tmp/d10)" = "777#77" ] && ok "other clients see a client's frame (confirmed by the bus)" || bad "$RIF got '$(frames /tmp/d10)'"
+[ "$(frames /tmp/d11 | grep -c '^777#77$')" = 1 ] && ok "the sender does not get its own frame back" || bad "$IF saw 777#77 $(frames /tmp/d11 | grep -c '^777#77$') times"
 kill -TERM $RO
 
 # 7. 100,000 frames back to back: every one reaches the bus, or each loss is counted exactly
