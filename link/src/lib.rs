@@ -15,6 +15,7 @@ pub mod framed;
 pub mod identity;
 pub mod paths;
 pub mod runtime;
+pub mod sync;
 pub mod ticket;
 
 pub use authorized::{AuthorizedClients, ClientGrant};

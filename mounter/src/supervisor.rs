@@ -10,6 +10,7 @@ use anyhow::Result;
 use iroh::Endpoint;
 use tokio::task::JoinSet;
 use xoq_link::client::{connect, ClientSession, ConnectError};
+use xoq_link::sync::lock;
 use xoq_link::Ticket;
 use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode};
 
@@ -45,7 +46,7 @@ pub struct Mounts {
 
 impl Mounts {
     fn list(&self) -> Vec<Mounted> {
-        self.list.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.list).clone()
     }
 
     /// Removes every link and interface this mounter made (PTYs close when the process exits).
@@ -125,7 +126,7 @@ fn mount_new_devices(
     mounts: &Mounts,
     status: &MountStatus,
 ) -> Result<()> {
-    let mut list = mounts.list.lock().unwrap_or_else(|p| p.into_inner());
+    let mut list = lock(&mounts.list);
     let mut failures = Vec::new();
     for d in devices {
         if list.iter().any(|m| m.name() == d.name) {

@@ -85,7 +85,7 @@ impl CanDevice {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        xoq_link::sync::lock(&self.state)
     }
 
     pub fn info(&self, access: Access) -> DeviceInfo {
@@ -306,6 +306,8 @@ async fn run<B: CanBackend>(
     mut cmd_rx: mpsc::Receiver<TxBatch>,
 ) {
     let what = backend.describe();
+    // Say once that the device cannot be opened, not every second while it stays missing.
+    let mut open_failure_logged = false;
     loop {
         match backend.open() {
             Ok(bus) => {
@@ -319,9 +321,9 @@ async fn run<B: CanBackend>(
                 dev.fail(reason.to_string()).await;
             }
             Err(e) => {
-                let first = dev.lock().gone.as_deref() == Some("not opened yet");
                 dev.lock().gone = Some(e.to_string());
-                if first {
+                if !open_failure_logged {
+                    open_failure_logged = true;
                     tracing::error!(device = %dev.name, bus = %what, error = %e, "cannot open CAN bus; retrying every second");
                 }
             }
@@ -382,7 +384,10 @@ async fn tx_loop<B: CanBus>(
         let Some(batch) = cmd_rx.recv().await else {
             return io::Error::other("server shutting down");
         };
-        let (mut sent, mut stale, mut failed) = (Vec::new(), 0u64, 0u64);
+        let echoes = bus.echoes_own();
+        // Frames to show the other clients now: only for a bus that does not confirm its own.
+        let mut shown = Vec::new();
+        let (mut ok, mut stale, mut failed) = (0u64, 0u64, 0u64);
         for f in batch.frames {
             let now = unix_us(SystemTime::now());
             if max_age > 0 && f.timestamp_us > 0 && now.saturating_sub(f.timestamp_us) > max_age {
@@ -390,15 +395,19 @@ async fn tx_loop<B: CanBus>(
                 continue;
             }
             // Expect the bus's confirmation before writing: on vcan it arrives during write().
-            let echoes = bus.echoes_own();
             if echoes {
                 dev.await_confirmation(batch.from, &f);
             }
             match bus.send(&f).await {
-                Ok(()) => sent.push(CanFrame {
-                    timestamp_us: now,
-                    ..f
-                }),
+                Ok(()) => {
+                    ok += 1;
+                    if !echoes {
+                        shown.push(CanFrame {
+                            timestamp_us: now,
+                            ..f
+                        });
+                    }
+                }
                 Err(e) => {
                     if echoes {
                         dev.confirm(&f);
@@ -414,15 +423,15 @@ async fn tx_loop<B: CanBus>(
                 }
             }
         }
-        let ok = sent.len() as u64;
+
         dev.count(batch.from, |c| {
             c.tx_frames += ok;
             c.tx_stale += stale;
             c.tx_failed += failed;
         });
         // With a confirming bus the others see the frames when the bus carried them (rx_loop).
-        if !bus.echoes_own() && !sent.is_empty() {
-            dev.fanout(sent, Some(batch.from)).await;
+        if !shown.is_empty() {
+            dev.fanout(shown, Some(batch.from)).await;
         }
     }
 }

@@ -77,7 +77,7 @@ impl CanBus for SimBus {
     }
     async fn send(&self, frame: &CanFrame) -> io::Result<()> {
         let reply = {
-            let mut m = self.motors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = xoq_link::sync::lock(&self.motors);
             let now = m.1.elapsed();
             m.0.handle(frame, now)
         };

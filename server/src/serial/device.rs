@@ -92,8 +92,7 @@ impl SerialDevice {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding this lock is a bug; keep serving with the state as it is.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        xoq_link::sync::lock(&self.state)
     }
 
     /// The catalog entry for a client granted `access`.
@@ -282,6 +281,8 @@ async fn run<B: SerialBackend>(
     mut cmd_rx: mpsc::Receiver<Command>,
 ) {
     let what = backend.describe();
+    // Say once that the device cannot be opened, not every second while it stays missing.
+    let mut open_failure_logged = false;
     loop {
         let line = dev.lock().line;
         match backend.open(&line) {
@@ -300,9 +301,9 @@ async fn run<B: SerialBackend>(
                 dev.fail(reason.to_string()).await;
             }
             Err(e) => {
-                let first = dev.lock().gone.as_deref() == Some("not opened yet");
                 dev.lock().gone = Some(e.to_string());
-                if first {
+                if !open_failure_logged {
+                    open_failure_logged = true;
                     tracing::error!(device = %dev.name, port = %what, error = %e, "cannot open serial port; retrying every second");
                 }
             }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xoq_link::client::connect;
 use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Server};
 use xoq_wire::{Access, CanFrame, Message};
 
@@ -28,14 +29,6 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-fn pct(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[derive(Default)]
 struct RunResult {
     sent: u64,
@@ -47,8 +40,14 @@ struct RunResult {
 
 impl RunResult {
     fn row(&mut self, path: &str, rate: u32) {
-        let (o50, o99) = (pct(&mut self.one_way, 0.5), pct(&mut self.one_way, 0.99));
-        let (r50, r99) = (pct(&mut self.rtt, 0.5), pct(&mut self.rtt, 0.99));
+        let (o50, o99) = (
+            percentile(&mut self.one_way, 0.5),
+            percentile(&mut self.one_way, 0.99),
+        );
+        let (r50, r99) = (
+            percentile(&mut self.rtt, 0.5),
+            percentile(&mut self.rtt, 0.99),
+        );
         println!(
             "| {path} | {rate} | {:.0} | {} | {} | {o50} | {o99} | {r50} | {r99} |",
             self.achieved_fps,

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
 const MSG: usize = 32;
@@ -58,17 +59,12 @@ fn round_trips(tty: &Tty, n: usize) -> Vec<f64> {
     out
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn report(name: &str, mut v: Vec<f64>) -> (f64, f64) {
-    let (p50, p99) = (pct(&mut v, 0.50), pct(&mut v, 0.99));
+    let (p50, p99) = (percentile(&mut v, 0.50), percentile(&mut v, 0.99));
     println!(
         "| {name} | {} | {p50:.0} | {p99:.0} | {:.0} |",
         v.len(),
-        pct(&mut v, 0.999)
+        percentile(&mut v, 0.999)
     );
     (p50, p99)
 }
