@@ -38,6 +38,9 @@ pub enum Message {
     ModemStatus(ModemStatus),
     /// client -> server: send a break of this many milliseconds (0 = the driver's default).
     Break { duration_ms: u16 },
+    /// client -> server: hold the line in break (`true`) until released (`false`), as the
+    /// `TIOCSBRK` / `TIOCCBRK` ioctls do.
+    SetBreak(bool),
     /// client -> server: discard buffered data, as `tcflush`.
     Flush(FlushQueue),
     /// client -> server: answer with `Drained` once all earlier data has left the port.
@@ -69,6 +72,7 @@ mod ty {
     pub const FLUSH: u8 = 0x25;
     pub const DRAIN: u8 = 0x26;
     pub const DRAINED: u8 = 0x27;
+    pub const SET_BREAK: u8 = 0x28;
     pub const CAN_FRAMES: u8 = 0x30;
     pub const CAN_COUNTERS: u8 = 0x31;
     pub const TIME_SYNC: u8 = 0x32;
@@ -84,7 +88,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::OPENED => MAX_DEVICE_INFO,
         ty::DATA => MAX_DATA,
         ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
-        ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH => 1,
+        ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH | ty::SET_BREAK => 1,
         ty::BREAK => 2,
         ty::DRAIN | ty::DRAINED => 4,
         ty::CAN_FRAMES => 2 + MAX_BATCH * (FRAME_HEADER + 64),
@@ -109,6 +113,7 @@ impl Message {
             Message::SetModem(_) => "SetModem",
             Message::ModemStatus(_) => "ModemStatus",
             Message::Break { .. } => "Break",
+            Message::SetBreak(_) => "SetBreak",
             Message::Flush(_) => "Flush",
             Message::Drain { .. } => "Drain",
             Message::Drained { .. } => "Drained",
@@ -181,6 +186,10 @@ impl Message {
             Message::Break { duration_ms } => {
                 w.u16(*duration_ms);
                 ty::BREAK
+            }
+            Message::SetBreak(on) => {
+                w.u8(u8::from(*on));
+                ty::SET_BREAK
             }
             Message::Flush(q) => {
                 w.u8(q.to_u8());
@@ -294,6 +303,16 @@ impl Message {
                 }
                 Message::Break { duration_ms }
             }
+            ty::SET_BREAK => Message::SetBreak(match r.u8("break")? {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(WireError::BadValue {
+                        field: "break",
+                        value: v.into(),
+                    })
+                }
+            }),
             ty::FLUSH => Message::Flush(FlushQueue::from_u8(r.u8("flush_queue")?)?),
             ty::DRAIN => Message::Drain { seq: r.u32("seq")? },
             ty::DRAINED => Message::Drained { seq: r.u32("seq")? },

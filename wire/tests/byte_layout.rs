@@ -146,6 +146,8 @@ fn small_messages_bytes() {
             Message::Break { duration_ms: 250 },
             vec![0x24, 0, 0, 0, 2, 0x00, 0xFA],
         ),
+        (Message::SetBreak(true), vec![0x28, 0, 0, 0, 1, 0x01]),
+        (Message::SetBreak(false), vec![0x28, 0, 0, 0, 1, 0x00]),
         (
             Message::Flush(FlushQueue::Both),
             vec![0x25, 0, 0, 0, 1, 0x03],

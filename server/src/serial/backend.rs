@@ -37,6 +37,8 @@ pub trait PortControl: Send + 'static {
     /// Current modem lines; `Ok(None)` if the port has none (a PTY, say).
     fn modem_status(&mut self) -> io::Result<Option<ModemStatus>>;
     fn send_break(&mut self, duration_ms: u16) -> impl Future<Output = io::Result<()>> + Send;
+    /// Holds the line in break (`true`) until called again with `false`.
+    fn set_break(&mut self, on: bool) -> io::Result<()>;
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()>;
     /// Waits until everything written has been transmitted.
     fn drain(&mut self) -> impl Future<Output = io::Result<()>> + Send;

@@ -37,6 +37,7 @@ pub enum Op {
     Line(LineSettings),
     Modem(ModemLines),
     Break(u16),
+    SetBreak(bool),
     Flush(FlushQueue),
     Drain(u32),
 }
@@ -383,6 +384,12 @@ async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) ->
         Op::Break(ms) => {
             if let Err(e) = c.send_break(ms).await {
                 dev.reply(cmd.from, refused("send a break", e)).await;
+            }
+        }
+        Op::SetBreak(on) => {
+            if let Err(e) = c.set_break(on) {
+                dev.reply(cmd.from, refused("set or clear a break", e))
+                    .await;
             }
         }
         Op::Flush(q) => {

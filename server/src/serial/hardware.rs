@@ -127,6 +127,15 @@ impl PortControl for HwControl {
         self.port.clear_break().map_err(io::Error::other)
     }
 
+    fn set_break(&mut self, on: bool) -> io::Result<()> {
+        let r = if on {
+            self.port.set_break()
+        } else {
+            self.port.clear_break()
+        };
+        r.map_err(io::Error::other)
+    }
+
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()> {
         let which = match queue {
             FlushQueue::Input => ClearBuffer::Input,

@@ -1,6 +1,7 @@
 //! A simulated serial device: it echoes every byte, wires its modem lines like a loopback plug
 //! (RTS->CTS, DTR->DSR and DCD), and records every change a client asks of it, with a wall-clock
-//! timestamp, as JSON lines in a file, so tests can check what reached the "hardware".
+//! timestamp, as JSON lines in a file, so tests can check what reached the "hardware": line
+//! settings, modem lines, breaks, flushes, drains and the data between them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -16,6 +17,8 @@ use super::backend::{PortControl, PortReader, SerialBackend};
 
 /// Bytes the echo holds before a writer waits (like a UART FIFO plus driver buffer).
 const ECHO_DEPTH: usize = 256;
+/// Bytes of each written chunk kept in the record.
+const RECORD_HEAD: usize = 32;
 
 /// Recipe for the simulated echo port.
 pub struct SimEcho {
@@ -116,6 +119,14 @@ fn line_json(l: &LineSettings) -> serde_json::Value {
 
 impl PortControl for SimControl {
     async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        // Data is recorded too (length and first bytes), so tests can check that settings
+        // changes arrived between the right bytes.
+        let head: String = data
+            .iter()
+            .take(RECORD_HEAD)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.record(json!({"event": "data", "len": data.len(), "hex": head}))?;
         // The caller splits writes into chunks no larger than a read buffer.
         self.tx
             .send(data.to_vec())
@@ -148,6 +159,10 @@ impl PortControl for SimControl {
 
     async fn send_break(&mut self, duration_ms: u16) -> io::Result<()> {
         self.record(json!({"event": "break", "duration_ms": duration_ms}))
+    }
+
+    fn set_break(&mut self, on: bool) -> io::Result<()> {
+        self.record(json!({"event": if on { "break_on" } else { "break_off" }}))
     }
 
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()> {

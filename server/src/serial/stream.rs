@@ -26,6 +26,7 @@ pub async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att:
             Message::LineSettings(l) => Op::Line(l),
             Message::SetModem(l) => Op::Modem(l),
             Message::Break { duration_ms } => Op::Break(duration_ms),
+            Message::SetBreak(on) => Op::SetBreak(on),
             Message::Flush(q) => Op::Flush(q),
             Message::Drain { seq } => Op::Drain(seq),
             other => {

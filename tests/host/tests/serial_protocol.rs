@@ -17,6 +17,10 @@ use xoq_wire::{
 
 const T: Duration = Duration::from_secs(10);
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The events the simulated port recorded, once `want` of them are there.
 fn record(path: &Path, want: usize) -> Vec<Value> {
     let deadline = Instant::now() + T;
@@ -72,6 +76,8 @@ fn control_messages_reach_the_port_in_order_and_are_answered() {
             }),
             Message::Data(b"between".to_vec()),
             Message::Break { duration_ms: 100 },
+            Message::SetBreak(true),
+            Message::SetBreak(false),
             Message::Flush(FlushQueue::Output),
             Message::Drain { seq: 7 },
         ] {
@@ -116,13 +122,24 @@ fn control_messages_reach_the_port_in_order_and_are_answered() {
         "drain answered with its seq: {replies:?}"
     );
 
-    let events = record(&rec, 6);
+    let events = record(&rec, 9);
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["open", "line", "modem", "break", "flush", "drain"],
+        [
+            "open",
+            "line",
+            "modem",
+            "data",
+            "break",
+            "break_on",
+            "break_off",
+            "flush",
+            "drain"
+        ],
         "{events:?}"
     );
+    assert_eq!(events[3]["hex"], hex(b"between"), "{events:?}");
     let l = &events[1]["line"];
     assert_eq!(
         (

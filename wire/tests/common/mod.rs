@@ -261,6 +261,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         modem_lines().prop_map(Message::SetModem),
         modem_status().prop_map(Message::ModemStatus),
         (0..=MAX_BREAK_MS).prop_map(|duration_ms| Message::Break { duration_ms }),
+        any::<bool>().prop_map(Message::SetBreak),
         flush_queue().prop_map(Message::Flush),
         any::<u32>().prop_map(|seq| Message::Drain { seq }),
         any::<u32>().prop_map(|seq| Message::Drained { seq }),
