@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use xoq_link::{bind_endpoint, load_or_create_key, paths, EndpointOptions, Ticket};
 
 use crate::status::MountStatus;
-use crate::supervisor::{MountOptions, Mounts};
+use crate::supervisor::{MountOptions, Mounts, SerialDevice};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,10 @@ struct MountArgs {
     /// First index for link names (ttyXOQ<N>).
     #[arg(long, default_value_t = 0)]
     first_index: u32,
+    /// What a remote serial port becomes: a CUSE tty (every termios and modem-line call
+    /// reaches the port; needs /dev/cuse, i.e. root and the cuse module) or a PTY.
+    #[arg(long, value_enum, default_value_t = SerialDevice::Auto)]
+    serial_device: SerialDevice,
     /// Open every device read-only, whatever the server grants.
     #[arg(long)]
     read_only: bool,
@@ -155,6 +159,7 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
     }
     let opts = MountOptions {
         link_dir,
+        serial_device: args.serial_device,
         first_index: args.first_index,
         read_only: args.read_only,
         client_name: nix::unistd::gethostname()

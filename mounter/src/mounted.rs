@@ -6,7 +6,7 @@ use xoq_link::client::DeviceStream;
 use xoq_wire::Access;
 
 use crate::can::CanMount;
-use crate::serial::{bridge, SerialMount};
+use crate::serial::{bridge, CuseMount, SerialMount};
 use crate::status::DeviceStatus;
 
 /// Why a device's bridge stopped.
@@ -22,7 +22,10 @@ pub enum BridgeEnd {
 
 #[derive(Clone)]
 pub enum Mounted {
+    /// A serial port as a PTY.
     Serial(Arc<SerialMount>),
+    /// A serial port as a CUSE tty.
+    SerialCuse(Arc<CuseMount>),
     Can(Arc<CanMount>),
 }
 
@@ -30,18 +33,21 @@ impl Mounted {
     pub fn name(&self) -> &str {
         match self {
             Mounted::Serial(m) => &m.name,
+            Mounted::SerialCuse(m) => &m.name,
             Mounted::Can(m) => &m.name,
         }
     }
     pub fn access(&self) -> Access {
         match self {
             Mounted::Serial(m) => m.access,
+            Mounted::SerialCuse(m) => m.access,
             Mounted::Can(m) => m.access,
         }
     }
     pub fn status(&self) -> &Arc<DeviceStatus> {
         match self {
             Mounted::Serial(m) => &m.status,
+            Mounted::SerialCuse(m) => &m.status,
             Mounted::Can(m) => &m.status,
         }
     }
@@ -49,6 +55,7 @@ impl Mounted {
     pub async fn bridge(&self, stream: DeviceStream) -> BridgeEnd {
         match self {
             Mounted::Serial(m) => bridge(m, stream).await,
+            Mounted::SerialCuse(m) => m.bridge(stream).await,
             Mounted::Can(m) => m.bridge(stream).await,
         }
     }
@@ -58,6 +65,14 @@ impl Mounted {
             Mounted::Serial(m) => {
                 m.link.remove();
                 println!("unmounted  serial  {}  ({})", m.name, m.link.path.display());
+            }
+            Mounted::SerialCuse(m) => {
+                m.remove();
+                println!(
+                    "unmounted  serial  {}  ({})",
+                    m.name,
+                    m.local_path().display()
+                );
             }
             Mounted::Can(m) => {
                 m.vcan.remove();

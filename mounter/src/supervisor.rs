@@ -18,8 +18,9 @@ use crate::can::vcan::Vcan;
 use crate::can::CanMount;
 use crate::mounted::{BridgeEnd, Mounted};
 use crate::naming::{Link, SERIAL_PREFIX};
+use crate::serial::cuse_device::open_cuse;
 use crate::serial::pty::Pty;
-use crate::serial::SerialMount;
+use crate::serial::{CuseMount, CuseSpec, SerialMount};
 use crate::status::{DeviceStatus, MountStatus};
 
 /// First and largest wait between reconnection attempts.
@@ -30,9 +31,21 @@ const REOPEN_DELAY: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a remote serial port becomes locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SerialDevice {
+    /// A CUSE tty when /dev/cuse is usable, else a PTY.
+    Auto,
+    /// A CUSE tty, or fail.
+    Cuse,
+    /// A PTY (data and speed only: no modem lines, breaks or drains).
+    Pty,
+}
+
 /// Where and how devices are mounted.
 pub struct MountOptions {
     pub link_dir: PathBuf,
+    pub serial_device: SerialDevice,
     pub first_index: u32,
     pub read_only: bool,
     pub client_name: String,
@@ -164,7 +177,37 @@ fn mount_new_devices(
 /// Creates the local device for one catalog entry; `None` for kinds this build cannot mount.
 fn mount_one(d: &DeviceInfo, access: Access, opts: &MountOptions) -> Result<Option<Mounted>> {
     Ok(Some(match (d.kind, &d.settings) {
-        (DeviceKind::Serial, DeviceSettings::Serial { line, .. }) => {
+        (DeviceKind::Serial, DeviceSettings::Serial { line, modem }) => {
+            let cuse = match opts.serial_device {
+                SerialDevice::Pty => None,
+                SerialDevice::Cuse => Some(open_cuse().map_err(anyhow::Error::msg)?),
+                SerialDevice::Auto => match open_cuse() {
+                    Ok(f) => Some(f),
+                    Err(why) => {
+                        println!("using a PTY for {}: {why}; modem lines, breaks and tcdrain will not reach the port", d.name);
+                        None
+                    }
+                },
+            };
+            if let Some(cuse) = cuse {
+                let m = CuseMount::create(
+                    cuse,
+                    CuseSpec {
+                        name: &d.name,
+                        access,
+                        line: *line,
+                        modem: *modem,
+                        link_dir: &opts.link_dir,
+                        first_index: opts.first_index,
+                    },
+                )?;
+                println!(
+                    "mounted  serial  {}  ->  {}  ({access}, {line}, cuse tty)",
+                    d.name,
+                    m.local_path().display()
+                );
+                return Ok(Some(Mounted::SerialCuse(Arc::new(m))));
+            }
             let pty = Pty::open(line)?;
             let link = Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
             let local = format!("{} -> {}", link.path.display(), pty.path.display());

@@ -119,15 +119,10 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
                 Message::ModemStatus(s) => m.status.set_detail("modem", modem_json(&s)),
                 Message::Drained { .. } => {}
                 Message::Error { code, text } => {
-                    m.status.errors.fetch_add(1, Ordering::Relaxed);
-                    match code {
-                        ErrorCode::DeviceGone => return BridgeEnd::DeviceGone(text),
-                        ErrorCode::ReadOnly if warned_read_only => {}
-                        ErrorCode::ReadOnly => {
-                            warned_read_only = true;
-                            tracing::warn!(device = %m.name, "{text} (further ones are counted, not logged)");
-                        }
-                        _ => tracing::warn!(device = %m.name, %code, "{text}"),
+                    if let Some(end) =
+                        on_error(&m.name, &m.status, code, text, &mut warned_read_only)
+                    {
+                        return end;
                     }
                 }
                 other => {
@@ -203,6 +198,28 @@ async fn sync_settings(
     Ok(())
 }
 
-fn modem_json(s: &xoq_wire::ModemStatus) -> serde_json::Value {
+pub(crate) fn modem_json(s: &xoq_wire::ModemStatus) -> serde_json::Value {
     json!({"dtr": s.dtr, "rts": s.rts, "cts": s.cts, "dsr": s.dsr, "dcd": s.dcd, "ri": s.ri})
+}
+
+/// Counts and logs an error the server sent on a device stream; `Some` if it ends the bridge.
+/// Read-only refusals are logged once, then only counted.
+pub(crate) fn on_error(
+    device: &str,
+    status: &DeviceStatus,
+    code: ErrorCode,
+    text: String,
+    warned_read_only: &mut bool,
+) -> Option<BridgeEnd> {
+    status.errors.fetch_add(1, Ordering::Relaxed);
+    match code {
+        ErrorCode::DeviceGone => return Some(BridgeEnd::DeviceGone(text)),
+        ErrorCode::ReadOnly if *warned_read_only => {}
+        ErrorCode::ReadOnly => {
+            *warned_read_only = true;
+            tracing::warn!(%device, "{text} (further ones are counted, not logged)");
+        }
+        _ => tracing::warn!(%device, %code, "{text}"),
+    }
+    None
 }
