@@ -5,6 +5,7 @@
 //! directory, so the tests exercise exactly what ships.
 
 pub mod proc;
+pub mod serial_ioctl;
 pub mod stats;
 pub mod tty;
 

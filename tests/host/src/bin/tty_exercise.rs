@@ -1,0 +1,324 @@
+//! Drives a mounted serial tty the way serial tools do and checks, on the simulated port's
+//! record, what reached the "hardware". Run in the kernel guest by `tests/vm/suites/cuse.sh`
+//! (the host has no `/dev/cuse`), against the simulated echo port.
+//!
+//!   tty_exercise sequence DEV RECORD   pyserial's calls, in order, with data between them
+//!   tty_exercise esptool DEV RECORD    esptool's DTR/RTS reset: timing kept at the port
+//!   tty_exercise bulk DEV MIB          MIB mebibytes through the echo, both ways at once
+//!   tty_exercise ping DEV              open, echo, close, twice
+//!   tty_exercise unplugged DEV         while the server is down: reads wait, writes fail
+//!   tty_exercise rtt DEV N             N 32-byte round trips: p50 / p99 (benchmark)
+//!
+//! Prints `ok: ...` or `FAIL: ...` per check; exits 1 if any check failed.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::termios::{self, BaudRate, SetArg};
+use xoq_tests_host::serial_ioctl::*;
+use xoq_tests_host::stats::percentile;
+use xoq_tests_host::Tty;
+
+const T: Duration = Duration::from_secs(20);
+
+struct Checks {
+    failed: bool,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl std::fmt::Display) {
+        if ok {
+            println!("ok: {what}");
+        } else {
+            println!("FAIL: {what}");
+            self.failed = true;
+        }
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| a.get(i).cloned().unwrap_or_default();
+    let mut c = Checks { failed: false };
+    let dev = arg(2);
+    let dev = Path::new(&dev);
+    match arg(1).as_str() {
+        "sequence" => sequence(&mut c, dev, Path::new(&arg(3))),
+        "esptool" => esptool(&mut c, dev, Path::new(&arg(3))),
+        "bulk" => bulk(&mut c, dev, arg(3).parse().unwrap_or(1)),
+        "ping" => ping(&mut c, dev),
+        "unplugged" => unplugged(&mut c, dev),
+        "rtt" => rtt(dev, arg(3).parse().unwrap_or(2000)),
+        other => {
+            eprintln!("unknown command {other:?}; see the module doc");
+            std::process::exit(2);
+        }
+    }
+    std::process::exit(i32::from(c.failed));
+}
+
+/// Writes `msg` and reads its echo back (the simulated port echoes every byte).
+fn echo(tty: &Tty, msg: &[u8]) -> Vec<u8> {
+    tty.write_all(msg, T);
+    tty.read_exact(msg.len(), T)
+}
+
+/// pyserial: open, 115200 8N1, DTR/RTS, 1,000,000 baud by TCSETS2/BOTHER, break, flush,
+/// read with timeout; then what pyserial users call next: tcdrain, TIOCMIWAIT, counters,
+/// exclusive access, an ioctl no serial port has.
+fn sequence(c: &mut Checks, dev: &Path, rec: &Path) {
+    let start = record(rec).len();
+    let tty = Tty::open_raw(dev);
+    let fd = tty.fd.as_fd();
+    c.check(nix::unistd::isatty(fd).unwrap_or(false), "isatty");
+    let mut t = termios::tcgetattr(fd).expect("tcgetattr");
+    termios::cfmakeraw(&mut t);
+    termios::cfsetspeed(&mut t, BaudRate::B115200).expect("cfsetspeed");
+    termios::tcsetattr(fd, SetArg::TCSANOW, &t).expect("tcsetattr 115200 8N1");
+    modem_change(fd, false, libc::TIOCM_DTR | libc::TIOCM_RTS).expect("TIOCMBIC");
+    modem_change(fd, true, libc::TIOCM_DTR).expect("TIOCMBIS DTR");
+    modem_change(fd, true, libc::TIOCM_RTS).expect("TIOCMBIS RTS");
+    tty.write_all(b"A-data", T);
+    set_speed_bother(fd, 1_000_000).expect("TCSETS2 BOTHER 1000000");
+    tty.write_all(b"B-data", T);
+    termios::tcsendbreak(fd, 0).expect("tcsendbreak");
+    ioctl_value(fd, libc::TIOCSBRK, 0).expect("TIOCSBRK");
+    ioctl_value(fd, libc::TIOCCBRK, 0).expect("TIOCCBRK");
+    tty.write_all(b"C-data", T);
+    termios::tcflush(fd, termios::FlushArg::TCIFLUSH).expect("tcflush");
+    termios::tcdrain(fd).expect("tcdrain");
+    // tcdrain returned: the port has transmitted everything, so its drain is already recorded.
+    let events: Vec<String> = record(rec)[start..].iter().map(describe).collect();
+    let want = [
+        "modem 1 1".to_string(), // open raises DTR and RTS
+        "line 115200".into(),
+        "modem 0 0".into(),
+        "modem 1 0".into(),
+        "modem 1 1".into(),
+        format!("data {}", hex(b"A-data")),
+        "line 1000000".into(),
+        format!("data {}", hex(b"B-data")),
+        "break 0".into(),
+        "break_on".into(),
+        "break_off".into(),
+        format!("data {}", hex(b"C-data")),
+        "flush input".into(),
+        "drain".into(),
+    ];
+    c.check(
+        events == want,
+        format!("every change reached the port in order, data between: {events:?}"),
+    );
+    let t2 = termios2(fd).expect("TCGETS2");
+    c.check(
+        t2.c_ospeed == 1_000_000,
+        format!("TCGETS2 reads back {} baud", t2.c_ospeed),
+    );
+
+    // read with timeout: nothing (pending echoes flushed), then an echo
+    termios::tcflush(fd, termios::FlushArg::TCIFLUSH).expect("tcflush input");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = tty.read_for(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let nothing = tty.read_for(Duration::from_millis(300));
+    c.check(
+        nothing.is_empty() && t0.elapsed() >= Duration::from_millis(300),
+        "a read with a 300 ms timeout and no data times out",
+    );
+    c.check(echo(&tty, b"ping") == b"ping", "echo after the settings");
+
+    // TIOCMIWAIT: the simulated port loops RTS back to CTS
+    let before = icount(fd).expect("TIOCGICOUNT");
+    let waiter = {
+        let path = dev.to_path_buf();
+        std::thread::spawn(move || {
+            let t = Tty::open_raw(&path);
+            let t0 = Instant::now();
+            let r = modem_wait(t.fd.as_fd(), libc::TIOCM_CTS);
+            (r.is_ok(), t0.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    modem_change(fd, false, libc::TIOCM_RTS).expect("TIOCMBIC RTS");
+    let (woke, after) = waiter.join().expect("waiter thread");
+    c.check(
+        woke,
+        format!("TIOCMIWAIT woke when CTS followed RTS ({after:?} after it started)"),
+    );
+    let now = icount(fd).expect("TIOCGICOUNT");
+    c.check(
+        now[0] > before[0] && now[4] >= 22 && now[5] >= 22,
+        format!(
+            "TIOCGICOUNT: cts {}->{} transitions, rx {} and tx {} bytes (22 sent and echoed)",
+            before[0], now[0], now[4], now[5]
+        ),
+    );
+    let bits = modem_bits(fd).expect("TIOCMGET");
+    c.check(
+        bits & libc::TIOCM_CTS == 0 && bits & libc::TIOCM_DSR != 0 && bits & libc::TIOCM_CD != 0,
+        format!("TIOCMGET {bits:#x}: CTS follows RTS (off), DSR and CD follow DTR (on)"),
+    );
+
+    // exclusive access, and an ioctl no serial port answers
+    ioctl_value(fd, libc::TIOCEXCL, 0).expect("TIOCEXCL");
+    let second = nix::fcntl::open(
+        dev,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    );
+    c.check(
+        matches!(second, Err(nix::errno::Errno::EBUSY)),
+        format!("TIOCEXCL: a second open fails with EBUSY ({second:?})"),
+    );
+    ioctl_value(fd, libc::TIOCNXCL, 0).expect("TIOCNXCL");
+    let mut v = 0;
+    let r = ioctl_int_ptr(fd, libc::TIOCSTI, &mut v);
+    c.check(
+        r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTTY),
+        format!("an unknown ioctl gets ENOTTY ({r:?})"),
+    );
+}
+
+/// esptool's classic reset; prints the intervals the port saw.
+fn esptool(c: &mut Checks, dev: &Path, rec: &Path) {
+    let tty = Tty::open_raw(dev);
+    let fd = tty.fd.as_fd();
+    // Start from DTR on, RTS off so that every step below changes a line.
+    let mut bits = libc::TIOCM_DTR;
+    ioctl_int_ptr(fd, libc::TIOCMSET, &mut bits).expect("TIOCMSET");
+    std::thread::sleep(Duration::from_millis(200));
+    let start = record(rec).len();
+    let t0 = Instant::now();
+    modem_change(fd, false, libc::TIOCM_DTR).expect("DTR off"); // IO0 high
+    modem_change(fd, true, libc::TIOCM_RTS).expect("RTS on"); // EN low: reset
+    std::thread::sleep(Duration::from_millis(100));
+    let t1 = Instant::now();
+    modem_change(fd, true, libc::TIOCM_DTR).expect("DTR on"); // IO0 low
+    modem_change(fd, false, libc::TIOCM_RTS).expect("RTS off"); // EN high: boot
+    std::thread::sleep(Duration::from_millis(50));
+    let t2 = Instant::now();
+    modem_change(fd, false, libc::TIOCM_DTR).expect("DTR off"); // done
+    termios::tcdrain(fd).expect("tcdrain");
+    let program = ((t1 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3);
+    let events: Vec<(String, f64)> = record(rec)[start..]
+        .iter()
+        .filter(|e| e["event"] == "modem")
+        .map(|e| (describe(e), e["t"].as_f64().unwrap_or(0.0)))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    let want = [
+        "modem 0 0",
+        "modem 0 1",
+        "modem 1 1",
+        "modem 1 0",
+        "modem 0 0",
+    ];
+    c.check(
+        names == want,
+        format!("esptool reset steps in order: {names:?}"),
+    );
+    if names != want {
+        return;
+    }
+    let ms = |a: usize, b: usize| (events[b].1 - events[a].1) * 1e3;
+    let (reset, boot) = (ms(1, 2), ms(3, 4));
+    println!(
+        "esptool intervals at the port: reset {reset:.1} ms (program slept 100, measured {:.1}), \
+         boot {boot:.1} ms (program slept 50, measured {:.1})",
+        program.0, program.1
+    );
+    c.check(
+        (100.0..=120.0).contains(&reset),
+        format!("reset interval {reset:.1} ms within 100..120"),
+    );
+    c.check(
+        (50.0..=70.0).contains(&boot),
+        format!("boot interval {boot:.1} ms within 50..70"),
+    );
+}
+
+/// `mib` MiB through the echo: a writer thread and a reader at once; compared byte for byte.
+fn bulk(c: &mut Checks, dev: &Path, mib: usize) {
+    let n = mib << 20;
+    let data: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
+    let tty = Tty::open_raw(dev);
+    let writer = {
+        let path = dev.to_path_buf();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let w = Tty::open_raw(&path);
+            for chunk in data.chunks(4096) {
+                w.write_all(chunk, Duration::from_secs(120));
+            }
+            termios::tcdrain(w.fd.as_fd()).is_ok()
+        })
+    };
+    let t0 = Instant::now();
+    let got = tty.read_exact(n, Duration::from_secs(300));
+    let drained = writer.join().unwrap_or(false);
+    let secs = t0.elapsed().as_secs_f64();
+    c.check(
+        got == data,
+        format!(
+            "{mib} MiB each way intact ({:.2} MB/s)",
+            n as f64 / secs / 1e6
+        ),
+    );
+    c.check(drained, "the writer's tcdrain returned");
+}
+
+/// Open, echo, close; twice.
+fn ping(c: &mut Checks, dev: &Path) {
+    for round in 1..=2 {
+        let tty = Tty::open_raw(dev);
+        let msg = format!("ping {round}");
+        c.check(
+            echo(&tty, msg.as_bytes()) == msg.as_bytes(),
+            format!("open #{round}: echo"),
+        );
+    }
+}
+
+/// While the server is down: reads wait (nothing arrives, as with a cable pulled), writes
+/// fail with EIO, carrier is off.
+fn unplugged(c: &mut Checks, dev: &Path) {
+    let tty = Tty::open_raw(dev);
+    let fd = tty.fd.as_fd();
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let n = poll(&mut fds, PollTimeout::from(1000u16)).unwrap_or(-1);
+    c.check(n == 0, "poll: no data for 1 s while unplugged");
+    let w = nix::unistd::write(fd, b"lost");
+    c.check(
+        w == Err(nix::errno::Errno::EIO),
+        format!("write fails with EIO ({w:?})"),
+    );
+    let bits = modem_bits(fd).unwrap_or(-1);
+    c.check(
+        bits >= 0 && bits & (libc::TIOCM_CD | libc::TIOCM_DSR | libc::TIOCM_CTS) == 0,
+        format!("TIOCMGET {bits:#x}: CD, DSR and CTS are off"),
+    );
+}
+
+/// Round-trip latency of 32-byte messages through the echo.
+fn rtt(dev: &Path, n: usize) {
+    let tty = Tty::open_raw(dev);
+    let msg = [0x5Au8; 32];
+    for _ in 0..50 {
+        echo(&tty, &msg);
+    }
+    let mut us: Vec<f64> = (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            echo(&tty, &msg);
+            t0.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    let p50 = percentile(&mut us, 0.5);
+    let p99 = percentile(&mut us, 0.99);
+    println!(
+        "rtt {} n={n} p50_us={p50:.0} p99_us={p99:.0}",
+        dev.display()
+    );
+}
