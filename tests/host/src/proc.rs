@@ -219,12 +219,15 @@ pub struct Mount {
 
 impl Mount {
     /// Starts `xoq-mount <ticket>` as client `client` and waits for `n` devices to be mounted.
+    /// Serial ports are PTYs unless `extra` chooses (`--serial-device`): the host suites test
+    /// the PTY path even where `/dev/cuse` exists; the CUSE path is tested in the VM.
     pub fn start(env: &Env, client: &str, ticket: &str, n: usize, extra: &[&str]) -> Mount {
         let mut cmd = env.cmd("xoq-mount", client);
-        cmd.arg(ticket)
-            .arg("--link-dir")
-            .arg(env.links())
-            .args(extra);
+        cmd.arg(ticket).arg("--link-dir").arg(env.links());
+        if !extra.iter().any(|a| a.starts_with("--serial-device")) {
+            cmd.args(["--serial-device", "pty"]);
+        }
+        cmd.args(extra);
         let mut proc = Proc::spawn(
             cmd,
             env.path(&format!("mount-{client}-{}.err", rand::random::<u32>())),
