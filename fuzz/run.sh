@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the xoq-wire decoders for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan).
+# Fuzzes each target for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan): `decode`
+# (the xoq-wire decoders) and `cuse` (the /dev/cuse request parser and the CUSE tty).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc accept the -Z flags that
-# cargo-fuzz passes. Exits non-zero if the target crashes; the input is saved under
-# fuzz/artifacts/decode/. Extra arguments after SECONDS go to libFuzzer.
+# cargo-fuzz passes. Exits non-zero if a target crashes; the input is saved under
+# fuzz/artifacts/<target>/. Extra arguments after SECONDS go to libFuzzer. FUZZ_TARGETS
+# chooses targets (default: all).
 #
 #   fuzz/run.sh          # 60 s
 #   fuzz/run.sh 300      # 5 min
@@ -23,4 +25,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-exec cargo fuzz run decode -- -max_total_time="$secs" "$@"
+for target in ${FUZZ_TARGETS:-decode cuse}; do
+    echo "== fuzz $target ($secs s)"
+    cargo fuzz run "$target" -- -max_total_time="$secs" "$@"
+done
