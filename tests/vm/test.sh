@@ -4,8 +4,9 @@
 #
 # Usage: tests/vm/test.sh            (from any directory)
 #
-# A suite is a busybox-sh script, NAME.sh, run in the guest as /payload/run. Its leading comment
-# block may hold:
+# A suite is a busybox-sh script, NAME.sh, run in the guest as /payload/run; it may source
+# /payload/suite-lib.sh (tests/vm/suite-lib.sh: PATH, state, ok/bad/wait_for/start_server).
+# Its leading comment block may hold:
 #   # needs: target/debug/xoq-mount target/debug/some-test   host binaries, relative to the repo
 #                                                           root (or absolute), packed into the
 #                                                           payload's bin/ with their libraries
@@ -75,6 +76,7 @@ if [ -d "$suites" ]; then
 			record "$name" 255
 		else
 			install -m 755 "$suite" "$payload/run"
+			install -m 644 "$HERE/suite-lib.sh" "$payload/suite-lib.sh"
 			rc=0
 			"$HERE/run.sh" --payload "$payload" ${timeout:+--timeout "$timeout"} || rc=$?
 			record "$name" "$rc"

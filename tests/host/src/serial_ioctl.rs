@@ -46,16 +46,7 @@ pub fn modem_change(fd: BorrowedFd<'_>, set: bool, bits: libc::c_int) -> io::Res
 }
 
 pub fn termios2(fd: BorrowedFd<'_>) -> io::Result<libc::termios2> {
-    let mut t = libc::termios2 {
-        c_iflag: 0,
-        c_oflag: 0,
-        c_cflag: 0,
-        c_lflag: 0,
-        c_line: 0,
-        c_cc: [0; 19],
-        c_ispeed: 0,
-        c_ospeed: 0,
-    };
+    let mut t = xoq_cuse::termios::zeroed();
     // SAFETY: TCGETS2 writes one termios2 through the pointer, which points to a live local.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCGETS2, &mut t) })?;
     Ok(t)

@@ -16,8 +16,8 @@ fn cuse_usable() -> bool {
         .is_ok()
 }
 
-#[test]
-fn auto_falls_back_to_a_pty_and_says_why_or_makes_a_cuse_tty() {
+/// A server with one simulated echo port, and a client allowed to use it.
+fn echo_server() -> (Env, Server) {
     let env = Env::new();
     env.authorize("laptop", &[]);
     let server = Server::start(
@@ -25,6 +25,12 @@ fn auto_falls_back_to_a_pty_and_says_why_or_makes_a_cuse_tty() {
         free_udp_port(),
         &["--sim-serial".into(), "echo0".into()],
     );
+    (env, server)
+}
+
+#[test]
+fn auto_falls_back_to_a_pty_and_says_why_or_makes_a_cuse_tty() {
+    let (env, server) = echo_server();
     let mount = Mount::start(
         &env,
         "laptop",
@@ -51,13 +57,7 @@ fn cuse_without_dev_cuse_fails_with_the_reason() {
     if cuse_usable() {
         return; // this machine has CUSE: the VM suite covers what happens then
     }
-    let env = Env::new();
-    env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let (env, server) = echo_server();
     let (code, stderr) =
         Mount::expect_failure(&env, "laptop", &server.ticket, &["--serial-device", "cuse"]);
     assert_ne!(code, Some(0));

@@ -4,15 +4,7 @@
 # needs: target/debug/xoq-server target/debug/xoq-mount
 # timeout: 300
 set -u
-export PATH=/payload/bin:$PATH
-export XOQ_STATE_DIR=/tmp/xoq XOQ_RUNTIME_DIR=/tmp/xoq/run XOQ_AUTHORIZED_CLIENTS=/tmp/xoq/auth.toml
-export XOQ_LOG=info,iroh=warn,noq=warn,noq_proto=warn
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-wait_for() { # wait_for FILE PATTERN SECONDS
-  i=0; while [ $i -lt $(($3 * 10)) ]; do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; i=$((i + 1)); done; return 1
-}
+. /payload/suite-lib.sh
 # frames FILE: candump -L lines without timestamp and interface, e.g. "123#DEADBEEF"
 frames() { sed 's/^([^)]*) [^ ]* //' "$1" | grep -v '^DROPCOUNT'; }
 # counter DEVICE FIELD: a number from the mounter's status (server counters, or local drops)
@@ -34,10 +26,7 @@ name = "motors"
 simulated = "damiao"
 max_age_ms = 100
 TOML
-xoq-server --config /tmp/server.toml serve >/tmp/server.out 2>/tmp/server.log &
-SERVER=$!
-wait_for /tmp/server.out '^ticket: ' 30 || { bad "server start"; cat /tmp/server.log; exit 1; }
-T=$(sed -n 's/^ticket: //p' /tmp/server.out)
+start_server /tmp/server.toml
 xoq-mount "$T" --link-dir /tmp/dev >/tmp/mount.out 2>/tmp/mount.log &
 MOUNT=$!
 wait_for /tmp/mount.out 'mounted  can  motors' 30 || { bad "mount"; cat /tmp/mount.log; exit 1; }

@@ -6,15 +6,7 @@
 # needs: target/debug/xoq-server target/debug/xoq-mount target/debug/tty_exercise
 # timeout: 400
 set -u
-export PATH=/payload/bin:$PATH
-export XOQ_STATE_DIR=/tmp/xoq XOQ_RUNTIME_DIR=/tmp/xoq/run XOQ_AUTHORIZED_CLIENTS=/tmp/xoq/auth.toml
-export XOQ_LOG=info,iroh=warn,noq=warn,noq_proto=warn
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-wait_for() { # wait_for FILE PATTERN SECONDS
-  i=0; while [ $i -lt $(($3 * 10)) ]; do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; i=$((i + 1)); done; return 1
-}
+. /payload/suite-lib.sh
 # state: the mounter's state of device echo0 ("open", "waiting for link", ...)
 state() { xoq-mount status --json 2>/dev/null | sed -n 's/.*"name":"echo0"[^}]*"state":"\([^"]*\)".*/\1/p'; }
 wait_state() { # wait_state PATTERN SECONDS
@@ -35,13 +27,7 @@ record = "$REC"
 baud = 9600
 TOML
 xoq-server authorize "$(xoq-mount id 2>/dev/null)" >/dev/null 2>&1 || bad "authorize"
-start_server() {
-  xoq-server --config /tmp/server.toml serve >/tmp/server.out 2>>/tmp/server.log &
-  SERVER=$!
-  wait_for /tmp/server.out '^ticket: ' 30 || { bad "server start"; cat /tmp/server.log; exit 1; }
-}
-start_server
-T=$(sed -n 's/^ticket: //p' /tmp/server.out)
+start_server /tmp/server.toml
 xoq-mount "$T" --serial-device cuse --link-dir /tmp/dev >/tmp/mount.out 2>/tmp/mount.log &
 MOUNT=$!
 wait_for /tmp/mount.out 'mounted  serial  echo0' 30 || { bad "mount"; cat /tmp/mount.out /tmp/mount.log; exit 1; }
@@ -81,7 +67,7 @@ kill -9 $SERVER; wait $SERVER 2>/dev/null
 wait_state 'waiting for link' 15 && ok "mounter noticed: $(state)" || bad "state after kill: $(state)"
 [ -c $DEV ] && ok "$DEV still there" || bad "$DEV gone"
 run unplugged unplugged $DEV
-start_server
+start_server /tmp/server.toml
 wait_state '^open$' 30 && ok "reconnected" || bad "state after restart: $(state)"
 run ping2 ping $DEV
 
