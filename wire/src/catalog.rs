@@ -5,6 +5,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::WireError;
 use crate::limits::{MAX_NAME, MAX_SETTINGS};
 use crate::serial::{LineSettings, ModemStatus};
+use crate::video::CameraSettings;
 
 /// What sort of hardware a device is. Unknown kinds from newer servers are kept, not refused,
 /// so an old mounter can still mount the kinds it knows.
@@ -12,6 +13,7 @@ use crate::serial::{LineSettings, ModemStatus};
 pub enum DeviceKind {
     Serial,
     Can,
+    Camera,
     Other(u8),
 }
 
@@ -20,6 +22,7 @@ impl DeviceKind {
         match self {
             DeviceKind::Serial => 1,
             DeviceKind::Can => 2,
+            DeviceKind::Camera => 3,
             DeviceKind::Other(v) => v,
         }
     }
@@ -27,6 +30,7 @@ impl DeviceKind {
         match v {
             1 => DeviceKind::Serial,
             2 => DeviceKind::Can,
+            3 => DeviceKind::Camera,
             v => DeviceKind::Other(v),
         }
     }
@@ -37,6 +41,7 @@ impl std::fmt::Display for DeviceKind {
         match self {
             DeviceKind::Serial => f.write_str("serial"),
             DeviceKind::Can => f.write_str("can"),
+            DeviceKind::Camera => f.write_str("camera"),
             DeviceKind::Other(v) => write!(f, "kind-{v}"),
         }
     }
@@ -85,6 +90,7 @@ pub enum DeviceSettings {
         modem: ModemStatus,
     },
     Can(CanSettings),
+    Camera(CameraSettings),
     /// Settings of a kind this build does not know, kept opaque.
     Opaque(Vec<u8>),
 }
@@ -109,6 +115,14 @@ pub mod can_caps {
     pub const ERROR_FRAMES: u32 = 1 << 1;
     /// Frames carry the kernel's receive timestamp.
     pub const TIMESTAMPS: u32 = 1 << 2;
+}
+
+/// Capability bits of a camera.
+pub mod camera_caps {
+    /// The server encodes (H.264) and honours keyframe requests.
+    pub const KEYFRAME_ON_REQUEST: u32 = 1 << 0;
+    /// The camera's modes can be switched by a read-write client.
+    pub const MODE_SWITCH: u32 = 1 << 1;
 }
 
 /// One entry of the catalog.
@@ -159,6 +173,7 @@ pub(crate) fn encode_settings(s: &DeviceSettings, w: &mut Writer<'_>) {
             w.u8(modem.to_bits());
         }
         DeviceSettings::Can(c) => c.encode(w),
+        DeviceSettings::Camera(c) => c.encode(w),
         DeviceSettings::Opaque(b) => w.0.extend_from_slice(&b[..b.len().min(MAX_SETTINGS)]),
     }
 }
@@ -177,6 +192,12 @@ pub(crate) fn decode_settings(kind: DeviceKind, blob: &[u8]) -> Result<DeviceSet
             let c = CanSettings::decode(&mut r)?;
             r.finish()?;
             Ok(DeviceSettings::Can(c))
+        }
+        DeviceKind::Camera => {
+            let mut r = Reader::new(0, blob);
+            let c = CameraSettings::decode(&mut r)?;
+            r.finish()?;
+            Ok(DeviceSettings::Camera(c))
         }
         DeviceKind::Other(_) => Ok(DeviceSettings::Opaque(blob.to_vec())),
     }

@@ -1,7 +1,7 @@
 //! `xoq-wire`: the XoQ mount protocol, sans-IO.
 //!
 //! This crate owns every byte that crosses the link: the versioned handshake, the device
-//! catalog, opening a device, and the per-kind messages (serial, CAN). It performs no I/O and
+//! catalog, opening a device, and the per-kind messages (serial, CAN, camera). It performs no I/O and
 //! reads no clock, so every rule is testable without a socket. Every length is checked against
 //! a limit in [`limits`] before anything is allocated.
 //!
@@ -17,6 +17,7 @@ pub mod handshake;
 pub mod limits;
 pub mod message;
 pub mod serial;
+pub mod video;
 
 pub use can::{BusState, CanCounters, CanFrame, CanSettings};
 pub use catalog::{Access, DeviceInfo, DeviceKind, DeviceSettings};
@@ -27,6 +28,7 @@ pub use message::Message;
 pub use serial::{
     FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
 };
+pub use video::{CameraSettings, VideoCodec, VideoFrame, VideoMode};
 
 /// The ALPN identifier of protocol version 1 on an iroh/QUIC connection.
 pub const ALPN: &[u8] = b"xoq/1";

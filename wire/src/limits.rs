@@ -4,6 +4,10 @@
 pub const MAX_BODY: usize = 320 * 1024;
 /// Largest chunk of serial data in one `Data` message.
 pub const MAX_DATA: usize = 64 * 1024;
+/// Largest encoded video frame (a 4K MJPEG image fits).
+pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+/// Most video modes one camera may list.
+pub const MAX_MODES: usize = 64;
 /// Longest device or server name, in bytes of UTF-8.
 pub const MAX_NAME: usize = 64;
 /// Longest human-readable error or refusal text, in bytes of UTF-8.

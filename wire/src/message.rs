@@ -6,9 +6,10 @@ use crate::codec::{Reader, Writer};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
 use crate::limits::{
-    MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_NAME, MAX_TEXT,
+    MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_FRAME, MAX_NAME, MAX_TEXT,
 };
 use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+use crate::video::{VideoFrame, VideoMode};
 
 /// Bytes before every body: type (1) and body length (4, big-endian).
 pub const HEADER_LEN: usize = 5;
@@ -55,6 +56,13 @@ pub enum Message {
     /// Clock comparison: the client sends its time; the server answers with both, so the
     /// client can stamp frames in the server's clock for the maximum-age check.
     TimeSync { client_us: u64, server_us: u64 },
+    /// client -> server: switch the camera to this mode. server -> client: the mode in force
+    /// (at open, and after every switch).
+    VideoMode(VideoMode),
+    /// client -> server: make the next frame a keyframe (after a join or a loss).
+    KeyframeRequest,
+    /// server -> client, alone on its own unidirectional stream: one encoded frame.
+    VideoFrame(VideoFrame),
 }
 
 mod ty {
@@ -76,6 +84,9 @@ mod ty {
     pub const CAN_FRAMES: u8 = 0x30;
     pub const CAN_COUNTERS: u8 = 0x31;
     pub const TIME_SYNC: u8 = 0x32;
+    pub const VIDEO_MODE: u8 = 0x40;
+    pub const KEYFRAME_REQUEST: u8 = 0x41;
+    pub const VIDEO_FRAME: u8 = 0x42;
 }
 
 /// Largest body each type may declare; checked before the body is buffered.
@@ -94,6 +105,9 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::CAN_FRAMES => 2 + MAX_BATCH * (FRAME_HEADER + 64),
         ty::CAN_COUNTERS => CanCounters::ENCODED_LEN,
         ty::TIME_SYNC => 16,
+        ty::VIDEO_MODE => VideoMode::ENCODED_LEN,
+        ty::KEYFRAME_REQUEST => 0,
+        ty::VIDEO_FRAME => VideoFrame::MAX_HEADER + MAX_FRAME,
         _ => return None,
     })
 }
@@ -120,6 +134,9 @@ impl Message {
             Message::CanFrames(_) => "CanFrames",
             Message::CanCounters(_) => "CanCounters",
             Message::TimeSync { .. } => "TimeSync",
+            Message::VideoMode(_) => "VideoMode",
+            Message::KeyframeRequest => "KeyframeRequest",
+            Message::VideoFrame(_) => "VideoFrame",
         }
     }
 
@@ -222,6 +239,15 @@ impl Message {
                 w.u64(*client_us);
                 w.u64(*server_us);
                 ty::TIME_SYNC
+            }
+            Message::VideoMode(m) => {
+                m.encode(&mut w);
+                ty::VIDEO_MODE
+            }
+            Message::KeyframeRequest => ty::KEYFRAME_REQUEST,
+            Message::VideoFrame(f) => {
+                f.encode(&mut w);
+                ty::VIDEO_FRAME
             }
         };
         let len = (out.len() - start - HEADER_LEN) as u32;
@@ -336,6 +362,9 @@ impl Message {
                 client_us: r.u64("client_us")?,
                 server_us: r.u64("server_us")?,
             },
+            ty::VIDEO_MODE => Message::VideoMode(VideoMode::decode(&mut r)?),
+            ty::KEYFRAME_REQUEST => Message::KeyframeRequest,
+            ty::VIDEO_FRAME => Message::VideoFrame(VideoFrame::decode(&mut r)?),
             _ => return Err(WireError::UnknownType(t)),
         };
         r.finish()?;

@@ -4,13 +4,15 @@
 
 use proptest::prelude::*;
 use xoq_wire::limits::{
-    MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICE_INFO, MAX_NAME, MAX_SETTINGS, MAX_TEXT,
+    MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICE_INFO, MAX_FRAME, MAX_MODES, MAX_NAME,
+    MAX_SETTINGS, MAX_TEXT,
 };
 use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
-    Access, BusState, CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings,
-    ErrorCode, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines,
-    ModemStatus, Parity, Refusal, StopBits, Welcome, WireError,
+    Access, BusState, CameraSettings, CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind,
+    DeviceSettings, ErrorCode, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message,
+    ModemLines, ModemStatus, Parity, Refusal, StopBits, VideoCodec, VideoFrame, VideoMode, Welcome,
+    WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -204,20 +206,73 @@ pub fn can_frame() -> impl Strategy<Value = CanFrame> {
     prop_oneof![classic, rtr, err, fd]
 }
 
+pub fn video_mode() -> impl Strategy<Value = VideoMode> {
+    (
+        1..=VideoMode::MAX_SIDE / 2,
+        1..=VideoMode::MAX_SIDE / 2,
+        1..=VideoMode::MAX_FPS,
+    )
+        .prop_map(|(w, h, fps)| VideoMode {
+            width: w * 2,
+            height: h * 2,
+            fps,
+        })
+}
+
+pub fn video_codec() -> impl Strategy<Value = VideoCodec> {
+    prop_oneof![Just(VideoCodec::H264), Just(VideoCodec::Mjpeg)]
+}
+
+pub fn camera_settings() -> impl Strategy<Value = CameraSettings> {
+    (
+        video_codec(),
+        video_mode(),
+        prop::collection::vec(video_mode(), 0..=MAX_MODES),
+    )
+        .prop_map(|(codec, mode, modes)| CameraSettings { codec, mode, modes })
+}
+
+pub fn video_frame() -> impl Strategy<Value = VideoFrame> {
+    (
+        name(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<bool>(),
+        video_codec(),
+        any::<(u16, u16)>(),
+        bytes_up_to(4096),
+    )
+        .prop_map(
+            |(device, seq, capture_us, keyframe, codec, (width, height), data)| VideoFrame {
+                device,
+                seq,
+                capture_us,
+                keyframe,
+                codec,
+                width,
+                height,
+                data,
+            },
+        )
+}
+
 /// A catalog entry. Serial devices carry serial settings; every other kind (canonical
 /// `Other(n)`, n != 1) carries an opaque blob of at most `MAX_SETTINGS` bytes.
 pub fn device_info() -> impl Strategy<Value = DeviceInfo> {
     let serial = (line_settings(), modem_status())
         .prop_map(|(line, modem)| (DeviceKind::Serial, DeviceSettings::Serial { line, modem }));
     let can = can_settings().prop_map(|c| (DeviceKind::Can, DeviceSettings::Can(c)));
+    let camera = camera_settings().prop_map(|c| (DeviceKind::Camera, DeviceSettings::Camera(c)));
     let other = (
-        any::<u8>().prop_filter("1 is Serial, 2 is Can", |k| *k != 1 && *k != 2),
+        any::<u8>().prop_filter("1 is Serial, 2 is Can, 3 is Camera", |k| {
+            !(1..=3).contains(k)
+        }),
         bytes_up_to(MAX_SETTINGS),
     )
         .prop_map(|(k, blob)| (DeviceKind::Other(k), DeviceSettings::Opaque(blob)));
     (
         name(),
-        prop_oneof![3 => serial, 2 => can, 1 => other],
+        prop_oneof![3 => serial, 2 => can, 2 => camera, 1 => other],
         access(),
         any::<u32>(),
     )
@@ -286,6 +341,9 @@ pub fn message() -> impl Strategy<Value = Message> {
             client_us,
             server_us
         }),
+        video_mode().prop_map(Message::VideoMode),
+        Just(Message::KeyframeRequest),
+        video_frame().prop_map(Message::VideoFrame),
     ]
 }
 
@@ -313,6 +371,9 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x30, 2 + 256 * (14 + 64)),
     (0x31, 49),
     (0x32, 16),
+    (0x40, 6),
+    (0x41, 0),
+    (0x42, 2 + MAX_NAME + 4 + 8 + 1 + 1 + 2 + 2 + 4 + MAX_FRAME),
 ];
 
 pub fn limit_of(t: u8) -> Option<usize> {
