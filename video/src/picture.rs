@@ -34,13 +34,15 @@ pub struct Picture {
 impl Picture {
     /// A picture whose buffer has exactly the size its format needs; `None` otherwise.
     pub fn new(format: PixelFormat, width: usize, height: usize, data: Vec<u8>) -> Option<Self> {
-        (width % 2 == 0 && height % 2 == 0 && data.len() == format.frame_len(width, height))
-            .then_some(Picture {
-                format,
-                width,
-                height,
-                data,
-            })
+        (width.is_multiple_of(2)
+            && height.is_multiple_of(2)
+            && data.len() == format.frame_len(width, height))
+        .then_some(Picture {
+            format,
+            width,
+            height,
+            data,
+        })
     }
 
     /// The luma plane (I420 and NV12 only).
@@ -115,8 +117,10 @@ fn yuyv_to_i420(src: &[u8], w: usize, h: usize) -> Vec<u8> {
         let a = &src[2 * crow * w * 2..(2 * crow + 1) * w * 2];
         let b = &src[(2 * crow + 1) * w * 2..(2 * crow + 2) * w * 2];
         for i in 0..cw {
-            u[crow * cw + i] = ((u16::from(a[4 * i + 1]) + u16::from(b[4 * i + 1]) + 1) / 2) as u8;
-            v[crow * cw + i] = ((u16::from(a[4 * i + 3]) + u16::from(b[4 * i + 3]) + 1) / 2) as u8;
+            u[crow * cw + i] =
+                (u16::from(a[4 * i + 1]) + u16::from(b[4 * i + 1])).div_ceil(2) as u8;
+            v[crow * cw + i] =
+                (u16::from(a[4 * i + 3]) + u16::from(b[4 * i + 3])).div_ceil(2) as u8;
         }
     }
     out
