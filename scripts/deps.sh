@@ -3,7 +3,8 @@
 # available). Safe to re-run: it only installs what is missing.
 set -euo pipefail
 
-APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils)
+# g++, nasm: OpenH264, built from source by the openh264 crate (nasm for its fast paths).
+APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,5 +1,8 @@
 //! The client side of a connection: dial, handshake, read the catalog, open devices.
 
+use std::sync::Arc;
+
+use crate::frames::FrameRouter;
 use std::time::Duration;
 
 use iroh::endpoint::{ConnectionError, VarInt};
@@ -41,6 +44,8 @@ impl ConnectError {
 pub struct ClientSession {
     pub conn: iroh::endpoint::Connection,
     pub welcome: Welcome,
+    /// Camera frames of this connection, by device.
+    pub frames: Arc<FrameRouter>,
     // Kept open for the life of the session: the server ends the session when it closes.
     _control: (MessageWriter, MessageReader),
 }
@@ -94,11 +99,16 @@ async fn connect_inner(
         .await
         .map_err(|e| refusal_from_close(&conn, e.into()))?;
     match reader.next().await {
-        Ok(Some(Message::Welcome(welcome))) => Ok(ClientSession {
-            conn,
-            welcome,
-            _control: (writer, reader),
-        }),
+        Ok(Some(Message::Welcome(welcome))) => {
+            let frames = Arc::new(FrameRouter::default());
+            tokio::spawn(frames.clone().run(conn.clone()));
+            Ok(ClientSession {
+                conn,
+                welcome,
+                frames,
+                _control: (writer, reader),
+            })
+        }
         Ok(Some(Message::Refused(r))) => Err(ConnectError::Refused {
             code: r.code,
             text: r.text,

@@ -12,6 +12,7 @@ pub mod client;
 pub mod endpoint;
 pub mod fdio;
 pub mod framed;
+pub mod frames;
 pub mod identity;
 pub mod paths;
 pub mod runtime;

@@ -32,6 +32,47 @@ pub struct ServerConfig {
     pub serial: Vec<SerialConfig>,
     #[serde(default)]
     pub can: Vec<CanConfig>,
+    #[serde(default)]
+    pub camera: Vec<CameraConfig>,
+}
+
+/// One `[[camera]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The name clients see and open, e.g. `cam0`.
+    pub name: String,
+    /// V4L2 capture device, e.g. `/dev/video0`. Exactly one of `device` and `simulated`.
+    pub device: Option<PathBuf>,
+    /// Serve the numbered moving test pattern instead of a camera.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Mode to start in, e.g. `"1280x720@30"` (default: the camera's first).
+    pub mode: Option<String>,
+}
+
+impl CameraConfig {
+    /// The configured start mode, parsed.
+    pub fn start_mode(&self) -> Result<Option<xoq_wire::VideoMode>> {
+        let Some(text) = &self.mode else {
+            return Ok(None);
+        };
+        let parsed = text.split_once('x').and_then(|(w, rest)| {
+            let (h, fps) = rest.split_once('@')?;
+            Some(xoq_wire::VideoMode {
+                width: w.trim().parse().ok()?,
+                height: h.trim().parse().ok()?,
+                fps: fps.trim().parse().ok()?,
+            })
+        });
+        match parsed {
+            Some(m) if m.validate().is_ok() => Ok(Some(m)),
+            _ => bail!(
+                "camera `{}`: mode `{text}` is not WIDTHxHEIGHT@FPS with even sides (e.g. 1280x720@30)",
+                self.name
+            ),
+        }
+    }
 }
 
 /// One `[[can]]` table.
@@ -210,9 +251,47 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Adds `--camera NAME=DEVICE` and `--sim-camera NAME` shortcuts.
+    pub fn add_camera_shortcut(&mut self, spec: &str, simulated: bool) -> Result<()> {
+        let (name, device) = if simulated {
+            (spec, None)
+        } else {
+            let Some((n, d)) = spec.split_once('=') else {
+                bail!("--camera wants NAME=DEVICE (e.g. cam0=/dev/video0), got `{spec}`");
+            };
+            (n, Some(PathBuf::from(d)))
+        };
+        self.camera.push(CameraConfig {
+            name: name.into(),
+            device,
+            simulated,
+            mode: None,
+        });
+        Ok(())
+    }
+
     /// Checks names are unique and every device says what it is.
     pub fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
+        for c in &self.camera {
+            if c.name.is_empty() || c.name.len() > xoq_wire::limits::MAX_NAME {
+                bail!(
+                    "device name `{}` must be 1 to {} bytes",
+                    c.name,
+                    xoq_wire::limits::MAX_NAME
+                );
+            }
+            if !seen.insert(&c.name) {
+                bail!("device name `{}` is used twice", c.name);
+            }
+            if c.device.is_some() == c.simulated {
+                bail!(
+                    "camera `{}`: give `device = \"/dev/video0\"` or `simulated = true`, exactly one",
+                    c.name
+                );
+            }
+            c.start_mode()?;
+        }
         for c in &self.can {
             if c.name.is_empty() || c.name.len() > xoq_wire::limits::MAX_NAME {
                 bail!(
@@ -257,10 +336,11 @@ impl ServerConfig {
             }
             s.initial_line()?;
         }
-        if self.serial.is_empty() && self.can.is_empty() {
+        if self.serial.is_empty() && self.can.is_empty() && self.camera.is_empty() {
             bail!(
                 "no devices to serve: give --serial NAME=PATH, --sim-serial NAME, --can \
-                 NAME=IFACE or --sim-can NAME, or a config file (see packaging/server.toml)"
+                 NAME=IFACE, --sim-can NAME, --camera NAME=DEVICE or --sim-camera NAME, or a \
+                 config file (see packaging/server.toml)"
             );
         }
         Ok(())

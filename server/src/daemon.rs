@@ -32,7 +32,7 @@ pub async fn serve(
     let ctx = Arc::new(ServerCtx {
         name: cfg.display_name(),
         id,
-        devices: Devices::start(&cfg),
+        devices: Devices::start(&cfg)?,
         authorized_path: authorized_path.clone(),
     });
     tracing::info!(name = %ctx.name, %id, authorized = %authorized_path.display(), "xoq-server ready");
@@ -45,6 +45,13 @@ pub async fn serve(
             s.name,
             s.path.as_deref().unwrap_or("simulated echo")
         );
+    }
+    for c in &cfg.camera {
+        let what = c
+            .device
+            .as_ref()
+            .map_or("test pattern".to_string(), |d| d.display().to_string());
+        println!("serving: camera {} ({what})", c.name);
     }
     let accept = async {
         while let Some(incoming) = ep.accept().await {

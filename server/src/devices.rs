@@ -8,6 +8,9 @@ use xoq_wire::{Access, DeviceInfo};
 
 use xoq_link::cansock::ALL_ERRORS;
 
+use crate::camera::sim::SimCamera;
+use crate::camera::v4l2::V4l2Camera;
+use crate::camera::CameraDevice;
 use crate::can::sim::SimDamiao;
 use crate::can::socket::SocketCanPort;
 use crate::can::CanDevice;
@@ -21,6 +24,7 @@ use crate::serial::SerialDevice;
 pub enum Device {
     Serial(Arc<SerialDevice>),
     Can(Arc<CanDevice>),
+    Camera(Arc<CameraDevice>),
 }
 
 impl Device {
@@ -28,12 +32,14 @@ impl Device {
         match self {
             Device::Serial(d) => &d.name,
             Device::Can(d) => &d.name,
+            Device::Camera(d) => &d.name,
         }
     }
     pub fn info(&self, access: Access) -> DeviceInfo {
         match self {
             Device::Serial(d) => d.info(access),
             Device::Can(d) => d.info(access),
+            Device::Camera(d) => d.info(access),
         }
     }
 }
@@ -44,8 +50,9 @@ pub struct Devices {
 }
 
 impl Devices {
-    /// Starts one actor per configured device (the config has been validated).
-    pub fn start(cfg: &ServerConfig) -> Self {
+    /// Starts one actor per configured device (the config has been validated). A camera that
+    /// cannot start (no such device, no usable mode) is an error: the operator asked for it.
+    pub fn start(cfg: &ServerConfig) -> anyhow::Result<Self> {
         let mut list = Vec::new();
         for s in &cfg.serial {
             let line = s.initial_line().unwrap_or_default();
@@ -77,7 +84,17 @@ impl Devices {
                 None => CanDevice::spawn(c.name.clone(), SimDamiao { max_age_us }),
             }));
         }
-        Devices { list }
+        for c in &cfg.camera {
+            let mode = c.start_mode()?;
+            let dev = match &c.device {
+                Some(path) => CameraDevice::spawn(c.name.clone(), V4l2Camera::open(path)?, mode),
+                None => CameraDevice::spawn(c.name.clone(), SimCamera::default(), mode),
+            };
+            list.push(Device::Camera(
+                dev.map_err(|e| anyhow::anyhow!("camera `{}`: {e}", c.name))?,
+            ));
+        }
+        Ok(Devices { list })
     }
 
     pub fn get(&self, name: &str) -> Option<Device> {

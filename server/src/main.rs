@@ -1,5 +1,6 @@
 //! `xoq-server`: serves this robot's hardware to authorized XoQ clients.
 
+mod camera;
 mod can;
 mod config;
 mod daemon;
@@ -91,6 +92,12 @@ struct ServeArgs {
     /// Serve the simulated bus of eight Damiao motors as NAME (repeatable).
     #[arg(long = "sim-can")]
     sim_can: Vec<String>,
+    /// Serve a V4L2 camera: NAME=DEVICE, e.g. cam0=/dev/video0 (repeatable).
+    #[arg(long = "camera")]
+    camera: Vec<String>,
+    /// Serve the simulated camera (numbered moving test pattern) as NAME (repeatable).
+    #[arg(long = "sim-camera")]
+    sim_camera: Vec<String>,
     /// Maximum age in ms of client frames for the --can/--sim-can devices (0 = no limit).
     #[arg(long, default_value_t = 0)]
     can_max_age_ms: u32,
@@ -136,6 +143,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             for c in &a.sim_can {
                 cfg.add_can_shortcut(c, true, a.can_max_age_ms)?;
+            }
+            for c in &a.camera {
+                cfg.add_camera_shortcut(c, false)?;
+            }
+            for c in &a.sim_camera {
+                cfg.add_camera_shortcut(c, true)?;
             }
             cfg.validate()?;
             let key = load_or_create_key(&key_path)?;

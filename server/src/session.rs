@@ -215,6 +215,9 @@ async fn serve_device(
                 crate::serial::stream::handle_requests(&conn, &mut reader, a).await
             }
             Attached::Can(a) => crate::can::stream::handle_requests(&conn, &mut reader, a).await,
+            Attached::Camera(a) => {
+                crate::camera::stream::handle_requests(&conn, &mut reader, a).await
+            }
         }
     };
     tokio::select! {
@@ -228,6 +231,7 @@ async fn serve_device(
 enum Attached {
     Serial(crate::serial::Attachment),
     Can(crate::can::CanAttachment),
+    Camera(crate::camera::CameraAttachment),
 }
 
 fn open_device(
@@ -265,6 +269,7 @@ fn open_device(
             let att = d.attach(access, tx)?;
             Ok((Attached::Can(att), d.info(access)))
         }
+        Device::Camera(d) => Ok((Attached::Camera(d.attach(access, tx)), d.info(access))),
     }
 }
 

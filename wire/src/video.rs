@@ -81,7 +81,7 @@ impl VideoMode {
     /// Even sides from 2 to [`Self::MAX_SIDE`], a rate from 1 to [`Self::MAX_FPS`].
     pub fn validate(&self) -> Result<(), WireError> {
         for (field, v) in [("width", self.width), ("height", self.height)] {
-            if v < 2 || v > Self::MAX_SIDE || v % 2 != 0 {
+            if !(2..=Self::MAX_SIDE).contains(&v) || !v.is_multiple_of(2) {
                 return Err(WireError::BadValue {
                     field,
                     value: v.into(),

@@ -1,0 +1,273 @@
+//! One served camera: a capture thread (capture calls block) that encodes raw pictures to
+//! H.264 (or passes JPEG through) and fans every frame out, already in wire form, to the
+//! clients watching. Nobody watching: nothing is captured. A client joining, or losing a
+//! frame, asks for a keyframe; a read-write client may switch the mode.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use xoq_video::h264::{Encoder, EncoderSettings};
+use xoq_wire::catalog::camera_caps;
+use xoq_wire::{
+    Access, CameraSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, Message, VideoCodec,
+    VideoFrame, VideoMode,
+};
+
+use super::source::{CameraSource, Captured};
+use crate::serial::device::Outbox;
+
+/// Frames buffered per client before it starts losing them.
+const FANOUT_DEPTH: usize = 4;
+/// Seconds between keyframes when nobody asks (a GOP of one second at any rate).
+const GOP_SECONDS: u32 = 1;
+
+/// One frame ready to send: its wire encoding (the same bytes for every client).
+pub struct WireFrame {
+    pub seq: u32,
+    pub keyframe: bool,
+    pub bytes: Vec<u8>,
+}
+
+struct State {
+    mode: VideoMode,
+    /// Why the camera is not delivering, if it is not.
+    trouble: Option<String>,
+}
+
+/// One served camera.
+pub struct CameraDevice {
+    pub name: String,
+    describe: String,
+    codec: VideoCodec,
+    modes: Vec<VideoMode>,
+    state: Mutex<State>,
+    frames: broadcast::Sender<Arc<WireFrame>>,
+    keyframe_wanted: AtomicBool,
+    pub frames_sent: AtomicU64,
+}
+
+impl CameraDevice {
+    /// Starts the capture thread for `source`, in `mode` if the camera offers it.
+    pub fn spawn<S: CameraSource>(
+        name: String,
+        source: S,
+        mode: Option<VideoMode>,
+    ) -> std::io::Result<Arc<Self>> {
+        let modes = source.modes();
+        let Some(first) = modes.first().copied() else {
+            return Err(std::io::Error::other(format!(
+                "{} offers no video mode we can use",
+                source.describe()
+            )));
+        };
+        let mode = match mode {
+            Some(m) if modes.contains(&m) => m,
+            Some(m) => {
+                return Err(std::io::Error::other(format!(
+                    "{} cannot give {m}; it offers {}",
+                    source.describe(),
+                    list(&modes)
+                )))
+            }
+            None => first,
+        };
+        let (frames, _) = broadcast::channel(FANOUT_DEPTH);
+        let dev = Arc::new(CameraDevice {
+            name,
+            describe: source.describe(),
+            codec: source.codec(),
+            modes,
+            state: Mutex::new(State {
+                mode,
+                trouble: None,
+            }),
+            frames,
+            keyframe_wanted: AtomicBool::new(true),
+            frames_sent: AtomicU64::new(0),
+        });
+        let d = dev.clone();
+        std::thread::Builder::new()
+            .name(format!("camera {}", dev.name))
+            .spawn(move || capture_loop(&d, source))?;
+        Ok(dev)
+    }
+
+    pub fn mode(&self) -> VideoMode {
+        xoq_link::sync::lock(&self.state).mode
+    }
+
+    pub fn info(&self, access: Access) -> DeviceInfo {
+        let mut caps = camera_caps::MODE_SWITCH;
+        if self.codec == VideoCodec::H264 {
+            caps |= camera_caps::KEYFRAME_ON_REQUEST;
+        }
+        DeviceInfo {
+            name: self.name.clone(),
+            kind: DeviceKind::Camera,
+            access,
+            capabilities: caps,
+            settings: DeviceSettings::Camera(CameraSettings {
+                codec: self.codec,
+                mode: self.mode(),
+                modes: self.modes.clone(),
+            }),
+        }
+    }
+
+    /// Attaches a client: it receives every frame from the next keyframe on.
+    pub fn attach(self: &Arc<Self>, access: Access, outbox: Outbox) -> CameraAttachment {
+        let frames = self.frames.subscribe();
+        self.request_keyframe();
+        CameraAttachment {
+            dev: self.clone(),
+            access,
+            outbox,
+            frames: Some(frames),
+        }
+    }
+
+    pub fn request_keyframe(&self) {
+        self.keyframe_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the camera offers `mode`, with the error a client gets if not.
+    pub fn check_mode(&self, mode: VideoMode) -> Result<(), (ErrorCode, String)> {
+        if !self.modes.contains(&mode) {
+            return Err((
+                ErrorCode::InvalidSetting,
+                format!(
+                    "camera `{}` ({}) cannot give {mode}; it offers {}",
+                    self.name,
+                    self.describe,
+                    list(&self.modes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Switches to `mode` (checked with [`Self::check_mode`]); every client sees the new size
+    /// from the next frame (a keyframe) on.
+    pub fn switch_mode(&self, mode: VideoMode) {
+        let mut st = xoq_link::sync::lock(&self.state);
+        if st.mode != mode {
+            tracing::info!(device = %self.name, %mode, "switching camera mode");
+            st.mode = mode;
+        }
+    }
+}
+
+fn list(modes: &[VideoMode]) -> String {
+    let v: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+    v.join(", ")
+}
+
+/// A client's hold on a camera.
+pub struct CameraAttachment {
+    pub dev: Arc<CameraDevice>,
+    pub access: Access,
+    pub outbox: Outbox,
+    /// Taken by the frame sender.
+    pub frames: Option<broadcast::Receiver<Arc<WireFrame>>>,
+}
+
+impl CameraAttachment {
+    pub async fn reply(&self, m: Message) {
+        let _ = self.outbox.send(m).await;
+    }
+}
+
+/// Captures, encodes and fans out until the process ends. Errors are logged, the source is
+/// restarted after a second.
+fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
+    let mut running: Option<VideoMode> = None;
+    let mut encoder: Option<Encoder> = None;
+    let mut seq: u32 = 0;
+    loop {
+        if dev.frames.receiver_count() == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let mode = dev.mode();
+        if running != Some(mode) {
+            if let Err(e) = source.start(mode) {
+                tracing::error!(device = %dev.name, "cannot start {} in {mode}: {e}; retrying in 1 s", dev.describe);
+                xoq_link::sync::lock(&dev.state).trouble = Some(e.to_string());
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            tracing::info!(device = %dev.name, %mode, "capturing from {}", dev.describe);
+            encoder = None;
+            running = Some(mode);
+            dev.request_keyframe();
+        }
+        let (captured, capture_us) = match source.next() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(device = %dev.name, "capture from {} failed: {e}; restarting in 1 s", dev.describe);
+                running = None;
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let (data, keyframe, width, height) = match captured {
+            Captured::Jpeg(j) => (j, true, mode.width, mode.height),
+            Captured::Raw(p) => {
+                let p = p.to_i420();
+                if encoder.is_none() {
+                    match Encoder::new(EncoderSettings {
+                        width: p.width,
+                        height: p.height,
+                        fps: mode.fps,
+                        bitrate_bps: None,
+                        gop: u32::from(mode.fps) * GOP_SECONDS,
+                    }) {
+                        Ok(e) => encoder = Some(e),
+                        Err(e) => {
+                            tracing::error!(device = %dev.name, "{e}");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+                let Some(enc) = encoder.as_mut() else {
+                    continue;
+                };
+                if dev.keyframe_wanted.swap(false, Ordering::Relaxed) {
+                    enc.force_keyframe();
+                }
+                match enc.encode(&p) {
+                    Ok(e) => (e.data, e.keyframe, p.width as u16, p.height as u16),
+                    Err(e) => {
+                        tracing::warn!(device = %dev.name, "{e}; frame dropped");
+                        continue;
+                    }
+                }
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        xoq_link::sync::lock(&dev.state).trouble = None;
+        let frame = Message::VideoFrame(VideoFrame {
+            device: dev.name.clone(),
+            seq,
+            capture_us,
+            keyframe,
+            codec: dev.codec,
+            width,
+            height,
+            data,
+        });
+        let wire = WireFrame {
+            seq,
+            keyframe,
+            bytes: frame.to_bytes(),
+        };
+        seq = seq.wrapping_add(1);
+        dev.frames_sent.fetch_add(1, Ordering::Relaxed);
+        let _ = dev.frames.send(Arc::new(wire));
+    }
+}

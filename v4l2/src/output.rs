@@ -1,0 +1,51 @@
+//! Writing frames to a v4l2loopback device: set the OUTPUT format (and rate), then one
+//! `write()` per frame. Readers (ffmpeg, OpenCV, browsers) see a camera of that format.
+
+use std::io::{self, Write};
+
+use crate::device::{Device, FrameFormat};
+use crate::sys::BUF_TYPE_VIDEO_OUTPUT;
+
+/// A v4l2loopback device we produce frames for.
+pub struct Output {
+    dev: Device,
+    pub format: FrameFormat,
+}
+
+impl Output {
+    /// Claims the device as its producer with this format.
+    pub fn start(dev: Device, want: FrameFormat) -> io::Result<Output> {
+        let got = dev.set_format(BUF_TYPE_VIDEO_OUTPUT, want)?;
+        if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
+            return Err(io::Error::other(format!(
+                "{} took {}x{} {} instead of {}x{} {}",
+                dev.path.display(),
+                got.width,
+                got.height,
+                crate::fourcc_str(got.fourcc),
+                want.width,
+                want.height,
+                crate::fourcc_str(want.fourcc)
+            )));
+        }
+        // v4l2loopback with exclusive_caps=1 marks an opener as its writer only through
+        // STREAMON(OUTPUT); a write()-only producer that exits can leave the device announcing
+        // no capability at all (every later S_FMT fails) until the module is reloaded.
+        let mut t = BUF_TYPE_VIDEO_OUTPUT as libc::c_int;
+        crate::device::ioctl(&dev.file, crate::sys::VIDIOC_STREAMON, &mut t)?;
+        Ok(Output { dev, format: got })
+    }
+
+    /// Writes one whole frame.
+    pub fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        let n = (&self.dev.file).write(frame)?;
+        if n != frame.len() {
+            return Err(io::Error::other(format!(
+                "{} took {n} of {} bytes of a frame",
+                self.dev.path.display(),
+                frame.len()
+            )));
+        }
+        Ok(())
+    }
+}
