@@ -16,6 +16,7 @@ pub mod frames;
 pub mod identity;
 pub mod paths;
 pub mod runtime;
+pub mod stats;
 pub mod sync;
 pub mod ticket;
 

@@ -1,6 +1,8 @@
 //! `xoq-mount`: makes a remote robot's hardware appear as local devices.
 
+mod camera;
 mod can;
+mod local;
 mod mounted;
 mod naming;
 mod serial;
@@ -15,8 +17,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use xoq_link::{bind_endpoint, load_or_create_key, paths, EndpointOptions, Ticket};
 
+use crate::local::{CameraSink, SerialDevice};
 use crate::status::MountStatus;
-use crate::supervisor::{MountOptions, Mounts, SerialDevice};
+use crate::supervisor::{MountOptions, Mounts};
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +69,13 @@ struct MountArgs {
     /// reaches the port; needs /dev/cuse, i.e. root and the cuse module) or a PTY.
     #[arg(long, value_enum, default_value_t = SerialDevice::Auto)]
     serial_device: SerialDevice,
+    /// Where remote cameras go: `loopback` (a free v4l2loopback device labelled xoq*, linked as
+    /// /dev/xoq/<server>-<camera>) or `y4m:DIR` (DIR/<camera>.y4m, for tests and recording).
+    #[arg(long, default_value = "loopback")]
+    camera_sink: CameraSink,
+    /// Ask every camera for this mode, e.g. 1280x720@30 (default: the camera's own).
+    #[arg(long)]
+    camera_mode: Option<xoq_wire::VideoMode>,
     /// Open every device read-only, whatever the server grants.
     #[arg(long)]
     read_only: bool,
@@ -160,6 +170,8 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
     let opts = MountOptions {
         link_dir,
         serial_device: args.serial_device,
+        camera_sink: args.camera_sink,
+        camera_mode: args.camera_mode,
         first_index: args.first_index,
         read_only: args.read_only,
         client_name: nix::unistd::gethostname()

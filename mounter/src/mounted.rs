@@ -5,6 +5,11 @@ use std::sync::Arc;
 use xoq_link::client::DeviceStream;
 use xoq_wire::Access;
 
+use tokio::sync::mpsc;
+use xoq_link::client::ClientSession;
+use xoq_wire::VideoFrame;
+
+use crate::camera::CameraMount;
 use crate::can::CanMount;
 use crate::serial::{bridge, CuseMount, SerialMount};
 use crate::status::DeviceStatus;
@@ -27,6 +32,7 @@ pub enum Mounted {
     /// A serial port as a CUSE tty.
     SerialCuse(Arc<CuseMount>),
     Can(Arc<CanMount>),
+    Camera(Arc<CameraMount>),
 }
 
 impl Mounted {
@@ -35,6 +41,7 @@ impl Mounted {
             Mounted::Serial(m) => &m.name,
             Mounted::SerialCuse(m) => &m.name,
             Mounted::Can(m) => &m.name,
+            Mounted::Camera(m) => &m.name,
         }
     }
     pub fn access(&self) -> Access {
@@ -42,6 +49,7 @@ impl Mounted {
             Mounted::Serial(m) => m.access,
             Mounted::SerialCuse(m) => m.access,
             Mounted::Can(m) => m.access,
+            Mounted::Camera(m) => m.access,
         }
     }
     pub fn status(&self) -> &Arc<DeviceStatus> {
@@ -49,14 +57,32 @@ impl Mounted {
             Mounted::Serial(m) => &m.status,
             Mounted::SerialCuse(m) => &m.status,
             Mounted::Can(m) => &m.status,
+            Mounted::Camera(m) => &m.status,
         }
     }
-    /// Bridges the local device to `stream` until either ends.
-    pub async fn bridge(&self, stream: DeviceStream) -> BridgeEnd {
+    /// What must be listened to before the device is opened (a camera's frames, which the
+    /// server starts sending at once).
+    pub fn listen(&self, session: &ClientSession) -> Option<mpsc::Receiver<VideoFrame>> {
         match self {
-            Mounted::Serial(m) => bridge(m, stream).await,
-            Mounted::SerialCuse(m) => m.bridge(stream).await,
-            Mounted::Can(m) => m.bridge(stream).await,
+            Mounted::Camera(m) => Some(session.frames.listen(&m.name)),
+            _ => None,
+        }
+    }
+
+    /// Bridges the local device to `stream` until either ends.
+    pub async fn bridge(
+        &self,
+        stream: DeviceStream,
+        frames: Option<mpsc::Receiver<VideoFrame>>,
+    ) -> BridgeEnd {
+        match (self, frames) {
+            (Mounted::Serial(m), _) => bridge(m, stream).await,
+            (Mounted::SerialCuse(m), _) => m.bridge(stream).await,
+            (Mounted::Can(m), _) => m.bridge(stream).await,
+            (Mounted::Camera(m), Some(f)) => m.bridge(stream, f).await,
+            (Mounted::Camera(_), None) => {
+                BridgeEnd::LinkLost("camera opened without listening for its frames".into())
+            }
         }
     }
     /// Removes the local device (link or interface) and says so.
@@ -72,6 +98,15 @@ impl Mounted {
                     "unmounted  serial  {}  ({})",
                     m.name,
                     m.local_path().display()
+                );
+            }
+            Mounted::Camera(m) => {
+                m.remove();
+                let at = m.link.as_ref().map(|l| l.path.display().to_string());
+                println!(
+                    "unmounted  camera  {}  ({})",
+                    m.name,
+                    at.unwrap_or_default()
                 );
             }
             Mounted::Can(m) => {

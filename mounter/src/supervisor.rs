@@ -12,16 +12,11 @@ use tokio::task::JoinSet;
 use xoq_link::client::{connect, ClientSession, ConnectError};
 use xoq_link::sync::lock;
 use xoq_link::Ticket;
-use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode};
+use xoq_wire::{Access, ErrorCode, Welcome};
 
-use crate::can::vcan::Vcan;
-use crate::can::CanMount;
+use crate::local::{mount_one, CameraSink, SerialDevice};
 use crate::mounted::{BridgeEnd, Mounted};
-use crate::naming::{Link, SERIAL_PREFIX};
-use crate::serial::cuse_device::open_cuse;
-use crate::serial::pty::Pty;
-use crate::serial::{CuseMount, CuseSpec, SerialMount};
-use crate::status::{DeviceStatus, MountStatus};
+use crate::status::MountStatus;
 
 /// First and largest wait between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -31,21 +26,13 @@ const REOPEN_DELAY: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a remote serial port becomes locally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SerialDevice {
-    /// A CUSE tty when /dev/cuse is usable, else a PTY.
-    Auto,
-    /// A CUSE tty, or fail.
-    Cuse,
-    /// A PTY (data and speed only: no modem lines, breaks or drains).
-    Pty,
-}
-
 /// Where and how devices are mounted.
 pub struct MountOptions {
     pub link_dir: PathBuf,
     pub serial_device: SerialDevice,
+    pub camera_sink: CameraSink,
+    /// The mode to ask cameras for (`--camera-mode`), if any.
+    pub camera_mode: Option<xoq_wire::VideoMode>,
     pub first_index: u32,
     pub read_only: bool,
     pub client_name: String,
@@ -103,7 +90,7 @@ pub async fn run(
         attempts = 0;
         status.set_link("connected");
         status.set_server_name(&session.welcome.server_name);
-        mount_new_devices(&session.welcome.devices, &opts, &mounts, &status)?;
+        mount_new_devices(&session.welcome, &opts, &mounts, &status)?;
         let mut tasks = JoinSet::new();
         for m in mounts.list() {
             tasks.spawn(device_loop(m, session.clone()));
@@ -134,14 +121,15 @@ pub async fn run(
 
 /// Creates the local device for each catalog entry not mounted yet.
 fn mount_new_devices(
-    devices: &[DeviceInfo],
+    welcome: &Welcome,
     opts: &MountOptions,
     mounts: &Mounts,
     status: &MountStatus,
 ) -> Result<()> {
+    let server_name = welcome.server_name.as_str();
     let mut list = lock(&mounts.list);
     let mut failures = Vec::new();
-    for d in devices {
+    for d in &welcome.devices {
         if list.iter().any(|m| m.name() == d.name) {
             continue;
         }
@@ -150,7 +138,7 @@ fn mount_new_devices(
         } else {
             d.access
         };
-        let mounted = match mount_one(d, access, opts) {
+        let mounted = match mount_one(d, access, opts, server_name) {
             Ok(Some(m)) => m,
             Ok(None) => {
                 tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
@@ -174,85 +162,14 @@ fn mount_new_devices(
     }
 }
 
-/// Creates the local device for one catalog entry; `None` for kinds this build cannot mount.
-fn mount_one(d: &DeviceInfo, access: Access, opts: &MountOptions) -> Result<Option<Mounted>> {
-    Ok(Some(match (d.kind, &d.settings) {
-        (DeviceKind::Serial, DeviceSettings::Serial { line, modem }) => {
-            let cuse = match opts.serial_device {
-                SerialDevice::Pty => None,
-                SerialDevice::Cuse => Some(open_cuse().map_err(anyhow::Error::msg)?),
-                SerialDevice::Auto => match open_cuse() {
-                    Ok(f) => Some(f),
-                    Err(why) => {
-                        println!("using a PTY for {}: {why}; modem lines, breaks and tcdrain will not reach the port", d.name);
-                        None
-                    }
-                },
-            };
-            if let Some(cuse) = cuse {
-                let m = CuseMount::create(
-                    cuse,
-                    CuseSpec {
-                        name: &d.name,
-                        access,
-                        line: *line,
-                        modem: *modem,
-                        link_dir: &opts.link_dir,
-                        first_index: opts.first_index,
-                    },
-                )?;
-                println!(
-                    "mounted  serial  {}  ->  {}  ({access}, {line}, cuse tty)",
-                    d.name,
-                    m.local_path().display()
-                );
-                return Ok(Some(Mounted::SerialCuse(Arc::new(m))));
-            }
-            let pty = Pty::open(line)?;
-            let link = Link::create(&opts.link_dir, SERIAL_PREFIX, opts.first_index, &pty.path)?;
-            let local = format!("{} -> {}", link.path.display(), pty.path.display());
-            let dstatus = DeviceStatus::new(&d.name, "serial", local, access.to_string());
-            println!(
-                "mounted  serial  {}  ->  {}  ({access}, {line})",
-                d.name,
-                link.path.display()
-            );
-            Mounted::Serial(Arc::new(SerialMount {
-                name: d.name.clone(),
-                access,
-                pty,
-                link,
-                status: dstatus,
-            }))
-        }
-        (DeviceKind::Can, DeviceSettings::Can(c)) => {
-            let vcan = Vcan::create(opts.first_index, c.fd)?;
-            let dstatus = DeviceStatus::new(&d.name, "can", vcan.name.clone(), access.to_string());
-            let fd = if c.fd { "CAN FD" } else { "CAN" };
-            println!(
-                "mounted  can  {}  ->  {}  ({access}, {fd})",
-                d.name, vcan.name
-            );
-            Mounted::Can(Arc::new(CanMount {
-                name: d.name.clone(),
-                access,
-                vcan,
-                status: dstatus,
-                local_dropped: Default::default(),
-                link_unconfirmed: Default::default(),
-            }))
-        }
-        _ => return Ok(None),
-    }))
-}
-
 /// Keeps one device open and bridged for the life of a connection.
 async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
     loop {
+        let frames = m.listen(&session);
         match session.open_device(m.name(), m.access()).await {
             Ok(stream) => {
                 m.status().set_state("open");
-                match m.bridge(stream).await {
+                match m.bridge(stream, frames).await {
                     BridgeEnd::LinkLost(why) => {
                         tracing::debug!(device = %m.name(), "bridge stopped: {why}");
                         return;

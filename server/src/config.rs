@@ -57,20 +57,9 @@ impl CameraConfig {
         let Some(text) = &self.mode else {
             return Ok(None);
         };
-        let parsed = text.split_once('x').and_then(|(w, rest)| {
-            let (h, fps) = rest.split_once('@')?;
-            Some(xoq_wire::VideoMode {
-                width: w.trim().parse().ok()?,
-                height: h.trim().parse().ok()?,
-                fps: fps.trim().parse().ok()?,
-            })
-        });
-        match parsed {
-            Some(m) if m.validate().is_ok() => Ok(Some(m)),
-            _ => bail!(
-                "camera `{}`: mode `{text}` is not WIDTHxHEIGHT@FPS with even sides (e.g. 1280x720@30)",
-                self.name
-            ),
+        match text.parse() {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => bail!("camera `{}`: mode {e}", self.name),
         }
     }
 }

@@ -104,6 +104,24 @@ impl std::fmt::Display for VideoMode {
     }
 }
 
+impl std::str::FromStr for VideoMode {
+    type Err = String;
+
+    /// `WIDTHxHEIGHT@FPS`, e.g. `1280x720@30`, valid as [`VideoMode::validate`] says.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not WIDTHxHEIGHT@FPS with even sides, e.g. 1280x720@30");
+        let (w, rest) = s.split_once('x').ok_or_else(bad)?;
+        let (h, fps) = rest.split_once('@').ok_or_else(bad)?;
+        let m = VideoMode {
+            width: w.trim().parse().map_err(|_| bad())?,
+            height: h.trim().parse().map_err(|_| bad())?,
+            fps: fps.trim().parse().map_err(|_| bad())?,
+        };
+        m.validate().map_err(|_| bad())?;
+        Ok(m)
+    }
+}
+
 /// A camera's catalog settings: how its frames are coded, the mode in force, and every mode
 /// it can give.
 #[derive(Debug, Clone, PartialEq, Eq)]

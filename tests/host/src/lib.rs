@@ -8,6 +8,7 @@ pub mod proc;
 pub mod serial_ioctl;
 pub mod stats;
 pub mod tty;
+pub mod y4m;
 
 pub use proc::{Env, Mount, Server};
 pub use tty::{HardwarePty, Tty};

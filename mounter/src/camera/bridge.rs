@@ -1,0 +1,157 @@
+//! A camera mounted on this machine, and the bridge that feeds it for one connection: frames
+//! from the frame router go to the decoder; gaps and undecodable frames turn into keyframe
+//! requests (at most five a second); mode answers and errors come on the device stream.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use xoq_link::client::DeviceStream;
+use xoq_link::framed::MessageWriter;
+use xoq_wire::{Access, DeviceSettings, ErrorCode, Message, VideoFrame, VideoMode};
+
+use xoq_link::stats::percentile;
+
+use super::claim::{Claim, NamedLink};
+use super::decode::DecoderHandle;
+use crate::mounted::BridgeEnd;
+use crate::status::DeviceStatus;
+
+/// Least time between two keyframe requests.
+const KEYFRAME_EVERY: Duration = Duration::from_millis(200);
+
+/// One mounted camera; outlives connections.
+pub struct CameraMount {
+    pub name: String,
+    pub access: Access,
+    pub status: Arc<DeviceStatus>,
+    /// The stable name, `/dev/xoq/<server>-<camera>`, when made.
+    pub link: Option<NamedLink>,
+    /// The loopback device, held while mounted (none for a file sink).
+    pub _claim: Option<Claim>,
+    /// The mode to ask the server for, if the user chose one.
+    pub wanted: Option<VideoMode>,
+    pub decoder: DecoderHandle,
+}
+
+impl CameraMount {
+    pub fn remove(&self) {
+        if let Some(l) = &self.link {
+            l.remove();
+        }
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.decoder.stats;
+        let mut lat = xoq_link::sync::lock(&s.latency_us).clone();
+        let p50 = percentile(&mut lat, 0.5);
+        let p99 = percentile(&mut lat, 0.99);
+        self.status.set_detail(
+            "frames",
+            json!({
+                "received": s.received.load(Ordering::Relaxed),
+                "written": s.written.load(Ordering::Relaxed),
+                "repeated": s.repeated.load(Ordering::Relaxed),
+                "decode_errors": s.decode_errors.load(Ordering::Relaxed),
+                "dropped": s.dropped.load(Ordering::Relaxed),
+                "sink_errors": s.sink_errors.load(Ordering::Relaxed),
+                "latency_p50_us": p50,
+                "latency_p99_us": p99,
+            }),
+        );
+    }
+
+    /// Feeds the decoder until the stream or the connection ends.
+    pub async fn bridge(
+        &self,
+        stream: DeviceStream,
+        mut frames: mpsc::Receiver<VideoFrame>,
+    ) -> BridgeEnd {
+        let DeviceStream {
+            info,
+            mut reader,
+            mut writer,
+        } = stream;
+        let DeviceSettings::Camera(cs) = info.settings else {
+            return BridgeEnd::DeviceGone("the server's device is no longer a camera".into());
+        };
+        self.decoder.set_mode(cs.mode);
+        self.status.set_detail("mode", json!(cs.mode.to_string()));
+        if let Some(w) = self.wanted.filter(|w| *w != cs.mode) {
+            if let Err(e) = writer.send(&Message::VideoMode(w)).await {
+                return BridgeEnd::LinkLost(e.to_string());
+            }
+        }
+        let mut last_request: Option<Instant> = None;
+        let mut last_seq: Option<u32> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                m = reader.next() => match m {
+                    Ok(Some(Message::VideoMode(m))) => {
+                        self.decoder.set_mode(m);
+                        self.status.set_detail("mode", json!(m.to_string()));
+                    }
+                    Ok(Some(Message::Error { code, text })) => {
+                        self.status.errors.fetch_add(1, Ordering::Relaxed);
+                        match code {
+                            ErrorCode::DeviceGone => return BridgeEnd::DeviceGone(text),
+                            _ => {
+                                tracing::error!(device = %self.name, %code, "{text}");
+                                self.status.set_detail("last_error", json!(text));
+                            }
+                        }
+                    }
+                    Ok(Some(other)) => {
+                        return BridgeEnd::LinkLost(format!("server sent {} on a camera stream", other.name()))
+                    }
+                    Ok(None) => return BridgeEnd::DeviceGone("the server closed the camera stream".into()),
+                    Err(e) => return BridgeEnd::LinkLost(e.to_string()),
+                },
+                f = frames.recv() => {
+                    let Some(f) = f else {
+                        return BridgeEnd::LinkLost("frames stopped".into());
+                    };
+                    if let Some(prev) = last_seq {
+                        if f.seq.wrapping_sub(prev) > u32::MAX / 2 || f.seq == prev {
+                            continue; // older than what we have: overtaken
+                        }
+                        if f.seq != prev.wrapping_add(1) && !f.keyframe {
+                            self.decoder.needs_keyframe.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    last_seq = Some(f.seq);
+                    self.status.rx_bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                    if !self.decoder.push(f) {
+                        self.decoder.needs_keyframe.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ = tick.tick() => {
+                    self.publish_stats();
+                    if let Err(e) = self.maybe_request_keyframe(&mut writer, &mut last_request).await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn maybe_request_keyframe(
+        &self,
+        writer: &mut MessageWriter,
+        last: &mut Option<Instant>,
+    ) -> Result<(), BridgeEnd> {
+        if last.is_some_and(|t| t.elapsed() < KEYFRAME_EVERY)
+            || !self.decoder.needs_keyframe.swap(false, Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        writer
+            .send(&Message::KeyframeRequest)
+            .await
+            .map_err(|e| BridgeEnd::LinkLost(e.to_string()))
+    }
+}

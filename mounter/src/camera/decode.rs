@@ -1,0 +1,205 @@
+//! The decoding thread of one mounted camera: H.264 frames are decoded (JPEG passes
+//! through), written to the sink, and while no frame comes (a stalled link, a reconnection)
+//! the last picture is written again every frame and a half, so readers never starve. A frame
+//! that cannot be decoded (a loss broke the reference chain) raises `needs_keyframe` for the
+//! bridge to ask the server.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use xoq_video::h264::Decoder;
+use xoq_video::Picture;
+use xoq_wire::{VideoCodec, VideoFrame, VideoMode};
+
+use super::sink::Sink;
+
+/// Frames queued toward the decoder before newer ones are dropped.
+const DEPTH: usize = 4;
+/// Latency samples kept for the status.
+const SAMPLES: usize = 2048;
+
+enum Input {
+    Frame(VideoFrame),
+    Mode(VideoMode),
+}
+
+/// Counters of one camera mount.
+#[derive(Default)]
+pub struct VideoStats {
+    pub received: AtomicU64,
+    pub written: AtomicU64,
+    /// Pictures written again because no new one came in time.
+    pub repeated: AtomicU64,
+    pub decode_errors: AtomicU64,
+    /// Frames dropped before decoding (the decoder was behind, or a gap made them useless).
+    pub dropped: AtomicU64,
+    pub sink_errors: AtomicU64,
+    /// Capture-to-sink latencies in microseconds, most recent last.
+    pub latency_us: Mutex<Vec<u64>>,
+}
+
+/// The mount's side of the thread.
+pub struct DecoderHandle {
+    tx: SyncSender<Input>,
+    pub needs_keyframe: Arc<AtomicBool>,
+    pub stats: Arc<VideoStats>,
+}
+
+impl DecoderHandle {
+    /// Starts the thread for `sink`.
+    pub fn spawn(
+        name: &str,
+        codec: VideoCodec,
+        mode: VideoMode,
+        sink: Sink,
+    ) -> std::io::Result<DecoderHandle> {
+        let (tx, rx) = mpsc::sync_channel(DEPTH);
+        let needs_keyframe = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(VideoStats::default());
+        let (nk, st, device) = (needs_keyframe.clone(), stats.clone(), name.to_string());
+        std::thread::Builder::new()
+            .name(format!("decode {name}"))
+            .spawn(move || run(&device, codec, mode, sink, &rx, &nk, &st))?;
+        Ok(DecoderHandle {
+            tx,
+            needs_keyframe,
+            stats,
+        })
+    }
+
+    /// Hands over a frame; false if the decoder is behind and it was dropped.
+    pub fn push(&self, f: VideoFrame) -> bool {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Input::Frame(f)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// The mode frames now come in (sizes can change on a switch).
+    pub fn set_mode(&self, m: VideoMode) {
+        let _ = self.tx.send(Input::Mode(m));
+    }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+enum Last {
+    None,
+    Picture(Picture),
+    Jpeg(Vec<u8>),
+}
+
+fn run(
+    device: &str,
+    codec: VideoCodec,
+    mut mode: VideoMode,
+    mut sink: Sink,
+    rx: &mpsc::Receiver<Input>,
+    needs_keyframe: &AtomicBool,
+    stats: &VideoStats,
+) {
+    let mut decoder: Option<Decoder> = None;
+    let mut last = Last::None;
+    let mut sink_failing = false;
+    loop {
+        let wait = Duration::from_secs(1) * 3 / 2 / u32::from(mode.fps.max(1));
+        let written = match rx.recv_timeout(wait) {
+            Ok(Input::Mode(m)) => {
+                mode = m;
+                continue;
+            }
+            Ok(Input::Frame(f)) => {
+                let captured = f.capture_us;
+                let r = match codec {
+                    VideoCodec::Mjpeg => {
+                        let r = sink.write_jpeg(mode, &f.data);
+                        last = Last::Jpeg(f.data);
+                        Some(r)
+                    }
+                    VideoCodec::H264 => {
+                        if decoder.is_none() {
+                            match Decoder::new() {
+                                Ok(d) => decoder = Some(d),
+                                Err(e) => {
+                                    tracing::error!(%device, "{e}");
+                                    return;
+                                }
+                            }
+                        }
+                        let Some(dec) = decoder.as_mut() else {
+                            return;
+                        };
+                        match dec.decode(&f.data) {
+                            Ok(Some(p)) => {
+                                if (usize::from(mode.width), usize::from(mode.height))
+                                    != (p.width, p.height)
+                                {
+                                    mode = VideoMode {
+                                        width: p.width as u16,
+                                        height: p.height as u16,
+                                        fps: mode.fps,
+                                    };
+                                }
+                                let r = sink.write_picture(mode, &p);
+                                last = Last::Picture(p);
+                                Some(r)
+                            }
+                            Ok(None) => None,
+                            Err(e) => {
+                                stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(%device, seq = f.seq, "{e}: asking for a keyframe");
+                                needs_keyframe.store(true, Ordering::Relaxed);
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(Ok(())) = r {
+                    let lat = now_us().saturating_sub(captured);
+                    let mut v = xoq_link::sync::lock(&stats.latency_us);
+                    if v.len() >= SAMPLES {
+                        v.remove(0);
+                    }
+                    v.push(lat);
+                }
+                r
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let r = match &last {
+                    Last::None => None,
+                    Last::Picture(p) => Some(sink.write_picture(mode, p)),
+                    Last::Jpeg(j) => Some(sink.write_jpeg(mode, j)),
+                };
+                if r.is_some() {
+                    stats.repeated.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        match written {
+            Some(Ok(())) => {
+                stats.written.fetch_add(1, Ordering::Relaxed);
+                sink_failing = false;
+            }
+            Some(Err(e)) => {
+                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                if !sink_failing {
+                    tracing::error!(%device, sink = %sink.path().display(), "cannot write a frame: {e}");
+                    sink_failing = true;
+                }
+            }
+            None => {}
+        }
+    }
+}
