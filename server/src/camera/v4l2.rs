@@ -144,7 +144,8 @@ impl CameraSource for V4l2Camera {
         };
         let (data, captured) = cap.next(Duration::from_secs(2))?;
         if self.fourcc == MJPG {
-            return Ok((Captured::Jpeg(data), captured));
+            let image = xoq_video::jpeg::trim(&data).to_vec();
+            return Ok((Captured::Jpeg(image), captured));
         }
         let format = match self.fourcc {
             YUYV => PixelFormat::Yuyv,

@@ -14,7 +14,11 @@ const T: Duration = Duration::from_secs(60);
 
 fn camera_server(env: &Env) -> Server {
     env.authorize("laptop", &[]);
-    Server::start(env, free_udp_port(), &["--sim-camera".into(), "cam0".into()])
+    Server::start(
+        env,
+        free_udp_port(),
+        &["--sim-camera".into(), "cam0".into()],
+    )
 }
 
 /// Checks 60 consecutive pictures: numbers that only go up (a repeat is allowed: the mounter
@@ -48,7 +52,11 @@ fn sixty_frames_arrive_in_order_and_match_the_source() {
     let sink = format!("y4m:{}", dir.display());
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &["--camera-sink", &sink]);
     assert!(
-        mount.proc.seen.iter().any(|l| l.contains("mounted  camera  cam0") && l.contains("640x480@30 h264")),
+        mount
+            .proc
+            .seen
+            .iter()
+            .any(|l| l.contains("mounted  camera  cam0") && l.contains("640x480@30 h264")),
         "{:?}",
         mount.proc.seen
     );
@@ -81,7 +89,10 @@ fn a_mode_the_camera_offers_is_switched_to_and_one_it_does_not_is_refused_clearl
             check_pictures(&y.frames[1..10], 1280, 720);
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never switched to 1280x720");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never switched to 1280x720"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     mount.proc.signal(nix::sys::signal::Signal::SIGTERM);
@@ -102,10 +113,16 @@ fn a_mode_the_camera_offers_is_switched_to_and_one_it_does_not_is_refused_clearl
     loop {
         let err = mount2.proc.stderr();
         if err.contains("cannot give 1920x1080@60") {
-            assert!(err.contains("640x480@30"), "the error lists what the camera offers: {err}");
+            assert!(
+                err.contains("640x480@30"),
+                "the error lists what the camera offers: {err}"
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no clear refusal: {err}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no clear refusal: {err}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The camera keeps streaming in its own mode.
