@@ -6,6 +6,8 @@
 #   NO_BUILD=1 packaging/build-debs.sh       # package the existing target/release binaries
 #   PROFILE=dev NO_BUILD=1 DEB_OUT=target/pkg/debs packaging/build-debs.sh
 #                                            # package the debug build (what the tests do)
+#   DEB_REVISION=2 FAST=1 ...                # version 0.1.0-2 (tests/pkg: an upgrade),
+#                                            # fast compression
 #
 # Needs cargo-deb (installed here if missing, via `cargo install --locked`) and dpkg-deb.
 # Prints the built .deb paths last, one a line, after "== built:".
@@ -41,14 +43,18 @@ for bin in xoq-server xoq-mount; do
     gzip -9n "$docs"/man/*.1
 done
 
+extra=""
+[ -z "${DEB_REVISION:-}" ] || extra="$extra --deb-revision $DEB_REVISION"
+[ "${FAST:-0}" != 1 ] || extra="$extra --fast"
 debs=""
 for pkg in xoq-server xoq-mount; do
-    echo "== cargo deb -p $pkg --no-build --strip --profile $PROFILE -o $OUT"
+    echo "== cargo deb -p $pkg --no-build --strip --profile $PROFILE -o $OUT$extra"
     # --strip: the release profile keeps debug info (debug = 1); packaged binaries drop it
     # (110 MB -> 15 MB). cargo-deb strips a copy, target/release is left alone.
     # cargo-deb prints the path of the .deb last (a failure stops the script here).
     mkdir -p "$OUT"
-    out=$(cargo deb -p "$pkg" --no-build --strip --profile "$PROFILE" -o "$OUT")
+    # shellcheck disable=SC2086 # $extra: zero or more words
+    out=$(cargo deb -p "$pkg" --no-build --strip --profile "$PROFILE" -o "$OUT" $extra)
     deb=$(printf '%s\n' "$out" | tail -n 1)
     debs="$debs $deb"
 done
