@@ -3,7 +3,8 @@
 # available). Safe to re-run: it only installs what is missing.
 set -euo pipefail
 
-APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils)
+# debootstrap, lintian: the package tests (tests/pkg).
+APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils debootstrap lintian)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -58,7 +58,10 @@ fn run() -> Result<()> {
         // The kernel takes a reply in exactly one write.
         let written = dev.write(&reply).context("write to /dev/cuse")?;
         if written != reply.len() {
-            bail!("short write to /dev/cuse: {written} of {} bytes", reply.len());
+            bail!(
+                "short write to /dev/cuse: {written} of {} bytes",
+                reply.len()
+            );
         }
         if req.opcode == CUSE_INIT && !announced {
             announced = true;
@@ -103,11 +106,20 @@ fn error_reply(unique: u64, errno: i32) -> Vec<u8> {
     reply(unique, -errno, &[])
 }
 
-/// `cuse_init_out` (major, minor, unused, flags, max_read, max_write, dev_major, dev_minor,
-/// spare[10], all u32; dev_major 0 = a dynamic major) and the device info strings.
+/// `cuse_init_out` (all u32, then `spare[10]`) and the device info strings.
 fn init_reply(unique: u64, name: &str) -> Vec<u8> {
+    let fields: [u32; 8] = [
+        FUSE_KERNEL_VERSION,       // major
+        FUSE_KERNEL_MINOR_VERSION, // minor
+        0,                         // unused
+        0,                         // flags
+        4096,                      // max_read
+        4096,                      // max_write
+        0,                         // dev_major: 0 = a dynamic major
+        0,                         // dev_minor
+    ];
     let mut body = Vec::new();
-    for v in [FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION, 0, 0, 4096, 4096, 0, 0] {
+    for v in fields {
         body.extend_from_slice(&v.to_ne_bytes());
     }
     body.extend_from_slice(&[0u8; 40]);
@@ -123,7 +135,10 @@ mod tests {
     fn init_reply_layout() {
         let r = init_reply(0x0102_0304_0506_0708, "ttyXOQ7");
         assert_eq!(r.len(), 16 + 72 + "DEVNAME=ttyXOQ7\0".len());
-        assert_eq!(u32::from_ne_bytes([r[0], r[1], r[2], r[3]]) as usize, r.len());
+        assert_eq!(
+            u32::from_ne_bytes([r[0], r[1], r[2], r[3]]) as usize,
+            r.len()
+        );
         assert_eq!(&r[4..8], &0i32.to_ne_bytes());
         assert_eq!(&r[8..16], &0x0102_0304_0506_0708u64.to_ne_bytes());
         assert_eq!(&r[16..20], &7u32.to_ne_bytes());
