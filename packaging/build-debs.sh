@@ -95,4 +95,5 @@ fi
 
 [ "$fail" = 0 ] || { echo "FAILED"; exit 1; }
 echo "== built:"
+# shellcheck disable=SC2086 # one path a word
 printf '%s\n' $debs

@@ -58,10 +58,10 @@ echo "== pkg: build ($PROFILE profile)"
 mapfile -t debs < <(build "$XOQ_PKG_DIR/debs")
 mapfile -t next < <(build "$XOQ_PKG_DIR/debs-next" NO_BUILD=1 DEB_REVISION=2 FAST=1)
 printf '  %s\n' "${debs[@]}" "${next[@]}"
-[ ${#debs[@]} = 2 ] && [ ${#next[@]} = 2 ] || {
+if [ ${#debs[@]} != 2 ] || [ ${#next[@]} != 2 ]; then
 	echo "pkg: expected two packages per build" >&2
 	exit 1
-}
+fi
 VERSION=$(dpkg-deb -f "${debs[0]}" Version)
 
 # --- 2. lintian -------------------------------------------------------------------------------
