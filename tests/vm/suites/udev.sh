@@ -15,22 +15,9 @@
 # needs: target/debug/cuse_stub udev/60-xoq.rules kernel-helpers/modprobe.d/xoq.conf
 # timeout: 120
 set -u
-export PATH=/payload/bin:$PATH
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+. /payload/suite-lib.sh
 # expect WHAT GOT WANT
 expect() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', want '$3'"; fi; }
-# wait_for FILE PATTERN SECONDS
-wait_for() {
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 perms() { stat -c '%U:%G %a' "$1" 2>&1; }
 tagged() { udevadm info --query=property "$1" 2>/dev/null | grep -q '^TAGS=.*:uaccess:'; }
 # cuse NAME: start cuse_stub for /dev/NAME (pid in $CUSE_PID), wait until the kernel made it
