@@ -1,13 +1,27 @@
 #!/bin/sh
-# Builds the Debian packages xoq-server and xoq-mount into target/debian/, then checks them.
+# Builds the Debian packages xoq-server and xoq-mount, then checks them: first the man pages
+# and shell completions (`BIN generate-docs`, into target/<profile>/xoq-docs/), then `cargo deb`.
 #
-#   packaging/build-debs.sh            # release build, then package
-#   NO_BUILD=1 packaging/build-debs.sh # package the existing target/release binaries
+#   packaging/build-debs.sh                  # release build, then package into target/debian/
+#   NO_BUILD=1 packaging/build-debs.sh       # package the existing target/release binaries
+#   PROFILE=dev NO_BUILD=1 DEB_OUT=target/pkg/debs packaging/build-debs.sh
+#                                            # package the debug build (what the tests do)
+#   DEB_REVISION=2 FAST=1 ...                # version 0.1.0-2 (tests/pkg: an upgrade),
+#                                            # fast compression
 #
 # Needs cargo-deb (installed here if missing, via `cargo install --locked`) and dpkg-deb.
+# Prints the built .deb paths last, one a line, after "== built:".
 set -eu
 
 cd "$(dirname "$0")/.."
+
+PROFILE=${PROFILE:-release}
+OUT=${DEB_OUT:-target/debian}
+case $PROFILE in
+    dev) pdir=debug ;;
+    *) pdir=$PROFILE ;;
+esac
+bindir=${CARGO_TARGET_DIR:-target}/$pdir
 
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "== installing cargo-deb"
@@ -15,17 +29,32 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    echo "== cargo build --release --bins"
-    cargo build --release --bins
+    echo "== cargo build --profile $PROFILE -p xoq-server -p xoq-mount"
+    cargo build --profile "$PROFILE" -p xoq-server -p xoq-mount
 fi
 
+# Man pages (gzip -n: no name or time stamp, so the same input gives the same package) and
+# completions, where the assets of [package.metadata.deb] expect them.
+for bin in xoq-server xoq-mount; do
+    [ -x "$bindir/$bin" ] || { echo "ERROR: $bindir/$bin is missing (build it first)"; exit 1; }
+    docs=$bindir/xoq-docs/$bin
+    rm -rf "$docs"
+    "$bindir/$bin" generate-docs "$docs" >/dev/null
+    gzip -9n "$docs"/man/*.1
+done
+
+extra=""
+[ -z "${DEB_REVISION:-}" ] || extra="$extra --deb-revision $DEB_REVISION"
+[ "${FAST:-0}" != 1 ] || extra="$extra --fast"
 debs=""
 for pkg in xoq-server xoq-mount; do
-    echo "== cargo deb -p $pkg --no-build --strip"
+    echo "== cargo deb -p $pkg --no-build --strip --profile $PROFILE -o $OUT$extra"
     # --strip: the release profile keeps debug info (debug = 1); packaged binaries drop it
     # (110 MB -> 15 MB). cargo-deb strips a copy, target/release is left alone.
     # cargo-deb prints the path of the .deb last (a failure stops the script here).
-    out=$(cargo deb -p "$pkg" --no-build --strip)
+    mkdir -p "$OUT"
+    # shellcheck disable=SC2086 # $extra: zero or more words
+    out=$(cargo deb -p "$pkg" --no-build --strip --profile "$PROFILE" -o "$OUT" $extra)
     deb=$(printf '%s\n' "$out" | tail -n 1)
     debs="$debs $deb"
 done
@@ -54,7 +83,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     # Checks syntax; it also complains about /usr/bin/xoq-* missing on this host, so point
     # ExecStart at the extracted binaries.
     for u in "$tmp"/usr/lib/systemd/system/*; do
-        sed -i "s#/usr/bin/xoq-#$tmp/usr/bin/xoq-#g; s#/usr/lib/xoq/#$tmp/usr/lib/xoq/#g" "$u"
+        sed -i "s#/usr/bin/xoq-#$tmp/usr/bin/xoq-#g; s#/usr/libexec/xoq/#$tmp/usr/libexec/xoq/#g" "$u"
     done
     # It prints (but exits 0 for) unknown keys and bad values: any output is a failure.
     out=$(cd "$tmp/usr/lib/systemd/system" && SYSTEMD_LOG_LEVEL=warning \
@@ -65,4 +94,6 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 fi
 
 [ "$fail" = 0 ] || { echo "FAILED"; exit 1; }
-echo "== built:$debs"
+echo "== built:"
+# shellcheck disable=SC2086 # one path a word
+printf '%s\n' $debs

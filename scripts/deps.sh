@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # g++, nasm: OpenH264, built from source by the openh264 crate (nasm for its fast paths).
-APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm)
+# debootstrap, lintian: the package tests (tests/pkg).
+APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

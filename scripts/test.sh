@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of XoQ mount: formatting, lints, unit and property tests, the host
 # end-to-end suite (real binaries, real PTYs, loopback QUIC), a fuzz smoke run of the wire
-# decoder, the real-kernel suites in a qemu VM (tests/vm), and the demo's self-check. Installs what it needs first (scripts/deps.sh).
+# decoder, the Debian packages in a real install (tests/pkg), the real-kernel suites in a qemu VM
+# (tests/vm), and the demo's self-check. Installs what it needs first (scripts/deps.sh).
 #
 #   scripts/test.sh            everything
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke run
@@ -22,7 +23,9 @@ if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   echo "== fuzz smoke (${FUZZ_SECONDS:-20} s)"
   fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
-echo "== real-kernel tests (qemu VM: vcan, CUSE, v4l2loopback)"
+echo "== Debian packages (lintian, install/upgrade/purge in a debootstrap root)"
+tests/pkg/test.sh
+echo "== real-kernel tests (qemu VM: vcan, CUSE, v4l2loopback, udev)"
 tests/vm/test.sh
 echo "== demo self-check"
 scripts/demo.sh --self-test

@@ -365,6 +365,35 @@ mod tests {
         assert!(!c.serial.is_empty());
     }
 
+    /// The example's commented `[[serial]]`/`[[can]]` tables are valid too: with every one of
+    /// them switched on, the file has a device of each kind and still validates.
+    #[test]
+    fn example_config_commented_devices_are_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/server.toml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let mut on = String::new();
+        let mut in_table = false;
+        for line in text.lines() {
+            in_table = match line {
+                "" => false,
+                l if l.starts_with("# [[") => true,
+                _ => in_table,
+            };
+            match line.strip_prefix("# ") {
+                Some(l) if in_table => on.push_str(l),
+                _ => on.push_str(line),
+            }
+            on.push('\n');
+        }
+        let c: ServerConfig = toml::from_str(&on).unwrap();
+        c.validate().unwrap();
+        assert!(c.serial.iter().any(|s| s.path.is_some()));
+        assert!(c.serial.iter().any(|s| s.simulated));
+        assert!(c.can.iter().any(|c| c.interface.is_some()));
+        assert!(c.can.iter().any(|c| c.simulated.is_some()));
+        assert!(c.can.iter().any(|c| c.error_mask.is_some()));
+    }
+
     #[test]
     fn shortcuts_and_validation_errors() {
         let mut c = ServerConfig::default();

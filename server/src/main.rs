@@ -107,6 +107,11 @@ struct ServeArgs {
 }
 
 fn main() {
+    // `BIN generate-docs DIR`: man pages and completions for the Debian package (not a clap
+    // subcommand, so it appears in no help or completion; see packaging/docs-gen).
+    if let Some(code) = xoq_docs_gen::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        std::process::exit(code);
+    }
     xoq_link::runtime::init_logging();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {

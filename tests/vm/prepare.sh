@@ -5,7 +5,8 @@
 #                  -kernel through its PVH entry point
 #   base.cpio.gz   the base initramfs: busybox, /init (guest-init), the kernel modules for CAN,
 #                  CUSE and v4l2loopback (built here against the matching headers), can-utils,
-#                  v4l2-ctl and the libraries they load
+#                  v4l2-ctl, Debian's udev (systemd-udevd, udevadm, its rules; not started) and
+#                  the libraries they load
 #
 # Usage: tests/vm/prepare.sh [-q|--quiet] [-f|--force]
 #   -q  print nothing unless something fails (the log is in $XOQ_VM_DIR/prepare.log)
@@ -117,6 +118,8 @@ set_pkgs() {
 		busybox-static                # the guest's whole userland
 		can-utils                     # cansend, candump, cangen, cangw, canbusload
 		v4l-utils libv4l-0 libv4lconvert0 # v4l2-ctl and its libraries
+		udev libkmod2 libcap2         # systemd-udevd/udevadm, its rules, and the libraries of
+		#                               it a minimal host may lack (the others are Essential's)
 	)
 }
 
@@ -238,7 +241,7 @@ stage_kernel() {
 	for f in "linux-headers-$KVER" "linux-headers-$KBASE-common" "linux-kbuild-$KMAJMIN" v4l2loopback-dkms; do
 		dpkg -x "$(deb_of "$f")" "$khdr"
 	done
-	for f in busybox-static can-utils v4l-utils libv4l-0 libv4lconvert0; do
+	for f in busybox-static can-utils v4l-utils libv4l-0 libv4lconvert0 udev libkmod2 libcap2; do
 		dpkg -x "$(deb_of "$f")" "$tools"
 	done
 	# linux-headers-<abi>/Makefile includes the -common tree by its absolute /usr/src path:
@@ -332,6 +335,33 @@ stage_kernel() {
 # --- stage 3: base initramfs -------------------------------------------------------------------
 GUEST_TOOLS="cansend candump cangen cangw canbusload v4l2-ctl"
 
+# guest_udev ROOT TOOLS LIBPATH: Debian's udev as the udev package installs it, for suites that
+# check udev rules (tests/vm/suites/udev.sh starts it): /bin/udevadm, /lib/systemd/systemd-udevd
+# (a link to it, as in Debian), /lib/udev/rules.d (Debian's rules), the helper programs those
+# rules run (v4l_id, ...), /etc/udev/udev.conf, and their libraries. Not the hwdb (10 MB of
+# text, only for real hardware).
+guest_udev() {
+	local r=$1 tools=$2 libpath=$3 f lib dest
+	[ -x "$tools/bin/udevadm" ] || vm_die "udevadm not found in the udev package"
+	mkdir -p "$r/lib/systemd" "$r/lib/udev" "$r/etc/udev"
+	cp "$tools/bin/udevadm" "$r/bin/udevadm"
+	ln -sf /bin/udevadm "$r/lib/systemd/systemd-udevd"
+	cp -r "$tools/lib/udev/rules.d" "$r/lib/udev/"
+	cp "$tools/etc/udev/udev.conf" "$r/etc/udev/"
+	for f in "$tools"/lib/udev/*; do
+		if [ -f "$f" ] && [ -x "$f" ]; then cp "$f" "$r/lib/udev/"; fi
+	done
+	for f in "$r/bin/udevadm" "$r"/lib/udev/*; do
+		[ -f "$f" ] && [ -x "$f" ] || continue
+		while IFS= read -r lib; do
+			case $lib in "$tools"/*) dest=${lib#"$tools"} ;; *) dest=$lib ;; esac
+			[ -e "$r$dest" ] && continue
+			mkdir -p "$r$(dirname "$dest")"
+			cp -L "$lib" "$r$dest"
+		done < <(vm_ldd_libs "$f" "$libpath")
+	done
+}
+
 stage_initramfs() {
 	local t0 r tools bb f lib dest tmp
 	t0=$(date +%s.%N)
@@ -351,7 +381,7 @@ stage_initramfs() {
 	# Dynamically linked tools, with their libraries at the same paths as on the host (the guest's
 	# loader searches the Debian multiarch directories). Libraries from the unpacked packages (libv4l)
 	# are found through LD_LIBRARY_PATH and installed under /usr/lib.
-	local libpath=$tools/usr/lib/x86_64-linux-gnu
+	local libpath=$tools/usr/lib/x86_64-linux-gnu:$tools/lib/x86_64-linux-gnu
 	for f in $GUEST_TOOLS; do
 		if [ ! -x "$tools/usr/bin/$f" ]; then
 			[ "$f" = canbusload ] && continue # optional: not in every can-utils
@@ -364,6 +394,8 @@ stage_initramfs() {
 			cp -L "$lib" "$r$dest"
 		done < <(vm_ldd_libs "$tools/usr/bin/$f" "$libpath")
 	done
+
+	guest_udev "$r" "$tools" "$libpath"
 
 	gcc-12 -Os -static -s -o "$r/sbin/xoq-vm-exit" "$HERE/guest-exit.c"
 	install -m 755 "$HERE/guest-init" "$r/init"
