@@ -39,6 +39,8 @@ pub enum CameraSink {
     Loopback,
     /// `<dir>/<camera>.y4m` (YUV4MPEG2, I420), for tests and recording.
     Y4m(PathBuf),
+    /// Decoded and dropped, for benchmarks.
+    Null,
 }
 
 impl std::str::FromStr for CameraSink {
@@ -46,8 +48,9 @@ impl std::str::FromStr for CameraSink {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
             None if s == "loopback" => Ok(CameraSink::Loopback),
+            None if s == "null" => Ok(CameraSink::Null),
             Some(("y4m", dir)) if !dir.is_empty() => Ok(CameraSink::Y4m(PathBuf::from(dir))),
-            _ => Err(format!("`{s}` is not `loopback` or `y4m:DIR`")),
+            _ => Err(format!("`{s}` is not `loopback`, `y4m:DIR` or `null`")),
         }
     }
 }
@@ -148,6 +151,12 @@ fn mount_camera(
             std::fs::create_dir_all(dir)?;
             (Sink::y4m(&dir.join(format!("{}.y4m", d.name))), None)
         }
+        CameraSink::Null => (
+            Sink::Null {
+                path: PathBuf::from("(null)"),
+            },
+            None,
+        ),
     };
     let link = match &claim {
         Some(c) => {

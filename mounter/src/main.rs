@@ -70,7 +70,8 @@ struct MountArgs {
     #[arg(long, value_enum, default_value_t = SerialDevice::Auto)]
     serial_device: SerialDevice,
     /// Where remote cameras go: `loopback` (a free v4l2loopback device labelled xoq*, linked as
-    /// /dev/xoq/<server>-<camera>) or `y4m:DIR` (DIR/<camera>.y4m, for tests and recording).
+    /// /dev/xoq/<server>-<camera>), `y4m:DIR` (DIR/<camera>.y4m, for tests and recording) or
+    /// `null` (decode and drop, for benchmarks).
     #[arg(long, default_value = "loopback")]
     camera_sink: CameraSink,
     /// Ask every camera for this mode, e.g. 1280x720@30 (default: the camera's own).

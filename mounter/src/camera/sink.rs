@@ -25,6 +25,8 @@ pub enum Sink {
         file: Option<File>,
         mode: Option<VideoMode>,
     },
+    /// Decoded and dropped (benchmarks: everything but the final copy).
+    Null { path: PathBuf },
 }
 
 impl Sink {
@@ -48,7 +50,7 @@ impl Sink {
     /// What programs open.
     pub fn path(&self) -> &Path {
         match self {
-            Sink::Loopback { path, .. } | Sink::Y4m { path, .. } => path,
+            Sink::Loopback { path, .. } | Sink::Y4m { path, .. } | Sink::Null { path } => path,
         }
     }
 
@@ -105,6 +107,7 @@ impl Sink {
                 *file = Some(f);
                 *cur = Some(mode);
             }
+            Sink::Null { .. } => {}
         }
         Ok(())
     }
