@@ -177,6 +177,20 @@ impl SerialConfig {
     }
 }
 
+/// A device name must be 1 to `MAX_NAME` bytes and used by one device only.
+fn unique_name<'a>(seen: &mut std::collections::HashSet<&'a str>, name: &'a str) -> Result<()> {
+    if name.is_empty() || name.len() > xoq_wire::limits::MAX_NAME {
+        bail!(
+            "device name `{name}` must be 1 to {} bytes",
+            xoq_wire::limits::MAX_NAME
+        );
+    }
+    if !seen.insert(name) {
+        bail!("device name `{name}` is used twice");
+    }
+    Ok(())
+}
+
 impl ServerConfig {
     /// Reads a config file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -263,16 +277,7 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         for c in &self.camera {
-            if c.name.is_empty() || c.name.len() > xoq_wire::limits::MAX_NAME {
-                bail!(
-                    "device name `{}` must be 1 to {} bytes",
-                    c.name,
-                    xoq_wire::limits::MAX_NAME
-                );
-            }
-            if !seen.insert(&c.name) {
-                bail!("device name `{}` is used twice", c.name);
-            }
+            unique_name(&mut seen, &c.name)?;
             if c.device.is_some() == c.simulated {
                 bail!(
                     "camera `{}`: give `device = \"/dev/video0\"` or `simulated = true`, exactly one",
@@ -282,16 +287,7 @@ impl ServerConfig {
             c.start_mode()?;
         }
         for c in &self.can {
-            if c.name.is_empty() || c.name.len() > xoq_wire::limits::MAX_NAME {
-                bail!(
-                    "device name `{}` must be 1 to {} bytes",
-                    c.name,
-                    xoq_wire::limits::MAX_NAME
-                );
-            }
-            if !seen.insert(&c.name) {
-                bail!("device name `{}` is used twice", c.name);
-            }
+            unique_name(&mut seen, &c.name)?;
             match (&c.interface, c.simulated.as_deref()) {
                 (Some(_), None) | (None, Some("damiao")) => {}
                 (None, Some(other)) => bail!("can `{}`: simulated = \"{other}\" is unknown; use \"damiao\"", c.name),
@@ -302,16 +298,7 @@ impl ServerConfig {
             }
         }
         for s in &self.serial {
-            if s.name.is_empty() || s.name.len() > xoq_wire::limits::MAX_NAME {
-                bail!(
-                    "device name `{}` must be 1 to {} bytes",
-                    s.name,
-                    xoq_wire::limits::MAX_NAME
-                );
-            }
-            if !seen.insert(&s.name) {
-                bail!("device name `{}` is used twice", s.name);
-            }
+            unique_name(&mut seen, &s.name)?;
             match (&s.path, s.simulated) {
                 (Some(_), true) => bail!(
                     "serial `{}`: give `path` or `simulated = true`, not both",

@@ -187,6 +187,10 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
     let mut seq: u32 = 0;
     loop {
         if dev.frames.receiver_count() == 0 {
+            if running.take().is_some() {
+                tracing::info!(device = %dev.name, "nobody watching: capture stopped");
+                source.stop();
+            }
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }

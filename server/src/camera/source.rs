@@ -27,6 +27,8 @@ pub trait CameraSource: Send + 'static {
     fn start(&mut self, mode: VideoMode) -> io::Result<()>;
     /// Blocks until the next frame; returns it with its capture time (µs since the epoch).
     fn next(&mut self) -> io::Result<(Captured, u64)>;
+    /// Stops capturing (nobody is watching); `start` begins again.
+    fn stop(&mut self) {}
 }
 
 /// Microseconds since the Unix epoch, now.

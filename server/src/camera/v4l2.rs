@@ -138,6 +138,13 @@ impl CameraSource for V4l2Camera {
         Ok(())
     }
 
+    fn stop(&mut self) {
+        // Dropping the capture stops streaming: the camera's LED goes off, and no stale
+        // buffers wait for the next viewer.
+        self.capture = None;
+        self.mode = None;
+    }
+
     fn next(&mut self) -> io::Result<(Captured, u64)> {
         let (Some(cap), Some(mode)) = (self.capture.as_mut(), self.mode) else {
             return Err(io::Error::other("the camera was not started"));

@@ -2,7 +2,7 @@
 # CAN over the link, in a real kernel: xoq-server serves vcan0 (its "hardware") and the
 # simulated Damiao bus; xoq-mount creates vcan-xoq<n> for each; can-utils check what crosses.
 # needs: target/debug/xoq-server target/debug/xoq-mount
-# timeout: 300
+# timeout: 480
 set -u
 . /payload/suite-lib.sh
 # frames FILE: candump -L lines without timestamp and interface, e.g. "123#DEADBEEF"
