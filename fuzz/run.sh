@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan): `decode`
-# (the xoq-wire decoders) and `cuse` (the /dev/cuse request parser and the CUSE tty).
+# (the xoq-wire decoders), `cuse` (the /dev/cuse request parser and the CUSE tty) and `jpeg`
+# (cutting a camera's MJPEG buffer to its image).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc accept the -Z flags that
 # cargo-fuzz passes. Exits non-zero if a target crashes; the input is saved under
 # fuzz/artifacts/<target>/. Extra arguments after SECONDS go to libFuzzer. FUZZ_TARGETS
@@ -25,7 +26,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-for target in ${FUZZ_TARGETS:-decode cuse}; do
+for target in ${FUZZ_TARGETS:-decode cuse jpeg}; do
     echo "== fuzz $target ($secs s)"
     cargo fuzz run "$target" -- -max_total_time="$secs" "$@"
 done

@@ -4,10 +4,12 @@
 //! - [`sys`]: the kernel ABI (x86-64 and arm64 layouts), checked by size;
 //! - [`device`]: an open video node: capabilities, formats, sizes, rates, format and rate;
 //! - [`capture`]: mmap streaming capture with each frame's capture time;
-//! - [`output`]: writing frames to a v4l2loopback device.
+//! - [`output`]: writing frames to a v4l2loopback device;
+//! - [`jpeg`]: cutting an MJPEG buffer to its image.
 
 pub mod capture;
 pub mod device;
+pub mod jpeg;
 pub mod output;
 pub mod sys;
 

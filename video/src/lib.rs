@@ -3,13 +3,11 @@
 //! - [`picture`]: raw pictures (I420, YUYV, NV12) and conversions between them;
 //! - [`pattern`]: the simulated camera's moving test pattern, which carries its frame number
 //!   in large blocks that survive lossy coding, and the reader for it;
-//! - [`jpeg`]: JPEG buffers as drivers deliver them;
 //! - [`quality`]: PSNR, to check what came out against what went in;
 //! - [`h264`]: software H.264 encoding (low latency: no B-frames, short GOP, keyframes on
 //!   request) and decoding, with OpenH264 built from source.
 
 pub mod h264;
-pub mod jpeg;
 pub mod pattern;
 pub mod picture;
 pub mod quality;

@@ -151,7 +151,7 @@ impl CameraSource for V4l2Camera {
         };
         let (data, captured) = cap.next(Duration::from_secs(2))?;
         if self.fourcc == MJPG {
-            let image = xoq_video::jpeg::trim(&data).to_vec();
+            let image = xoq_v4l2::jpeg::trim(&data).to_vec();
             return Ok((Captured::Jpeg(image), captured));
         }
         let format = match self.fourcc {

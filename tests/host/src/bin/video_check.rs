@@ -156,7 +156,7 @@ fn read(dev: &Path, n: usize, fails: &mut u32) {
             Err(e) => return bad(format!("frame {i}: {e}")),
         };
         let num = if mjpg {
-            let image = xoq_video::jpeg::trim(&data);
+            let image = xoq_v4l2::jpeg::trim(&data);
             let Some(k) = jpeg_number(image) else {
                 return bad(format!("frame {i}: not one of the feeder's JPEGs"));
             };

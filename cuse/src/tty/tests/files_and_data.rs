@@ -1,0 +1,221 @@
+//! Opening and closing, reads, writes, poll, interrupts, the link going and coming.
+
+use std::time::Duration;
+
+use xoq_wire::{LineSettings, Message, ModemLines, ModemStatus};
+
+use super::*;
+use crate::abi::opcode;
+use crate::termios;
+use crate::tty::TX_CAP;
+
+#[test]
+fn first_open_raises_dtr_and_rts_and_last_close_drops_them() {
+    let mut r = Rig::new(false);
+    let fh = r.open();
+    assert_eq!(
+        r.uplink(),
+        [Message::SetModem(ModemLines {
+            dtr: true,
+            rts: true
+        })]
+    );
+    let fh2 = r.open();
+    assert_ne!(fh, fh2);
+    assert!(r.uplink().is_empty(), "a second open changes nothing");
+    for fh in [fh, fh2] {
+        let mut b = vec![0u8; 24];
+        b[..8].copy_from_slice(&fh.to_le_bytes());
+        let u = r.send(opcode::RELEASE, &b);
+        assert_eq!(r.reply_to(u).error, 0);
+    }
+    assert_eq!(
+        r.uplink(),
+        [Message::SetModem(ModemLines {
+            dtr: false,
+            rts: false
+        })],
+        "HUPCL: the last close hangs up"
+    );
+}
+
+#[test]
+fn reads_wait_for_data_and_nonblocking_reads_do_not() {
+    let mut r = Rig::new(false);
+    let u = r.read(100, libc::O_NONBLOCK as u32);
+    assert_eq!(r.reply_to(u).error, -libc::EAGAIN);
+    let u = r.read(4, 0);
+    assert!(r.replies().is_empty(), "a blocking read waits");
+    r.remote(Message::Data(b"hello".to_vec()));
+    let rep = r.reply_to(u);
+    assert_eq!(rep.body, b"hell");
+    assert_eq!(r.ioctl_ok(TIOCINQ, ARG, &[]), le32(1));
+    let u = r.read(100, libc::O_NONBLOCK as u32);
+    assert_eq!(r.reply_to(u).body, b"o");
+}
+
+#[test]
+fn vmin_and_vtime_shape_blocking_reads() {
+    let mut r = Rig::new(false);
+    let mut t = r.termios2();
+    t.c_cc[libc::VMIN] = 0;
+    t.c_cc[libc::VTIME] = 5;
+    r.ioctl_ok(TCSETS, ARG, &termios::to_bytes(&t, false));
+    let u = r.read(10, 0);
+    assert!(r.replies().is_empty());
+    assert_eq!(
+        r.tty.next_deadline(),
+        Some(r.now + Duration::from_millis(500))
+    );
+    r.now += Duration::from_millis(499);
+    r.tty.tick(r.now);
+    assert!(r.replies().is_empty());
+    r.now += Duration::from_millis(1);
+    r.tty.tick(r.now);
+    let rep = r.reply_to(u);
+    assert_eq!((rep.error, rep.body.len()), (0, 0), "timed out: 0 bytes");
+
+    t.c_cc[libc::VMIN] = 4;
+    t.c_cc[libc::VTIME] = 0;
+    r.ioctl_ok(TCSETS, ARG, &termios::to_bytes(&t, false));
+    let u = r.read(10, 0);
+    r.remote(Message::Data(b"abc".to_vec()));
+    assert!(r.replies().is_empty(), "VMIN 4: three bytes are not enough");
+    r.remote(Message::Data(b"def".to_vec()));
+    assert_eq!(r.reply_to(u).body, b"abcdef");
+
+    t.c_cc[libc::VMIN] = 0;
+    t.c_cc[libc::VTIME] = 0;
+    r.ioctl_ok(TCSETS, ARG, &termios::to_bytes(&t, false));
+    let u = r.read(10, 0);
+    assert_eq!(r.reply_to(u).body.len(), 0, "polling read returns at once");
+}
+
+#[test]
+fn poll_reports_readiness_and_wakes_the_poller_when_data_arrives() {
+    let mut r = Rig::new(false);
+    let pollin = libc::POLLIN as u32;
+    assert_eq!(r.poll(77, pollin), 0);
+    r.remote(Message::Data(b"x".to_vec()));
+    let notes = r.replies();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        (notes[0].unique, notes[0].error),
+        (0, 1),
+        "FUSE_NOTIFY_POLL"
+    );
+    assert_eq!(notes[0].body, 77u64.to_le_bytes());
+    assert_eq!(r.poll(77, pollin | libc::POLLOUT as u32) & pollin, pollin);
+}
+
+#[test]
+fn an_interrupted_wait_is_answered_with_eintr() {
+    let mut r = Rig::new(false);
+    let read = r.read(10, 0);
+    assert!(r.ioctl(TIOCMIWAIT, u64::from(tiocm::CAR), &[]).is_none());
+    let u = r.send(opcode::INTERRUPT, &read.to_le_bytes());
+    assert_ne!(u, read);
+    let rep = r.reply_to(read);
+    assert_eq!(rep.error, -libc::EINTR);
+    r.send(opcode::INTERRUPT, &read.to_le_bytes());
+    assert!(r.replies().is_empty(), "a second interrupt finds nothing");
+}
+
+#[test]
+fn exclusive_open_refuses_a_second_opener_until_released() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.ioctl_ok(TIOCEXCL, 0, &[]);
+    assert_eq!(r.ioctl_ok(TIOCGEXCL, ARG, &[]), le32(1));
+    let u = r.send(opcode::OPEN, &[0; 8]);
+    assert_eq!(r.reply_to(u).error, -libc::EBUSY);
+    r.ioctl_ok(TIOCNXCL, 0, &[]);
+    r.open();
+}
+
+#[test]
+fn writes_wait_for_room_and_report_the_queue() {
+    let mut r = Rig::new(false);
+    let big = vec![7u8; TX_CAP];
+    let u = r.write(&big, 0);
+    r.reply_to(u);
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(TX_CAP as u32));
+    let u = r.write(b"more", libc::O_NONBLOCK as u32);
+    assert_eq!(r.reply_to(u).error, -libc::EAGAIN);
+    let blocked = r.write(b"more", 0);
+    assert!(
+        r.replies().is_empty(),
+        "the queue is full: the writer waits"
+    );
+    let first = r.tty.pop_uplink(r.now);
+    assert!(matches!(first, Some(Message::Data(ref d)) if d.len() == TX_CAP));
+    assert_eq!(r.reply_to(blocked).body[..4], le32(4));
+    assert_eq!(r.uplink(), [Message::Data(b"more".to_vec())]);
+}
+
+#[test]
+fn the_link_going_down_fails_writes_keeps_reads_waiting_and_drops_carrier() {
+    let mut r = Rig::new(false);
+    r.remote(Message::ModemStatus(ModemStatus {
+        dcd: true,
+        dsr: true,
+        cts: true,
+        ..ModemStatus::default()
+    }));
+    let mut t = r.termios2();
+    let read = r.read(10, 0);
+    assert!(r.ioctl(TIOCMIWAIT, u64::from(tiocm::CAR), &[]).is_none());
+    assert!(r.ioctl(TCSBRK, 1, &[]).is_none());
+    r.uplink();
+    r.tty.link_down(r.now);
+    let rep = r.replies();
+    assert_eq!(rep.len(), 2, "{rep:?}");
+    assert!(rep.iter().any(|x| x.error == -libc::EIO), "the drain fails");
+    assert!(
+        rep.iter().any(|x| x.error == 0),
+        "TIOCMIWAIT wakes: carrier lost"
+    );
+    let u = r.write(b"x", 0);
+    assert_eq!(r.reply_to(u).error, -libc::EIO);
+    assert_eq!(r.ioctl_errno(TIOCSBRK, 0, &[]), libc::EIO);
+    assert_eq!(r.ioctl_ok(TIOCMGET, ARG, &[]), le32(0));
+    // Settings made while the link is down reach the port when it returns.
+    t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B9600;
+    r.ioctl_ok(TCSETS, ARG, &termios::to_bytes(&t, false));
+    r.ioctl_ok(TIOCMSET, ARG, &le32(tiocm::RTS));
+    assert!(r.uplink().is_empty());
+    r.tty
+        .link_up(LineSettings::default(), ModemStatus::default(), r.now);
+    assert_eq!(
+        r.uplink(),
+        [
+            Message::LineSettings(LineSettings {
+                baud: 9600,
+                ..LineSettings::default()
+            }),
+            Message::SetModem(ModemLines {
+                dtr: false,
+                rts: true
+            })
+        ]
+    );
+    r.remote(Message::Data(b"back".to_vec()));
+    assert_eq!(r.reply_to(read).body, b"back");
+}
+
+#[test]
+fn a_read_only_tty_reads_and_watches_but_does_not_drive_the_port() {
+    let mut r = Rig::new(true);
+    r.open();
+    let u = r.write(b"no", 0);
+    assert_eq!(r.reply_to(u).error, -libc::EPERM);
+    assert_eq!(r.ioctl_errno(TIOCMSET, ARG, &le32(tiocm::DTR)), libc::EPERM);
+    assert_eq!(r.ioctl_errno(TIOCSBRK, 0, &[]), libc::EPERM);
+    let t = r.termios2();
+    r.ioctl_ok(TCSETS2, ARG, &termios::to_bytes(&t, true));
+    assert!(r.uplink().is_empty(), "nothing reaches the port");
+    r.remote(Message::Data(b"seen".to_vec()));
+    let u = r.read(10, 0);
+    assert_eq!(r.reply_to(u).body, b"seen");
+    assert_eq!(r.tty.counters().refused, 3);
+}
