@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of XoQ mount: formatting, lints, unit and property tests, the host
-# end-to-end suite (real binaries, real PTYs, loopback QUIC), a fuzz smoke run of the wire
-# decoder, the Debian packages in a real install (tests/pkg), the real-kernel suites in a qemu VM
+# end-to-end suite (real binaries, real PTYs, loopback QUIC), a fuzz smoke run of each fuzz
+# target (fuzz/run.sh), the Debian packages in a real install (tests/pkg), the real-kernel suites in a qemu VM
 # (tests/vm), and the demo's self-check. Installs what it needs first (scripts/deps.sh).
 #
 #   scripts/test.sh            everything
