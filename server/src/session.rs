@@ -184,6 +184,7 @@ async fn serve_device(
         }
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
+    let outbox = tx.clone();
     let attached = open_device(&ctx, &auth, client, &device, access, tx);
     let attachment = match attached {
         Ok((att, info)) => {
@@ -209,20 +210,21 @@ async fn serve_device(
         writer.finish();
     };
     tokio::pin!(pump);
-    let requests = async {
+    let handle = async {
+        let mut requests = DeviceRequests {
+            conn: &conn,
+            reader: &mut reader,
+            outbox,
+        };
         match attachment {
-            Attached::Serial(a) => {
-                crate::serial::stream::handle_requests(&conn, &mut reader, a).await
-            }
-            Attached::Can(a) => crate::can::stream::handle_requests(&conn, &mut reader, a).await,
-            Attached::Camera(a) => {
-                crate::camera::stream::handle_requests(&conn, &mut reader, a).await
-            }
+            Attached::Serial(a) => crate::serial::stream::handle_requests(&mut requests, a).await,
+            Attached::Can(a) => crate::can::stream::handle_requests(&mut requests, a).await,
+            Attached::Camera(a) => crate::camera::stream::handle_requests(&mut requests, a).await,
         }
     };
     tokio::select! {
         _ = &mut pump => {}
-        _ = requests => pump.await,
+        _ = handle => pump.await,
     }
     tracing::info!(%device, "device closed");
 }
@@ -273,27 +275,41 @@ fn open_device(
     }
 }
 
-/// What came next on a device stream.
-pub(crate) enum Next {
-    Request(Message),
-    /// The stream ended or the link failed: stop quietly.
-    End,
-    /// Undecodable bytes: the handler answers `Malformed` and closes the connection.
-    Malformed(String),
+/// Where a device's messages for one client go; its session writes them to the stream.
+pub type Outbox = mpsc::Sender<Message>;
+
+/// The requests a client sends on one device stream.
+pub(crate) struct DeviceRequests<'a> {
+    pub conn: &'a Connection,
+    reader: &'a mut MessageReader,
+    /// The stream's outbox, for the answer to a malformed message.
+    outbox: Outbox,
 }
 
-/// Reads the next request from a device stream.
-pub(crate) async fn next_request(reader: &mut MessageReader) -> Next {
-    match reader.next().await {
-        Ok(Some(m)) => Next::Request(m),
-        Ok(None) => Next::End,
-        Err(StreamError::Wire(e)) => {
-            tracing::warn!("malformed message: {e}; closing this connection");
-            Next::Malformed(e.to_string())
-        }
-        Err(e) => {
-            tracing::debug!("device stream ended: {e}");
-            Next::End
+impl DeviceRequests<'_> {
+    /// The next request; `None` when the stream ended or the link failed, and after undecodable
+    /// bytes, which are answered with `Error{Malformed}` and close the connection.
+    pub(crate) async fn next(&mut self) -> Option<Message> {
+        match self.reader.next().await {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => None,
+            Err(StreamError::Wire(e)) => {
+                tracing::warn!("malformed message: {e}; closing this connection");
+                let text = e.to_string();
+                let _ = self
+                    .outbox
+                    .send(Message::Error {
+                        code: ErrorCode::Malformed,
+                        text: format!("malformed message: {text}"),
+                    })
+                    .await;
+                protocol_close(self.conn, text);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("device stream ended: {e}");
+                None
+            }
         }
     }
 }

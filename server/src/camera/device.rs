@@ -16,7 +16,7 @@ use xoq_wire::{
 };
 
 use super::source::{CameraSource, Captured};
-use crate::serial::device::Outbox;
+use crate::session::Outbox;
 
 /// Frames buffered per client before it starts losing them.
 const FANOUT_DEPTH: usize = 4;

@@ -1,20 +1,15 @@
 //! Requests on a camera's device stream (mode switches, keyframe requests), while the frame
 //! sender runs beside them.
 
-use iroh::endpoint::Connection;
-use xoq_link::MessageReader;
 use xoq_wire::{Access, ErrorCode, Message};
 
 use super::sender::send_frames;
 use super::CameraAttachment;
-use crate::session::{next_request, protocol_close, unexpected_text, Next, READ_ONLY_TEXT};
+use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
 /// Serves the client until its stream or connection ends.
-pub async fn handle_requests(
-    conn: &Connection,
-    reader: &mut MessageReader,
-    mut att: CameraAttachment,
-) {
+pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraAttachment) {
+    let conn = requests.conn;
     att.reply(Message::VideoMode(att.dev.mode())).await;
     let Some(frames) = att.frames.take() else {
         return;
@@ -26,18 +21,8 @@ pub async fn handle_requests(
     };
     let requests = async {
         loop {
-            let m = match next_request(reader).await {
-                Next::Request(m) => m,
-                Next::End => return,
-                Next::Malformed(text) => {
-                    att.reply(Message::Error {
-                        code: ErrorCode::Malformed,
-                        text: format!("malformed message: {text}"),
-                    })
-                    .await;
-                    protocol_close(conn, text);
-                    return;
-                }
+            let Some(m) = requests.next().await else {
+                return;
             };
             match m {
                 Message::KeyframeRequest => att.dev.request_keyframe(),

@@ -31,7 +31,7 @@ const COUNTER_PERIOD: Duration = Duration::from_millis(100);
 /// Queued batches from clients before a sending client waits.
 const CMD_DEPTH: usize = 64;
 
-type Outbox = mpsc::Sender<Message>;
+use crate::session::Outbox;
 
 struct Sub {
     id: u64,

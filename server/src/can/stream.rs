@@ -2,27 +2,15 @@
 
 use std::time::SystemTime;
 
-use iroh::endpoint::Connection;
 use xoq_link::canframe::unix_us;
-use xoq_link::MessageReader;
 use xoq_wire::{Access, ErrorCode, Message};
 
 use super::CanAttachment;
-use crate::session::{next_request, protocol_close, unexpected_text, Next, READ_ONLY_TEXT};
+use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
 /// Forwards the client's frames to the bus until the stream ends.
-pub async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att: CanAttachment) {
-    loop {
-        let m = match next_request(reader).await {
-            Next::Request(m) => m,
-            Next::End => return,
-            Next::Malformed(text) => {
-                att.reply_error(ErrorCode::Malformed, format!("malformed message: {text}"))
-                    .await;
-                protocol_close(conn, text);
-                return;
-            }
-        };
+pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: CanAttachment) {
+    while let Some(m) = requests.next().await {
         match m {
             Message::CanFrames(frames) if att.access == Access::ReadOnly => {
                 let text = format!("{READ_ONLY_TEXT} ({} frames)", frames.len());

@@ -27,8 +27,7 @@ const MODEM_POLL: Duration = Duration::from_millis(100);
 /// Queued commands per device before a writing client waits.
 const CMD_DEPTH: usize = 64;
 
-/// Where messages for one client go; its session writes them to the client's stream.
-pub type Outbox = mpsc::Sender<Message>;
+use crate::session::Outbox;
 
 /// What an attached client asks of the port.
 #[derive(Debug)]

@@ -1,26 +1,14 @@
 //! Requests on a serial device stream: data and control operations, in order, to the port.
 
-use iroh::endpoint::Connection;
-use xoq_link::MessageReader;
 use xoq_wire::{Access, ErrorCode, Message};
 
 use super::device::Op;
 use super::Attachment;
-use crate::session::{next_request, protocol_close, unexpected_text, Next, READ_ONLY_TEXT};
+use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
 /// Forwards the client's requests to the port until the stream ends.
-pub async fn handle_requests(conn: &Connection, reader: &mut MessageReader, att: Attachment) {
-    loop {
-        let m = match next_request(reader).await {
-            Next::Request(m) => m,
-            Next::End => return,
-            Next::Malformed(text) => {
-                att.reply_error(ErrorCode::Malformed, format!("malformed message: {text}"))
-                    .await;
-                protocol_close(conn, text);
-                return;
-            }
-        };
+pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: Attachment) {
+    while let Some(m) = requests.next().await {
         let op = match m {
             Message::Data(d) => Op::Data(d),
             Message::LineSettings(l) => Op::Line(l),
