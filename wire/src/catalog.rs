@@ -1,5 +1,6 @@
 //! The device catalog a server announces in its `Welcome`.
 
+use crate::audio::AudioSettings;
 use crate::can::CanSettings;
 use crate::codec::{Reader, Writer};
 use crate::error::WireError;
@@ -14,6 +15,7 @@ pub enum DeviceKind {
     Serial,
     Can,
     Camera,
+    Audio,
     Other(u8),
 }
 
@@ -23,6 +25,7 @@ impl DeviceKind {
             DeviceKind::Serial => 1,
             DeviceKind::Can => 2,
             DeviceKind::Camera => 3,
+            DeviceKind::Audio => 4,
             DeviceKind::Other(v) => v,
         }
     }
@@ -31,6 +34,7 @@ impl DeviceKind {
             1 => DeviceKind::Serial,
             2 => DeviceKind::Can,
             3 => DeviceKind::Camera,
+            4 => DeviceKind::Audio,
             v => DeviceKind::Other(v),
         }
     }
@@ -42,6 +46,7 @@ impl std::fmt::Display for DeviceKind {
             DeviceKind::Serial => f.write_str("serial"),
             DeviceKind::Can => f.write_str("can"),
             DeviceKind::Camera => f.write_str("camera"),
+            DeviceKind::Audio => f.write_str("audio"),
             DeviceKind::Other(v) => write!(f, "kind-{v}"),
         }
     }
@@ -91,6 +96,7 @@ pub enum DeviceSettings {
     },
     Can(CanSettings),
     Camera(CameraSettings),
+    Audio(AudioSettings),
     /// Settings of a kind this build does not know, kept opaque.
     Opaque(Vec<u8>),
 }
@@ -174,6 +180,7 @@ pub(crate) fn encode_settings(s: &DeviceSettings, w: &mut Writer<'_>) {
         }
         DeviceSettings::Can(c) => c.encode(w),
         DeviceSettings::Camera(c) => c.encode(w),
+        DeviceSettings::Audio(a) => a.encode(w),
         DeviceSettings::Opaque(b) => w.0.extend_from_slice(&b[..b.len().min(MAX_SETTINGS)]),
     }
 }
@@ -198,6 +205,12 @@ pub(crate) fn decode_settings(kind: DeviceKind, blob: &[u8]) -> Result<DeviceSet
             let c = CameraSettings::decode(&mut r)?;
             r.finish()?;
             Ok(DeviceSettings::Camera(c))
+        }
+        DeviceKind::Audio => {
+            let mut r = Reader::new(0, blob);
+            let a = AudioSettings::decode(&mut r)?;
+            r.finish()?;
+            Ok(DeviceSettings::Audio(a))
         }
         DeviceKind::Other(_) => Ok(DeviceSettings::Opaque(blob.to_vec())),
     }

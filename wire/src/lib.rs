@@ -1,13 +1,14 @@
 //! `xoq-wire`: the XoQ mount protocol, sans-IO.
 //!
 //! This crate owns every byte that crosses the link: the versioned handshake, the device
-//! catalog, opening a device, and the per-kind messages (serial, CAN, camera). It performs no I/O and
+//! catalog, opening a device, and the per-kind messages (serial, CAN, camera, audio). It performs no I/O and
 //! reads no clock, so every rule is testable without a socket. Every length is checked against
 //! a limit in [`limits`] before anything is allocated.
 //!
 //! Framing: each message is `type: u8`, `len: u32 BE`, then `len` body bytes. See
 //! `docs/PROTOCOL.md` for the normative description.
 
+pub mod audio;
 pub mod can;
 pub mod catalog;
 mod codec;
@@ -19,6 +20,7 @@ pub mod message;
 pub mod serial;
 pub mod video;
 
+pub use audio::{AudioDirection, AudioFormat, AudioPacket, AudioSettings, SampleFormat};
 pub use can::{BusState, CanCounters, CanFrame, CanSettings};
 pub use catalog::{Access, DeviceInfo, DeviceKind, DeviceSettings};
 pub use decoder::FrameDecoder;

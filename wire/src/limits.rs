@@ -6,6 +6,9 @@ pub const MAX_BODY: usize = 320 * 1024;
 pub const MAX_DATA: usize = 64 * 1024;
 /// Largest encoded video frame (a 4K MJPEG image fits).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+/// Largest run of samples in one audio packet (a datagram holds far less; this bounds a
+/// hostile one).
+pub const MAX_AUDIO_DATA: usize = 16 * 1024;
 /// Most video modes one camera may list.
 pub const MAX_MODES: usize = 64;
 /// Longest device or server name, in bytes of UTF-8.

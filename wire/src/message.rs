@@ -1,12 +1,14 @@
 //! Every message of protocol v1, with its encoding and decoding.
 
+use crate::audio::AudioPacket;
 use crate::can::{CanCounters, CanFrame, FRAME_HEADER, MAX_BATCH};
 use crate::catalog::{Access, DeviceInfo};
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
 use crate::limits::{
-    MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_FRAME, MAX_NAME, MAX_TEXT,
+    MAX_AUDIO_DATA, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_FRAME,
+    MAX_NAME, MAX_TEXT,
 };
 use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
 use crate::video::{VideoFrame, VideoMode};
@@ -63,6 +65,9 @@ pub enum Message {
     KeyframeRequest,
     /// server -> client, alone on its own unidirectional stream: one encoded frame.
     VideoFrame(VideoFrame),
+    /// Either way, alone in one QUIC datagram: samples of a microphone (server -> client) or
+    /// for a speaker (client -> server).
+    AudioPacket(AudioPacket),
 }
 
 mod ty {
@@ -87,6 +92,7 @@ mod ty {
     pub const VIDEO_MODE: u8 = 0x40;
     pub const KEYFRAME_REQUEST: u8 = 0x41;
     pub const VIDEO_FRAME: u8 = 0x42;
+    pub const AUDIO_PACKET: u8 = 0x50;
 }
 
 /// Largest body each type may declare; checked before the body is buffered.
@@ -108,6 +114,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::VIDEO_MODE => VideoMode::ENCODED_LEN,
         ty::KEYFRAME_REQUEST => 0,
         ty::VIDEO_FRAME => VideoFrame::MAX_HEADER + MAX_FRAME,
+        ty::AUDIO_PACKET => AudioPacket::MAX_HEADER + MAX_AUDIO_DATA,
         _ => return None,
     })
 }
@@ -137,6 +144,7 @@ impl Message {
             Message::VideoMode(_) => "VideoMode",
             Message::KeyframeRequest => "KeyframeRequest",
             Message::VideoFrame(_) => "VideoFrame",
+            Message::AudioPacket(_) => "AudioPacket",
         }
     }
 
@@ -249,6 +257,10 @@ impl Message {
                 f.encode(&mut w);
                 ty::VIDEO_FRAME
             }
+            Message::AudioPacket(p) => {
+                p.encode(&mut w);
+                ty::AUDIO_PACKET
+            }
         };
         let len = (out.len() - start - HEADER_LEN) as u32;
         out[start] = t;
@@ -260,6 +272,32 @@ impl Message {
         let mut v = Vec::new();
         self.encode(&mut v);
         v
+    }
+
+    /// Decodes a buffer holding exactly one framed message (header and body), as a datagram
+    /// does.
+    pub fn from_frame(bytes: &[u8]) -> Result<Message, WireError> {
+        let Some((head, body)) = bytes.split_at_checked(HEADER_LEN) else {
+            return Err(WireError::Truncated {
+                ty: bytes.first().copied().unwrap_or(0),
+                field: "header",
+            });
+        };
+        let t = head[0];
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if len < body.len() {
+            return Err(WireError::TrailingBytes {
+                ty: t,
+                extra: body.len() - len,
+            });
+        }
+        if len > body.len() {
+            return Err(WireError::Truncated {
+                ty: t,
+                field: "body",
+            });
+        }
+        Message::decode(t, body)
     }
 
     /// Decodes one body of type `t`. The body must be exactly one message.
@@ -365,6 +403,7 @@ impl Message {
             ty::VIDEO_MODE => Message::VideoMode(VideoMode::decode(&mut r)?),
             ty::KEYFRAME_REQUEST => Message::KeyframeRequest,
             ty::VIDEO_FRAME => Message::VideoFrame(VideoFrame::decode(&mut r)?),
+            ty::AUDIO_PACKET => Message::AudioPacket(AudioPacket::decode(&mut r)?),
             _ => return Err(WireError::UnknownType(t)),
         };
         r.finish()?;

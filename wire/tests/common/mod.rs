@@ -4,15 +4,15 @@
 
 use proptest::prelude::*;
 use xoq_wire::limits::{
-    MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICE_INFO, MAX_FRAME, MAX_MODES, MAX_NAME,
-    MAX_SETTINGS, MAX_TEXT,
+    MAX_AUDIO_DATA, MAX_BAUD, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICE_INFO, MAX_FRAME,
+    MAX_MODES, MAX_NAME, MAX_SETTINGS, MAX_TEXT,
 };
 use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
-    Access, BusState, CameraSettings, CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind,
-    DeviceSettings, ErrorCode, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message,
-    ModemLines, ModemStatus, Parity, Refusal, StopBits, VideoCodec, VideoFrame, VideoMode, Welcome,
-    WireError,
+    Access, AudioDirection, AudioFormat, AudioPacket, AudioSettings, BusState, CameraSettings,
+    CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode,
+    FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus,
+    Parity, Refusal, SampleFormat, StopBits, VideoCodec, VideoFrame, VideoMode, Welcome, WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +256,43 @@ pub fn video_frame() -> impl Strategy<Value = VideoFrame> {
         )
 }
 
+pub fn audio_settings() -> impl Strategy<Value = AudioSettings> {
+    (
+        prop_oneof![
+            Just(AudioDirection::Capture),
+            Just(AudioDirection::Playback)
+        ],
+        AudioFormat::MIN_RATE..=AudioFormat::MAX_RATE,
+        1..=AudioFormat::MAX_CHANNELS,
+        prop_oneof![Just(SampleFormat::S16), Just(SampleFormat::F32)],
+        any::<u16>(),
+    )
+        .prop_map(|(direction, rate, channels, sample, frames)| {
+            let format = AudioFormat {
+                rate,
+                channels,
+                sample,
+            };
+            let most = (MAX_AUDIO_DATA / format.frame_bytes()) as u16;
+            AudioSettings {
+                direction,
+                format,
+                packet_frames: 1 + frames % most,
+            }
+        })
+}
+
+pub fn audio_packet() -> impl Strategy<Value = AudioPacket> {
+    (name(), any::<u32>(), any::<u64>(), bytes_up_to(2048)).prop_map(
+        |(device, seq, capture_us, data)| AudioPacket {
+            device,
+            seq,
+            capture_us,
+            data,
+        },
+    )
+}
+
 /// A catalog entry. Serial devices carry serial settings; every other kind (canonical
 /// `Other(n)`, n != 1) carries an opaque blob of at most `MAX_SETTINGS` bytes.
 pub fn device_info() -> impl Strategy<Value = DeviceInfo> {
@@ -263,16 +300,17 @@ pub fn device_info() -> impl Strategy<Value = DeviceInfo> {
         .prop_map(|(line, modem)| (DeviceKind::Serial, DeviceSettings::Serial { line, modem }));
     let can = can_settings().prop_map(|c| (DeviceKind::Can, DeviceSettings::Can(c)));
     let camera = camera_settings().prop_map(|c| (DeviceKind::Camera, DeviceSettings::Camera(c)));
+    let audio = audio_settings().prop_map(|a| (DeviceKind::Audio, DeviceSettings::Audio(a)));
     let other = (
-        any::<u8>().prop_filter("1 is Serial, 2 is Can, 3 is Camera", |k| {
-            !(1..=3).contains(k)
+        any::<u8>().prop_filter("1 is Serial, 2 is Can, 3 is Camera, 4 is Audio", |k| {
+            !(1..=4).contains(k)
         }),
         bytes_up_to(MAX_SETTINGS),
     )
         .prop_map(|(k, blob)| (DeviceKind::Other(k), DeviceSettings::Opaque(blob)));
     (
         name(),
-        prop_oneof![3 => serial, 2 => can, 2 => camera, 1 => other],
+        prop_oneof![3 => serial, 2 => can, 2 => camera, 2 => audio, 1 => other],
         access(),
         any::<u32>(),
     )
@@ -344,6 +382,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         video_mode().prop_map(Message::VideoMode),
         Just(Message::KeyframeRequest),
         video_frame().prop_map(Message::VideoFrame),
+        audio_packet().prop_map(Message::AudioPacket),
     ]
 }
 
@@ -374,6 +413,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x40, 6),
     (0x41, 0),
     (0x42, 2 + MAX_NAME + 4 + 8 + 1 + 1 + 2 + 2 + 4 + MAX_FRAME),
+    (0x50, 2 + MAX_NAME + 4 + 8 + 2 + MAX_AUDIO_DATA),
 ];
 
 pub fn limit_of(t: u8) -> Option<usize> {

@@ -1,0 +1,329 @@
+//! The receiving side of an audio link: packets go in as they arrive (in any order, some
+//! lost, some late); the consumer pulls frames at its own clock.
+//!
+//! - Packets are put back in sequence order. A missing packet is waited for only until its
+//!   samples are due; then it is concealed (the last frame fades to silence) and play goes on.
+//!   A packet arriving after that is late and dropped.
+//! - Play starts once `target` frames are buffered, so the delay is constant from the start.
+//!   When the queue runs dry (the link stalled), the output fades to silence and buffering
+//!   starts over; the consumer never waits.
+//! - Clock drift: the sender's and the consumer's clocks differ by some ppm, so the queue
+//!   slowly fills or empties. A PI controller on the smoothed queue depth sets the ratio at
+//!   which the interpolator reads the queue, so the depth stays at the target.
+//! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::resample::Interpolator;
+
+/// How a jitter buffer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct JitterConfig {
+    pub rate: u32,
+    pub channels: usize,
+    /// Frames per packet the sender uses (the length concealed for one lost packet).
+    pub packet_frames: usize,
+    /// Frames to hold: the constant delay this buffer adds.
+    pub target_frames: usize,
+    /// Beyond this many buffered frames, the queue is cut back to the target.
+    pub max_frames: usize,
+    /// Packets further ahead than this (after a link drop or a sender restart) restart the
+    /// sequence instead of being treated as a gap to conceal.
+    pub reorder_window: u32,
+}
+
+impl JitterConfig {
+    /// A configuration for `rate`/`channels`, packets of `packet_frames`, holding `target_ms`.
+    pub fn new(rate: u32, channels: usize, packet_frames: usize, target_ms: u32) -> Self {
+        let target_frames = (u64::from(rate) * u64::from(target_ms) / 1000) as usize;
+        JitterConfig {
+            rate,
+            channels: channels.max(1),
+            packet_frames: packet_frames.max(1),
+            target_frames,
+            max_frames: target_frames + (rate as usize / 10).max(3 * packet_frames),
+            reorder_window: 32,
+        }
+    }
+}
+
+/// What happened so far; counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    /// Packets that arrived in time.
+    pub received: u64,
+    /// Packets that arrived after their samples were played (or concealed).
+    pub late: u64,
+    /// Packets never received whose samples were concealed.
+    pub concealed: u64,
+    /// Times play ran dry while playing (the link stalled or the sender is slow).
+    pub underruns: u64,
+    /// Times the queue grew past `max_frames` and was cut back.
+    pub overruns: u64,
+    /// Times the sequence restarted (a jump beyond the reorder window).
+    pub resyncs: u64,
+    /// Packets with a length that is not whole frames; dropped.
+    pub malformed: u64,
+    /// Smoothed queue depth, in frames.
+    pub depth: f64,
+    /// Lowest and highest queue depth seen while playing, after a pull.
+    pub depth_min: f64,
+    pub depth_max: f64,
+    /// How much faster than nominal the queue is read, in parts per million.
+    pub ratio_ppm: f64,
+}
+
+/// Reorders, conceals and plays out one stream of packets.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    cfg: JitterConfig,
+    queue: VecDeque<f32>,
+    reader: Interpolator,
+    /// Sequence number of the packet whose samples come next into the queue.
+    next_seq: Option<u32>,
+    /// Packets that arrived ahead of `next_seq`, by their distance from it.
+    held: BTreeMap<u32, Vec<f32>>,
+    playing: bool,
+    /// The last frame played, for concealment.
+    last: Vec<f32>,
+    /// Packets concealed in a row because nothing later had arrived yet.
+    bridged: u32,
+    /// Drift controller state.
+    integral: f64,
+    ratio: f64,
+    depth_ema: Option<f64>,
+    stats: JitterStats,
+}
+
+/// Proportional gain: 1/s of ratio per second of excess delay (a 10 s time constant).
+const KP: f64 = 0.1;
+/// Integral gain: with KP, a critically damped loop that learns a constant drift.
+const KI: f64 = 0.003;
+/// Most the read ratio departs from 1 (clocks of real devices are within +/-500 ppm).
+const MAX_CORRECTION: f64 = 0.002;
+/// Time constant of the depth average, in seconds.
+const DEPTH_TAU: f64 = 1.0;
+
+impl JitterBuffer {
+    pub fn new(cfg: JitterConfig) -> Self {
+        let mut b = JitterBuffer {
+            cfg,
+            queue: VecDeque::new(),
+            reader: Interpolator::new(cfg.channels),
+            next_seq: None,
+            held: BTreeMap::new(),
+            playing: false,
+            last: vec![0.0; cfg.channels],
+            bridged: 0,
+            integral: 0.0,
+            ratio: 1.0,
+            depth_ema: None,
+            stats: JitterStats::default(),
+        };
+        b.restart_queue();
+        b
+    }
+
+    pub fn config(&self) -> &JitterConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        let mut s = self.stats;
+        s.ratio_ppm = (self.ratio - 1.0) * 1e6;
+        s.depth = self.depth_ema.unwrap_or(0.0);
+        s
+    }
+
+    /// Whether frames are being played (false while buffering up to the target).
+    pub fn is_playing(&self) -> bool {
+        self.playing
+    }
+
+    /// Frames buffered and not yet played, including packets held out of order.
+    pub fn depth(&self) -> f64 {
+        self.reader.available(&self.queue).max(0.0)
+            + (self.held.values().map(Vec::len).sum::<usize>() / self.cfg.channels) as f64
+    }
+
+    /// An empty queue holding one silent frame of interpolation history.
+    fn restart_queue(&mut self) {
+        self.queue.clear();
+        self.queue
+            .extend(std::iter::repeat_n(0.0, self.cfg.channels));
+        self.reader = Interpolator::new(self.cfg.channels);
+    }
+
+    /// Adds one packet's interleaved samples.
+    pub fn push(&mut self, seq: u32, samples: &[f32]) {
+        if samples.is_empty() || !samples.len().is_multiple_of(self.cfg.channels) {
+            self.stats.malformed += 1;
+            return;
+        }
+        let next = *self.next_seq.get_or_insert(seq);
+        let ahead = seq.wrapping_sub(next);
+        if ahead > u32::MAX / 2 {
+            self.stats.late += 1;
+            return;
+        }
+        if ahead > self.cfg.reorder_window {
+            // The sender restarted or the link was down: start the sequence over here.
+            self.stats.resyncs += 1;
+            self.held.clear();
+            self.next_seq = Some(seq);
+            return self.push(seq, samples);
+        }
+        self.stats.received += 1;
+        self.held.insert(ahead, samples.to_vec());
+        self.take_in_order();
+        self.shed_excess();
+    }
+
+    /// Moves packets that are next in sequence from `held` into the queue.
+    fn take_in_order(&mut self) {
+        while let Some(samples) = self.held.remove(&0) {
+            self.queue.extend(samples);
+            self.advance_seq(1);
+            self.bridged = 0;
+        }
+    }
+
+    /// `next_seq` moves on by `n`; the distances of held packets shrink by as much.
+    fn advance_seq(&mut self, n: u32) {
+        if let Some(s) = self.next_seq.as_mut() {
+            *s = s.wrapping_add(n);
+        }
+        let held = std::mem::take(&mut self.held);
+        self.held = held.into_iter().map(|(k, v)| (k - n, v)).collect();
+    }
+
+    fn shed_excess(&mut self) {
+        let avail = self.reader.available(&self.queue);
+        if avail > self.cfg.max_frames as f64 {
+            let excess = avail as usize - self.cfg.target_frames;
+            self.reader.skip(&mut self.queue, excess);
+            self.stats.overruns += 1;
+            self.depth_ema = Some(self.cfg.target_frames as f64);
+        }
+    }
+
+    /// Conceals the packets missing before the first held one, so play can go on. With
+    /// nothing held, conceals one packet (the next one is probably lost, and the one after it
+    /// on its way); a second in a row is not guessed: that is a stall.
+    fn conceal_gap(&mut self) -> bool {
+        let gap = match self.held.keys().next() {
+            Some(&gap) => gap,
+            None if self.playing && self.bridged == 0 => {
+                self.bridged += 1;
+                1
+            }
+            None => return false,
+        };
+        self.conceal(gap);
+        true
+    }
+
+    /// Appends `packets` packets' worth of concealment: the last frame fading to silence.
+    fn conceal(&mut self, packets: u32) {
+        let frames = packets as usize * self.cfg.packet_frames;
+        let fade = (self.cfg.rate as usize / 400).max(1); // 2.5 ms
+        for i in 0..frames {
+            let g = if i < fade {
+                1.0 - (i + 1) as f32 / fade as f32
+            } else {
+                0.0
+            };
+            self.queue.extend(self.last.iter().map(|v| v * g));
+        }
+        self.stats.concealed += u64::from(packets);
+        self.advance_seq(packets);
+        let bridged = self.bridged;
+        self.take_in_order();
+        self.bridged = bridged.min(self.bridged);
+    }
+
+    /// Fills `out` (interleaved) with the next frames. Never waits: while buffering, after a
+    /// stall, or for a lost packet, it gives silence or concealment.
+    pub fn pull(&mut self, out: &mut [f32]) {
+        let c = self.cfg.channels;
+        if !self.playing {
+            // Packets come in steps of a packet and leave in steps of a pull, so the depth
+            // swings around its mean by half of each: start that far above the target.
+            let start =
+                (self.cfg.target_frames + (self.cfg.packet_frames + out.len() / c) / 2) as f64;
+            if self.depth() >= start {
+                // Packets missing now are not coming in time: conceal them and start.
+                while !self.held.is_empty() {
+                    self.conceal_gap();
+                }
+                // Start at the target exactly: a packet may have brought more.
+                let excess = self.reader.available(&self.queue) - start;
+                if excess >= 1.0 {
+                    self.reader.skip(&mut self.queue, excess as usize);
+                }
+                self.playing = true;
+                self.depth_ema = None;
+            } else {
+                out.fill(0.0);
+                return;
+            }
+        }
+        for frame in out.chunks_exact_mut(c) {
+            while !self.reader.can_read(&self.queue) {
+                if !self.conceal_gap() {
+                    break;
+                }
+            }
+            if self.reader.can_read(&self.queue) {
+                self.reader.read(&self.queue, self.ratio, frame);
+                self.last.copy_from_slice(frame);
+            } else {
+                if self.playing {
+                    self.playing = false;
+                    self.stats.underruns += 1;
+                }
+                // Fade what was playing, then silence.
+                for (o, l) in frame.iter_mut().zip(self.last.iter_mut()) {
+                    *l *= 0.9;
+                    *o = *l;
+                }
+            }
+        }
+        self.reader.trim(&mut self.queue);
+        if self.playing {
+            self.steer(out.len() / c);
+        }
+    }
+
+    /// One step of the drift controller after `frames` were played.
+    fn steer(&mut self, frames: usize) {
+        let rate = f64::from(self.cfg.rate);
+        let dt = frames as f64 / rate;
+        let depth = self.depth();
+        let ema = match self.depth_ema {
+            None => {
+                self.stats.depth_min = depth;
+                self.stats.depth_max = depth;
+                depth
+            }
+            Some(e) => e + (depth - e) * (dt / DEPTH_TAU).min(1.0),
+        };
+        self.depth_ema = Some(ema);
+        self.stats.depth_min = self.stats.depth_min.min(depth);
+        self.stats.depth_max = self.stats.depth_max.max(depth);
+        let err = (ema - self.cfg.target_frames as f64) / rate;
+        self.integral = (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
+        self.ratio = 1.0 + (KP * err + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+    }
+
+    /// Forgets the depth extremes (e.g. after settling), keeping everything else.
+    pub fn reset_depth_range(&mut self) {
+        let d = self.depth();
+        self.stats.depth_min = d;
+        self.stats.depth_max = d;
+    }
+}
+
+#[cfg(test)]
+#[path = "jitter_tests.rs"]
+mod tests;

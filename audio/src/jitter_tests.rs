@@ -1,0 +1,231 @@
+//! The jitter buffer under a simulated link: a sender whose clock runs `ppm` fast or slow,
+//! packets delayed by random jitter (so some overtake others), losses and stalls, and a
+//! consumer pulling fixed quanta at the nominal rate, as a PipeWire graph does.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::*;
+use crate::meter::ToneMeter;
+use crate::tone::Tone;
+
+const RATE: u32 = 48_000;
+const PACKET: usize = 480;
+const QUANTUM: usize = 256;
+
+/// A small deterministic generator for delays and losses.
+struct XorShift(u64);
+impl XorShift {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Link {
+    ppm: f64,
+    /// Extra delay, uniform in [0, jitter_us).
+    jitter_us: f64,
+    /// Probability a packet is lost.
+    loss: f64,
+    /// No packet is delivered in this window of sender time (seconds).
+    stall: Option<(f64, f64)>,
+}
+
+struct Outcome {
+    stats: JitterStats,
+    meter: ToneMeter,
+    /// Frames the consumer pulled while the buffer was not playing, after the first start.
+    silent_after_start: u64,
+}
+
+/// Runs `seconds` of simulated time; the meter and depth range cover only the part after
+/// `settle` seconds.
+fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f64) -> Outcome {
+    let mut jb = JitterBuffer::new(JitterConfig::new(RATE, channels, PACKET, target_ms));
+    let mut tone = Tone::new(440.0, 0.5, RATE);
+    let mut meter = ToneMeter::new(RATE);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let sender_rate = f64::from(RATE) * (1.0 + link.ppm * 1e-6);
+    let packet_s = PACKET as f64 / sender_rate;
+    let quantum_s = QUANTUM as f64 / f64::from(RATE);
+
+    let mut in_flight: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
+    let mut payloads = std::collections::HashMap::new();
+    let mut seq = 0u32;
+    let mut next_send = packet_s;
+    let mut next_pull = 0.0;
+    let mut out = vec![0.0; QUANTUM * channels];
+    let mut settled = false;
+    let mut started = false;
+    let mut silent_after_start = 0;
+    while next_pull < seconds {
+        // Everything sent before the next pull, with its arrival time.
+        while next_send <= next_pull {
+            let mut samples = vec![0.0; PACKET * channels];
+            tone.fill(&mut samples, channels);
+            let stalled = link
+                .stall
+                .is_some_and(|(a, b)| next_send >= a && next_send < b);
+            if !stalled && rng.next_f64() >= link.loss {
+                let arrive = next_send + 0.0005 + rng.next_f64() * link.jitter_us * 1e-6;
+                in_flight.push(Reverse(((arrive * 1e9) as u64, seq)));
+                payloads.insert(seq, samples);
+            }
+            seq = seq.wrapping_add(1);
+            next_send += packet_s;
+        }
+        while let Some(&Reverse((at, s))) = in_flight.peek() {
+            if at as f64 / 1e9 > next_pull {
+                break;
+            }
+            in_flight.pop();
+            let samples = payloads.remove(&s).expect("payload");
+            jb.push(s, &samples);
+        }
+        jb.pull(&mut out);
+        started |= jb.is_playing();
+        if started && !jb.is_playing() {
+            silent_after_start += QUANTUM as u64;
+        }
+        if next_pull >= settle {
+            if !settled {
+                settled = true;
+                jb.reset_depth_range();
+            }
+            meter.feed(&out, channels);
+        }
+        next_pull += quantum_s;
+    }
+    Outcome {
+        stats: jb.stats(),
+        meter,
+        silent_after_start,
+    }
+}
+
+fn check_steady(o: &Outcome, target_ms: u32) {
+    let s = o.stats;
+    assert_eq!(
+        (s.underruns, s.overruns, s.late, s.resyncs),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    let target = f64::from(RATE) * f64::from(target_ms) / 1000.0;
+    // A packet arrives every 480 frames, a quantum leaves every 256: the depth swings by about
+    // a packet plus a quantum around the target, and must never reach zero.
+    assert!(s.depth_min > 0.0, "{s:?}");
+    assert!(
+        s.depth_max < target + (PACKET + QUANTUM) as f64 + 100.0,
+        "{s:?}"
+    );
+    assert!((s.depth - target).abs() < 0.1 * target, "{s:?}");
+}
+
+#[test]
+fn ten_minutes_at_plus_and_minus_100_ppm_keep_the_delay_constant() {
+    for ppm in [100.0, -100.0, 0.0] {
+        let link = Link {
+            ppm,
+            jitter_us: 2_000.0,
+            loss: 0.0,
+            stall: None,
+        };
+        let o = simulate(link, 1, 20, 600.0, 60.0);
+        check_steady(&o, 20);
+        // The controller has learnt the drift.
+        assert!(
+            (o.stats.ratio_ppm - ppm).abs() < 20.0,
+            "ratio {} ppm for a {ppm} ppm drift",
+            o.stats.ratio_ppm
+        );
+        // The tone is intact: 440 Hz in the sender's clock, at its level.
+        let f = o.meter.frequency().expect("frequency");
+        assert!((f - 440.0 * (1.0 + ppm * 1e-6)).abs() < 0.01, "{f} Hz");
+        let l = o.meter.level_dbfs().expect("level");
+        assert!(
+            (l - Tone::new(440.0, 0.5, RATE).level_dbfs()).abs() < 0.05,
+            "{l} dB"
+        );
+    }
+}
+
+#[test]
+fn stereo_with_reordering_jitter_plays_every_packet() {
+    let link = Link {
+        ppm: 50.0,
+        // Jitter over two packet intervals: packets overtake each other.
+        jitter_us: 15_000.0,
+        loss: 0.0,
+        stall: None,
+    };
+    let o = simulate(link, 2, 30, 120.0, 30.0);
+    check_steady(&o, 30);
+    assert_eq!(o.stats.concealed, 0);
+}
+
+#[test]
+fn lost_packets_are_concealed_without_stopping_play() {
+    let link = Link {
+        ppm: 0.0,
+        jitter_us: 1_000.0,
+        loss: 0.01,
+        stall: None,
+    };
+    let o = simulate(link, 1, 20, 60.0, 5.0);
+    let s = o.stats;
+    assert_eq!((s.underruns, s.resyncs, s.late), (0, 0, 0), "{s:?}");
+    // 6000 packets at 1 % loss: about 60 concealed, every one of them.
+    assert!(s.concealed > 30 && s.concealed < 100, "{s:?}");
+    assert_eq!(s.received + s.concealed, 6_000 - 1, "{s:?}");
+    assert_eq!(o.silent_after_start, 0);
+}
+
+#[test]
+fn a_two_second_stall_underruns_once_then_play_resumes_at_the_same_delay() {
+    let link = Link {
+        ppm: 0.0,
+        jitter_us: 1_000.0,
+        loss: 0.0,
+        stall: Some((10.0, 12.0)),
+    };
+    let o = simulate(link, 1, 20, 30.0, 20.0);
+    let s = o.stats;
+    assert_eq!((s.underruns, s.resyncs), (1, 1), "{s:?}");
+    // Silence lasts the stall and the refill of the buffer, not more.
+    let silent_s = o.silent_after_start as f64 / f64::from(RATE);
+    assert!(silent_s > 1.9 && silent_s < 2.1, "silent {silent_s} s");
+    let f = o.meter.frequency().expect("tone after the stall");
+    // The controller settles again after the restart: within 0.1 Hz (230 ppm) of the tone.
+    assert!((f - 440.0).abs() < 0.1, "{f} Hz, {s:?}");
+    assert!((s.depth - 960.0).abs() < 96.0, "{s:?}");
+}
+
+#[test]
+fn late_and_malformed_packets_are_counted_and_dropped() {
+    let mut jb = JitterBuffer::new(JitterConfig::new(RATE, 2, 4, 0));
+    jb.push(10, &[0.1; 8]);
+    jb.push(11, &[0.1; 7]);
+    let mut out = [0.0; 8];
+    jb.pull(&mut out);
+    jb.push(9, &[0.1; 8]);
+    let s = jb.stats();
+    assert_eq!((s.received, s.malformed, s.late), (1, 1, 1));
+}
+
+#[test]
+fn a_burst_beyond_the_maximum_is_cut_back_to_the_target() {
+    let cfg = JitterConfig::new(RATE, 1, PACKET, 20);
+    let mut jb = JitterBuffer::new(cfg);
+    for seq in 0..13 {
+        jb.push(seq, &[0.2; PACKET]);
+    }
+    assert_eq!(jb.stats().overruns, 1);
+    let d = jb.depth();
+    assert!(
+        d >= cfg.target_frames as f64 && d < (cfg.max_frames) as f64,
+        "{d}"
+    );
+}

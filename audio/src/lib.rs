@@ -1,0 +1,22 @@
+//! Audio for XoQ mount, without any I/O and without reading a clock (callers pass times in):
+//!
+//! - [`pcm`]: wire PCM (S16 / F32, interleaved) to and from `f32` samples;
+//! - [`packetizer`]: cuts a stream of samples into wire packets with sequence numbers and
+//!   capture times;
+//! - [`jitter`]: the receiving side: reorders packets, conceals lost ones, and plays out at
+//!   the consumer's clock with a constant delay, correcting clock drift by resampling;
+//! - [`resample`]: the adaptive-ratio interpolator the jitter buffer uses;
+//! - [`tone`]: the simulated microphone's sine, and [`meter`]: frequency and level of what
+//!   arrives, for the simulated speaker and the tests.
+
+pub mod jitter;
+pub mod meter;
+pub mod packetizer;
+pub mod pcm;
+pub mod resample;
+pub mod tone;
+
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats};
+pub use meter::ToneMeter;
+pub use packetizer::Packetizer;
+pub use tone::Tone;
