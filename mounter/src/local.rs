@@ -144,7 +144,8 @@ fn mount_camera(
 ) -> Result<CameraMount> {
     let (sink, claim) = match &opts.camera_sink {
         CameraSink::Loopback => {
-            let c = claim_loopback(&xoq_link::paths::runtime_dir())?;
+            let label = format!("XoQ {server_name} {}", d.name);
+            let c = claim_loopback(&xoq_link::paths::runtime_dir(), &label)?;
             (Sink::loopback(&c.path, cs.codec), Some(c))
         }
         CameraSink::Y4m(dir) => {

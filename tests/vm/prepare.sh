@@ -88,10 +88,11 @@ apt_update() {
 #   gcc-12, make        build v4l2loopback.ko (Debian 12's kernel is built with gcc-12; its
 #                       headers call gcc-12 by name) and the static xoq-vm-exit helper
 #   libc6-dev           static glibc for that helper
+#   curl                fetches the pinned newer v4l2loopback from Debian's pool
 ensure_host_tools() {
 	local missing=() pair cmd pkg
 	for pair in qemu-system-x86_64:qemu-system-x86 cpio:cpio xz:xz-utils gcc-12:gcc-12 \
-		make:make dpkg-deb:dpkg flock:util-linux; do
+		make:make dpkg-deb:dpkg flock:util-linux curl:curl; do
 		cmd=${pair%%:*} pkg=${pair#*:}
 		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 	done
@@ -161,9 +162,15 @@ resolve_apt() {
 	} >"$RESOLVED"
 }
 
+# v4l2loopback 0.15 (Debian 13's), built beside Debian 12's 0.12.7 and loaded instead of it by the
+# suites that need the control device.
+NEW_V4L2LB_DEB=v4l2loopback-dkms_0.15.0-2_all.deb
+NEW_V4L2LB_URL=http://deb.debian.org/debian/pool/main/v/v4l2loopback/$NEW_V4L2LB_DEB
+NEW_V4L2LB_SHA256=d9b768037e28852070d31af3376d90c8b448f9807de29d664587082bb7784cd4
+
 # The stage keys (see the top of this file).
 set_keys() {
-	KEY_DEBS="$KVER $(tr '\n' ' ' <<<"$PKGVERS")"
+	KEY_DEBS="$KVER $(tr '\n' ' ' <<<"$PKGVERS") $NEW_V4L2LB_DEB"
 	KEY_KERNEL="$KEY_DEBS script=$(vm_sha "$HERE/prepare.sh")"
 	KEY_INITRAMFS="$KEY_KERNEL init=$(vm_sha "$HERE/guest-init" "$HERE/guest-exit.c" "$HERE/lib.sh") libc6=$(vm_libc_version)"
 }
@@ -205,6 +212,12 @@ stage_debs() {
 		(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "${pkgs[@]}") ||
 			vm_die "apt-get download failed"
 	fi
+	# A newer v4l2loopback (with the /dev/v4l2loopback control device) for the suite that tests
+	# adding devices at run time; pinned by checksum (trixie's package, from Debian's pool).
+	curl -fsSL --retry 3 -o "$tmp/$NEW_V4L2LB_DEB" "$NEW_V4L2LB_URL" ||
+		vm_die "cannot download $NEW_V4L2LB_URL"
+	echo "$NEW_V4L2LB_SHA256  $tmp/$NEW_V4L2LB_DEB" | sha256sum -c --quiet - ||
+		vm_die "$NEW_V4L2LB_DEB does not have the expected checksum"
 	rm -rf "$DEBS" && mv "$tmp" "$DEBS"
 	vm_log "download: $(du -sh "$DEBS" | cut -f1) in $(elapsed "$t0") s"
 }
@@ -251,18 +264,28 @@ stage_kernel() {
 	grep -q "$khdr/usr/src/linux-headers-$KBASE-common" "$kh/Makefile" ||
 		vm_die "the headers Makefile does not name linux-headers-$KBASE-common: its layout changed"
 
+	# build_v4l2loopback SRC OUT.ko: one v4l2loopback source tree against these headers.
+	build_v4l2loopback() {
+		local t1 b
+		t1=$(date +%s.%N) b=$work/build-$(basename "$1")
+		vm_log "building $(basename "$1") against $KVER"
+		cp -r "$1" "$b"
+		if ! make -s -C "$kh" M="$b" modules >"$b.log" 2>&1; then
+			cat "$b.log"
+			vm_die "$(basename "$1") build failed"
+		fi
+		mkdir -p "$(dirname "$2")"
+		cp "$b/v4l2loopback.ko" "$2"
+		vm_log "$(basename "$1"): v4l2loopback.ko built in $(elapsed "$t1") s"
+	}
 	src=$(first "$khdr"/usr/src/v4l2loopback-*) || vm_die "no v4l2loopback source in v4l2loopback-dkms"
-	vm_log "building $(basename "$src") against $KVER"
-	local t1
-	t1=$(date +%s.%N)
-	cp -r "$src" "$work/v4l2loopback"
-	if ! make -s -C "$kh" M="$work/v4l2loopback" modules >"$work/v4l2loopback.log" 2>&1; then
-		cat "$work/v4l2loopback.log"
-		vm_die "v4l2loopback build failed"
-	fi
-	mkdir -p "$md/extra"
-	cp "$work/v4l2loopback/v4l2loopback.ko" "$md/extra/"
-	vm_log "v4l2loopback.ko built in $(elapsed "$t1") s"
+	build_v4l2loopback "$src" "$md/extra/v4l2loopback.ko"
+	# The newer module goes outside the module tree (depmod would see two v4l2loopbacks), at
+	# /lib/xoq/v4l2loopback-new.ko in the guest.
+	rm -rf "$work/new-v4l2lb" && mkdir -p "$work/new-v4l2lb"
+	dpkg -x "$DEBS/$NEW_V4L2LB_DEB" "$work/new-v4l2lb"
+	src=$(first "$work"/new-v4l2lb/usr/src/v4l2loopback-*) || vm_die "no source in $NEW_V4L2LB_DEB"
+	build_v4l2loopback "$src" "$KDIR.new/modroot/lib/xoq/v4l2loopback-new.ko"
 
 	# Closure of WANT_MODULES over the "depends=" of each .ko. Debian's .deb has no modules.dep
 	# (its postinst runs depmod), so the dependencies are read from the modules themselves.

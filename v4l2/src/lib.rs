@@ -5,9 +5,11 @@
 //! - [`device`]: an open video node: capabilities, formats, sizes, rates, format and rate;
 //! - [`capture`]: mmap streaming capture with each frame's capture time;
 //! - [`output`]: writing frames to a v4l2loopback device;
+//! - [`control`]: adding and removing v4l2loopback devices at run time (module 0.13+);
 //! - [`jpeg`]: cutting an MJPEG buffer to its image.
 
 pub mod capture;
+pub mod control;
 pub mod device;
 pub mod jpeg;
 pub mod output;

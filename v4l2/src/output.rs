@@ -32,7 +32,13 @@ impl Output {
         // STREAMON(OUTPUT); a write()-only producer that exits can leave the device announcing
         // no capability at all (every later S_FMT fails) until the module is reloaded.
         let mut t = BUF_TYPE_VIDEO_OUTPUT as libc::c_int;
-        crate::device::ioctl(&dev.file, crate::sys::VIDIOC_STREAMON, &mut t)?;
+        match crate::device::ioctl(&dev.file, crate::sys::VIDIOC_STREAMON, &mut t) {
+            Ok(_) => {}
+            // Newer modules (0.13+) refuse STREAMON before buffers are requested; they
+            // take a write()-only producer as it is.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
         Ok(Output { dev, format: got })
     }
 

@@ -41,6 +41,10 @@ impl CameraMount {
         if let Some(l) = &self.link {
             l.remove();
         }
+        if let Some(c) = self._claim.as_ref().filter(|c| c.added()) {
+            self.decoder.close();
+            c.release();
+        }
     }
 
     fn publish_stats(&self) {

@@ -23,6 +23,8 @@ const SAMPLES: usize = 2048;
 enum Input {
     Frame(VideoFrame),
     Mode(VideoMode),
+    /// Close the sink and stop; answer when done.
+    Close(SyncSender<()>),
 }
 
 /// Counters of one camera mount.
@@ -81,6 +83,14 @@ impl DecoderHandle {
         }
     }
 
+    /// Closes the sink (so its device can be removed) and stops the thread.
+    pub fn close(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Input::Close(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
+    }
+
     /// The mode frames now come in (sizes can change on a switch).
     pub fn set_mode(&self, m: VideoMode) {
         let _ = self.tx.send(Input::Mode(m));
@@ -117,6 +127,11 @@ fn run(
             Ok(Input::Mode(m)) => {
                 mode = m;
                 continue;
+            }
+            Ok(Input::Close(done)) => {
+                drop(sink);
+                let _ = done.send(());
+                return;
             }
             Ok(Input::Frame(f)) => {
                 let captured = f.capture_us;
