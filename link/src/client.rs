@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::datagrams::{DatagramEnd, DatagramRouter};
 use crate::frames::FrameRouter;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct ClientSession {
     pub welcome: Welcome,
     /// Camera frames of this connection, by device.
     pub frames: Arc<FrameRouter>,
+    /// Audio packets of this connection, by device.
+    pub datagrams: Arc<DatagramRouter>,
     // Kept open for the life of the session: the server ends the session when it closes.
     _control: (MessageWriter, MessageReader),
 }
@@ -102,10 +105,19 @@ async fn connect_inner(
         Ok(Some(Message::Welcome(welcome))) => {
             let frames = Arc::new(FrameRouter::default());
             tokio::spawn(frames.clone().run(conn.clone()));
+            let datagrams = Arc::new(DatagramRouter::default());
+            let (router, c) = (datagrams.clone(), conn.clone());
+            tokio::spawn(async move {
+                if let DatagramEnd::Malformed(why) = router.run(&c).await {
+                    tracing::warn!("server sent a malformed datagram: {why}; closing the link");
+                    c.close(VarInt::from_u32(crate::CLOSE_PROTOCOL), why.as_bytes());
+                }
+            });
             Ok(ClientSession {
                 conn,
                 welcome,
                 frames,
+                datagrams,
                 _control: (writer, reader),
             })
         }

@@ -1,5 +1,6 @@
 //! Creates the local device for one catalog entry: a CUSE tty or PTY for a serial port, a vcan
-//! interface for a CAN bus, a loopback video device (or file) for a camera.
+//! interface for a CAN bus, a loopback video device (or file) for a camera, a PipeWire node for
+//! a microphone or speaker.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use xoq_wire::{Access, DeviceInfo, DeviceKind, DeviceSettings};
 
+use crate::audio::AudioMount;
 use crate::camera::claim::{claim_loopback, NamedLink};
 use crate::camera::decode::DecoderHandle;
 use crate::camera::sink::Sink;
@@ -130,6 +132,14 @@ pub fn mount_one(
         }
         (DeviceKind::Camera, DeviceSettings::Camera(cs)) => {
             Mounted::Camera(Arc::new(mount_camera(d, cs, access, opts, server_name)?))
+        }
+        (DeviceKind::Audio, DeviceSettings::Audio(a)) => {
+            let m = AudioMount::create(&d.name, server_name, *a, access, opts.audio_latency_ms)?;
+            println!(
+                "mounted  audio  {}  ->  {}  ({access}, {}, {} frames a packet)",
+                d.name, m.status.local, a.format, a.packet_frames
+            );
+            Mounted::Audio(Arc::new(m))
         }
         _ => return Ok(None),
     }))

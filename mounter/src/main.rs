@@ -1,5 +1,6 @@
 //! `xoq-mount`: makes a remote robot's hardware appear as local devices.
 
+mod audio;
 mod camera;
 mod can;
 mod local;
@@ -69,7 +70,8 @@ struct MountArgs {
     /// reaches the port; needs /dev/cuse, i.e. root and the cuse module) or a PTY.
     #[arg(long, value_enum, default_value_t = SerialDevice::Auto)]
     serial_device: SerialDevice,
-    /// Where remote cameras go: `loopback` (a free v4l2loopback device labelled xoq*, linked as
+    /// Where remote cameras go: `loopback` (a v4l2loopback device, added on demand with
+    /// v4l2loopback 0.13+ or else a free one labelled xoq*, linked as
     /// /dev/xoq/<server>-<camera>), `y4m:DIR` (DIR/<camera>.y4m, for tests and recording) or
     /// `null` (decode and drop, for benchmarks).
     #[arg(long, default_value = "loopback")]
@@ -77,6 +79,10 @@ struct MountArgs {
     /// Ask every camera for this mode, e.g. 1280x720@30 (default: the camera's own).
     #[arg(long)]
     camera_mode: Option<xoq_wire::VideoMode>,
+    /// Delay of the jitter buffer that plays remote microphones, in milliseconds: larger rides
+    /// out worse networks, smaller is closer to live.
+    #[arg(long, default_value_t = audio::bridge::DEFAULT_LATENCY_MS, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    audio_latency_ms: u32,
     /// Open every device read-only, whatever the server grants.
     #[arg(long)]
     read_only: bool,
@@ -178,6 +184,7 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
         serial_device: args.serial_device,
         camera_sink: args.camera_sink,
         camera_mode: args.camera_mode,
+        audio_latency_ms: args.audio_latency_ms,
         first_index: args.first_index,
         read_only: args.read_only,
         client_name: nix::unistd::gethostname()

@@ -7,8 +7,9 @@ use xoq_wire::Access;
 
 use tokio::sync::mpsc;
 use xoq_link::client::ClientSession;
-use xoq_wire::VideoFrame;
+use xoq_wire::{AudioPacket, VideoFrame};
 
+use crate::audio::AudioMount;
 use crate::camera::CameraMount;
 use crate::can::CanMount;
 use crate::serial::{bridge, CuseMount, SerialMount};
@@ -33,6 +34,15 @@ pub enum Mounted {
     SerialCuse(Arc<CuseMount>),
     Can(Arc<CanMount>),
     Camera(Arc<CameraMount>),
+    Audio(Arc<AudioMount>),
+}
+
+/// What arrives for a device outside its stream, routed by device name.
+pub enum Incoming {
+    /// A camera's frames (each on its own unidirectional stream).
+    Frames(mpsc::Receiver<VideoFrame>),
+    /// A microphone's packets (datagrams).
+    Audio(mpsc::Receiver<AudioPacket>),
 }
 
 impl Mounted {
@@ -42,6 +52,7 @@ impl Mounted {
             Mounted::SerialCuse(m) => &m.name,
             Mounted::Can(m) => &m.name,
             Mounted::Camera(m) => &m.name,
+            Mounted::Audio(m) => &m.name,
         }
     }
     pub fn access(&self) -> Access {
@@ -50,6 +61,7 @@ impl Mounted {
             Mounted::SerialCuse(m) => m.access,
             Mounted::Can(m) => m.access,
             Mounted::Camera(m) => m.access,
+            Mounted::Audio(m) => m.access,
         }
     }
     pub fn status(&self) -> &Arc<DeviceStatus> {
@@ -58,13 +70,15 @@ impl Mounted {
             Mounted::SerialCuse(m) => &m.status,
             Mounted::Can(m) => &m.status,
             Mounted::Camera(m) => &m.status,
+            Mounted::Audio(m) => &m.status,
         }
     }
-    /// What must be listened to before the device is opened (a camera's frames, which the
-    /// server starts sending at once).
-    pub fn listen(&self, session: &ClientSession) -> Option<mpsc::Receiver<VideoFrame>> {
+    /// What must be listened to before the device is opened (a camera's frames and a
+    /// microphone's packets, which the server starts sending at once).
+    pub fn listen(&self, session: &ClientSession) -> Option<Incoming> {
         match self {
-            Mounted::Camera(m) => Some(session.frames.listen(&m.name)),
+            Mounted::Camera(m) => Some(Incoming::Frames(session.frames.listen(&m.name))),
+            Mounted::Audio(m) => m.listen(session).map(Incoming::Audio),
             _ => None,
         }
     }
@@ -73,16 +87,21 @@ impl Mounted {
     pub async fn bridge(
         &self,
         stream: DeviceStream,
-        frames: Option<mpsc::Receiver<VideoFrame>>,
+        incoming: Option<Incoming>,
+        session: &ClientSession,
     ) -> BridgeEnd {
-        match (self, frames) {
+        match (self, incoming) {
             (Mounted::Serial(m), _) => bridge(m, stream).await,
             (Mounted::SerialCuse(m), _) => m.bridge(stream).await,
             (Mounted::Can(m), _) => m.bridge(stream).await,
-            (Mounted::Camera(m), Some(f)) => m.bridge(stream, f).await,
-            (Mounted::Camera(_), None) => {
+            (Mounted::Camera(m), Some(Incoming::Frames(f))) => m.bridge(stream, f).await,
+            (Mounted::Camera(_), _) => {
                 BridgeEnd::LinkLost("camera opened without listening for its frames".into())
             }
+            (Mounted::Audio(m), Some(Incoming::Audio(p))) => {
+                m.bridge(stream, Some(p), session).await
+            }
+            (Mounted::Audio(m), _) => m.bridge(stream, None, session).await,
         }
     }
     /// Removes the local device (link or interface) and says so.
@@ -108,6 +127,10 @@ impl Mounted {
                     m.name,
                     at.unwrap_or_default()
                 );
+            }
+            Mounted::Audio(m) => {
+                m.remove();
+                println!("unmounted  audio  {}  ({})", m.name, m.status.local);
             }
             Mounted::Can(m) => {
                 m.vcan.remove();

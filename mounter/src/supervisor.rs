@@ -33,6 +33,8 @@ pub struct MountOptions {
     pub camera_sink: CameraSink,
     /// The mode to ask cameras for (`--camera-mode`), if any.
     pub camera_mode: Option<xoq_wire::VideoMode>,
+    /// Delay of the jitter buffer of remote microphones, in milliseconds.
+    pub audio_latency_ms: u32,
     pub first_index: u32,
     pub read_only: bool,
     pub client_name: String,
@@ -165,11 +167,11 @@ fn mount_new_devices(
 /// Keeps one device open and bridged for the life of a connection.
 async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
     loop {
-        let frames = m.listen(&session);
+        let incoming = m.listen(&session);
         match session.open_device(m.name(), m.access()).await {
             Ok(stream) => {
                 m.status().set_state("open");
-                match m.bridge(stream, frames).await {
+                match m.bridge(stream, incoming, &session).await {
                     BridgeEnd::LinkLost(why) => {
                         tracing::debug!(device = %m.name(), "bridge stopped: {why}");
                         return;

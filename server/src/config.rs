@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use xoq_wire::{FlowControl, LineSettings, Parity, StopBits};
+use xoq_wire::{AudioDirection, FlowControl, LineSettings, Parity, StopBits};
+
+use crate::audio::config::AudioConfig;
 
 /// Where the packaged service looks for its configuration.
 pub const SYSTEM_CONFIG: &str = "/etc/xoq/server.toml";
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     pub can: Vec<CanConfig>,
     #[serde(default)]
     pub camera: Vec<CameraConfig>,
+    #[serde(default)]
+    pub audio: Vec<AudioConfig>,
 }
 
 /// One `[[camera]]` table.
@@ -273,9 +277,25 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Adds `--mic`/`--speaker NAME=ALSA_DEVICE` and `--sim-mic`/`--sim-speaker NAME`.
+    pub fn add_audio_shortcut(
+        &mut self,
+        spec: &str,
+        direction: AudioDirection,
+        simulated: bool,
+    ) -> Result<()> {
+        self.audio
+            .push(AudioConfig::shortcut(spec, direction, simulated)?);
+        Ok(())
+    }
+
     /// Checks names are unique and every device says what it is.
     pub fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
+        for a in &self.audio {
+            unique_name(&mut seen, &a.name)?;
+            a.validate()?;
+        }
         for c in &self.camera {
             unique_name(&mut seen, &c.name)?;
             if c.device.is_some() == c.simulated {
@@ -312,11 +332,15 @@ impl ServerConfig {
             }
             s.initial_line()?;
         }
-        if self.serial.is_empty() && self.can.is_empty() && self.camera.is_empty() {
+        if self.serial.is_empty()
+            && self.can.is_empty()
+            && self.camera.is_empty()
+            && self.audio.is_empty()
+        {
             bail!(
                 "no devices to serve: give --serial NAME=PATH, --sim-serial NAME, --can \
-                 NAME=IFACE, --sim-can NAME, --camera NAME=DEVICE or --sim-camera NAME, or a \
-                 config file (see packaging/server.toml)"
+                 NAME=IFACE, --sim-can NAME, --camera NAME=DEVICE, --sim-camera NAME, --sim-mic \
+                 NAME, --sim-speaker NAME, or a config file (see packaging/server.toml)"
             );
         }
         Ok(())

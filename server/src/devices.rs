@@ -8,6 +8,9 @@ use xoq_wire::{Access, DeviceInfo};
 
 use xoq_link::cansock::ALL_ERRORS;
 
+use crate::audio::config::AudioConfig;
+use crate::audio::sim::{SimMicrophone, SimSpeaker};
+use crate::audio::AudioDevice;
 use crate::camera::sim::SimCamera;
 use crate::camera::v4l2::V4l2Camera;
 use crate::camera::CameraDevice;
@@ -18,6 +21,8 @@ use crate::config::ServerConfig;
 use crate::serial::hardware::HardwarePort;
 use crate::serial::sim::SimEcho;
 use crate::serial::SerialDevice;
+use xoq_audio::Tone;
+use xoq_wire::AudioDirection;
 
 /// One served device of any kind.
 #[derive(Clone)]
@@ -25,6 +30,7 @@ pub enum Device {
     Serial(Arc<SerialDevice>),
     Can(Arc<CanDevice>),
     Camera(Arc<CameraDevice>),
+    Audio(Arc<AudioDevice>),
 }
 
 impl Device {
@@ -33,6 +39,7 @@ impl Device {
             Device::Serial(d) => &d.name,
             Device::Can(d) => &d.name,
             Device::Camera(d) => &d.name,
+            Device::Audio(d) => &d.name,
         }
     }
     pub fn info(&self, access: Access) -> DeviceInfo {
@@ -40,6 +47,7 @@ impl Device {
             Device::Serial(d) => d.info(access),
             Device::Can(d) => d.info(access),
             Device::Camera(d) => d.info(access),
+            Device::Audio(d) => d.info(access),
         }
     }
 }
@@ -94,6 +102,11 @@ impl Devices {
                 dev.map_err(|e| anyhow::anyhow!("camera `{}`: {e}", c.name))?,
             ));
         }
+        for a in &cfg.audio {
+            list.push(Device::Audio(
+                start_audio(a).map_err(|e| anyhow::anyhow!("audio `{}`: {e}", a.name))?,
+            ));
+        }
         Ok(Devices { list })
     }
 
@@ -108,4 +121,36 @@ impl Devices {
             .filter_map(|d| auth.access(client, d.name()).map(|a| d.info(a)))
             .collect()
     }
+}
+
+/// Starts one configured microphone or speaker (the config has been validated).
+fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
+    let name = a.name.clone();
+    let dev = match (a.direction()?, &a.device) {
+        (AudioDirection::Capture, None) => {
+            let format = a.sim_format();
+            let tone = Tone::new(a.tone_hz.unwrap_or(440.0), 0.5, format.rate);
+            let mic = SimMicrophone {
+                format,
+                tone,
+                drift_ppm: a.drift_ppm,
+            };
+            AudioDevice::spawn_microphone(name, mic, a.packet_ms())?
+        }
+        (AudioDirection::Playback, None) => {
+            let speaker = SimSpeaker {
+                format: a.sim_format(),
+                drift_ppm: a.drift_ppm,
+                record: a.record.clone(),
+                jitter: None,
+            };
+            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |s, jb| {
+                s.jitter = Some(jb)
+            })?
+        }
+        (_, Some(device)) => {
+            anyhow::bail!("ALSA device `{device}`: this build serves simulated audio devices only")
+        }
+    };
+    Ok(dev)
 }

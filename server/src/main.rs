@@ -1,5 +1,6 @@
 //! `xoq-server`: serves this robot's hardware to authorized XoQ clients.
 
+mod audio;
 mod camera;
 mod can;
 mod config;
@@ -16,7 +17,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xoq_link::authorized::{parse_device_spec, AuthorizedClients, ClientGrant};
 use xoq_link::{load_or_create_key, paths, EndpointId, Ticket};
-use xoq_wire::Access;
+use xoq_wire::{Access, AudioDirection};
 
 use crate::config::ServerConfig;
 
@@ -98,6 +99,13 @@ struct ServeArgs {
     /// Serve the simulated camera (numbered moving test pattern) as NAME (repeatable).
     #[arg(long = "sim-camera")]
     sim_camera: Vec<String>,
+    /// Serve a simulated microphone (a 440 Hz sine, 48 kHz mono) as NAME (repeatable).
+    #[arg(long = "sim-mic")]
+    sim_mic: Vec<String>,
+    /// Serve a simulated speaker that measures what it plays: NAME[=RECORD_FILE], writing a
+    /// line of frequency, level and jitter-buffer counters per second to RECORD_FILE.
+    #[arg(long = "sim-speaker")]
+    sim_speaker: Vec<String>,
     /// Maximum age in ms of client frames for the --can/--sim-can devices (0 = no limit).
     #[arg(long, default_value_t = 0)]
     can_max_age_ms: u32,
@@ -154,6 +162,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             for c in &a.sim_camera {
                 cfg.add_camera_shortcut(c, true)?;
+            }
+            for m in &a.sim_mic {
+                cfg.add_audio_shortcut(m, AudioDirection::Capture, true)?;
+            }
+            for m in &a.sim_speaker {
+                cfg.add_audio_shortcut(m, AudioDirection::Playback, true)?;
             }
             cfg.validate()?;
             let key = load_or_create_key(&key_path)?;

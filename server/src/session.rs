@@ -7,6 +7,7 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::EndpointId;
 use tokio::sync::mpsc;
+use xoq_link::datagrams::{DatagramEnd, DatagramRouter};
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
 use xoq_wire::{
     negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
@@ -131,12 +132,16 @@ async fn run_session(
 ) {
     let (_writer, mut reader) = control;
     let auth = Arc::new(auth);
+    let datagrams = Arc::new(DatagramRouter::default());
+    let datagrams_ended = datagrams.run(conn);
+    tokio::pin!(datagrams_ended);
     loop {
         tokio::select! {
             s = conn.accept_bi() => match s {
                 Ok((send, recv)) => {
                     let (ctx, conn, auth) = (ctx.clone(), conn.clone(), auth.clone());
-                    tokio::spawn(async move { serve_device(ctx, conn, client, auth, send, recv).await });
+                    let datagrams = datagrams.clone();
+                    tokio::spawn(async move { serve_device(ctx, conn, client, auth, datagrams, send, recv).await });
                 }
                 Err(e) => {
                     tracing::debug!("connection ended: {e}");
@@ -156,6 +161,13 @@ async fn run_session(
                 }
                 Err(_) => return,
             },
+            end = &mut datagrams_ended => {
+                if let DatagramEnd::Malformed(why) = end {
+                    tracing::warn!("malformed datagram: {why}; closing this connection");
+                    protocol_close(conn, why);
+                }
+                return;
+            }
         }
     }
 }
@@ -165,6 +177,7 @@ async fn serve_device(
     conn: Connection,
     client: EndpointId,
     auth: Arc<AuthorizedClients>,
+    datagrams: Arc<DatagramRouter>,
     send: SendStream,
     recv: RecvStream,
 ) {
@@ -215,11 +228,13 @@ async fn serve_device(
             conn: &conn,
             reader: &mut reader,
             outbox,
+            datagrams,
         };
         match attachment {
             Attached::Serial(a) => crate::serial::stream::handle_requests(&mut requests, a).await,
             Attached::Can(a) => crate::can::stream::handle_requests(&mut requests, a).await,
             Attached::Camera(a) => crate::camera::stream::handle_requests(&mut requests, a).await,
+            Attached::Audio(a) => crate::audio::stream::handle_requests(&mut requests, a).await,
         }
     };
     tokio::select! {
@@ -234,6 +249,7 @@ enum Attached {
     Serial(crate::serial::Attachment),
     Can(crate::can::CanAttachment),
     Camera(crate::camera::CameraAttachment),
+    Audio(crate::audio::AudioAttachment),
 }
 
 fn open_device(
@@ -272,6 +288,7 @@ fn open_device(
             Ok((Attached::Can(att), d.info(access)))
         }
         Device::Camera(d) => Ok((Attached::Camera(d.attach(access, tx)), d.info(access))),
+        Device::Audio(d) => Ok((Attached::Audio(d.attach(access)?), d.info(access))),
     }
 }
 
@@ -284,9 +301,16 @@ pub(crate) struct DeviceRequests<'a> {
     reader: &'a mut MessageReader,
     /// The stream's outbox, for the answer to a malformed message.
     outbox: Outbox,
+    /// The connection's audio datagrams, by device.
+    pub datagrams: Arc<DatagramRouter>,
 }
 
 impl DeviceRequests<'_> {
+    /// Sends `m` to the client on this device's stream; `Err` once the stream is gone.
+    pub(crate) async fn reply(&self, m: Message) -> Result<(), ()> {
+        self.outbox.send(m).await.map_err(|_| ())
+    }
+
     /// The next request; `None` when the stream ended or the link failed, and after undecodable
     /// bytes, which are answered with `Error{Malformed}` and close the connection.
     pub(crate) async fn next(&mut self) -> Option<Message> {

@@ -1,0 +1,259 @@
+//! A remote audio device mounted here, and the bridge that carries its packets for one
+//! connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use tokio::sync::mpsc;
+use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
+use xoq_link::client::{ClientSession, DeviceStream};
+use xoq_link::datagrams;
+use xoq_link::sync::lock;
+use xoq_wire::{Access, AudioDirection, AudioPacket, AudioSettings, ErrorCode, Message};
+
+use crate::mounted::BridgeEnd;
+use crate::status::DeviceStatus;
+
+/// The jitter buffer's delay for remote microphones unless `--audio-latency-ms` says otherwise.
+pub const DEFAULT_LATENCY_MS: u32 = 20;
+
+/// One mounted microphone or speaker; outlives connections.
+pub struct AudioMount {
+    pub name: String,
+    pub access: Access,
+    pub status: Arc<DeviceStatus>,
+    pub settings: AudioSettings,
+    /// Microphone: what its node plays.
+    jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// Speaker: what its node received.
+    #[cfg(feature = "pipewire")]
+    queue: Option<Arc<super::node::SinkQueue>>,
+    /// The PipeWire node, removed on unmount.
+    #[cfg(feature = "pipewire")]
+    node: Mutex<Option<super::node::Node>>,
+    sent: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+impl AudioMount {
+    /// Creates the PipeWire node `xoq.<server>.<device>`.
+    #[cfg(feature = "pipewire")]
+    pub fn create(
+        name: &str,
+        server: &str,
+        settings: AudioSettings,
+        access: Access,
+        latency_ms: u32,
+    ) -> Result<AudioMount> {
+        use super::node::{Node, NodeIo, NodeSpec, SinkQueue};
+        if settings.direction == AudioDirection::Playback && access == Access::ReadOnly {
+            bail!("speaker {name} needs read-write access (this mount is read-only)");
+        }
+        let format = settings.format;
+        let (io, jitter, queue) = match settings.direction {
+            AudioDirection::Capture => {
+                let cfg = JitterConfig::new(
+                    format.rate,
+                    usize::from(format.channels),
+                    usize::from(settings.packet_frames),
+                    latency_ms,
+                );
+                let jb = Arc::new(Mutex::new(JitterBuffer::new(cfg)));
+                (NodeIo::Source(jb.clone()), Some(jb), None)
+            }
+            AudioDirection::Playback => {
+                let q = Arc::new(SinkQueue::new(&format));
+                (NodeIo::Sink(q.clone()), None, Some(q))
+            }
+        };
+        let node_name = format!("xoq.{server}.{name}");
+        let spec = NodeSpec {
+            name: node_name.clone(),
+            description: format!("XoQ {server} {name}"),
+            direction: settings.direction,
+            format,
+            quantum: u32::from(settings.packet_frames),
+        };
+        let node = Node::spawn(spec, io)?;
+        let class = match settings.direction {
+            AudioDirection::Capture => "pipewire source",
+            AudioDirection::Playback => "pipewire sink",
+        };
+        let status = DeviceStatus::new(
+            name,
+            "audio",
+            format!("{class} {node_name}"),
+            access.to_string(),
+        );
+        Ok(AudioMount {
+            name: name.to_string(),
+            access,
+            status,
+            settings,
+            jitter,
+            queue,
+            node: Mutex::new(Some(node)),
+            sent: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+        })
+    }
+
+    #[cfg(not(feature = "pipewire"))]
+    pub fn create(
+        name: &str,
+        _server: &str,
+        _settings: AudioSettings,
+        _access: Access,
+        _latency_ms: u32,
+    ) -> Result<AudioMount> {
+        bail!("audio device {name}: this xoq-mount was built without PipeWire support")
+    }
+
+    /// Removes the PipeWire node.
+    pub fn remove(&self) {
+        #[cfg(feature = "pipewire")]
+        lock(&self.node).take();
+    }
+
+    /// What must be listened to before the device is opened: a microphone's packets.
+    pub fn listen(&self, session: &ClientSession) -> Option<mpsc::Receiver<AudioPacket>> {
+        (self.settings.direction == AudioDirection::Capture)
+            .then(|| session.datagrams.listen(&self.name))
+    }
+
+    fn publish_stats(&self) {
+        if let Some(jb) = &self.jitter {
+            let (s, rate) = {
+                let jb = lock(jb);
+                (jb.stats(), f64::from(jb.config().rate))
+            };
+            self.status.set_detail(
+                "jitter",
+                json!({
+                    "received": s.received, "late": s.late, "concealed": s.concealed,
+                    "underruns": s.underruns, "overruns": s.overruns, "resyncs": s.resyncs,
+                    "malformed": s.malformed,
+                    "depth_ms": s.depth * 1000.0 / rate,
+                    "drift_ppm": s.ratio_ppm,
+                }),
+            );
+        }
+        self.status.set_detail(
+            "packets",
+            json!({
+                "sent": self.sent.load(Ordering::Relaxed),
+                "send_errors": self.send_errors.load(Ordering::Relaxed),
+            }),
+        );
+    }
+
+    /// Carries packets until the stream or the connection ends.
+    pub async fn bridge(
+        &self,
+        stream: DeviceStream,
+        packets: Option<mpsc::Receiver<AudioPacket>>,
+        session: &ClientSession,
+    ) -> BridgeEnd {
+        let DeviceStream { mut reader, .. } = stream;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let audio = async {
+            match packets {
+                Some(rx) => self.receive(rx).await,
+                None => self.send(session).await,
+            }
+        };
+        tokio::pin!(audio);
+        loop {
+            tokio::select! {
+                end = &mut audio => return end,
+                m = reader.next() => match m {
+                    Ok(Some(Message::Error { code, text })) => {
+                        self.status.errors.fetch_add(1, Ordering::Relaxed);
+                        if code == ErrorCode::DeviceGone {
+                            return BridgeEnd::DeviceGone(text);
+                        }
+                        tracing::error!(device = %self.name, %code, "{text}");
+                        self.status.set_detail("last_error", json!(text));
+                    }
+                    Ok(Some(other)) => {
+                        return BridgeEnd::LinkLost(format!("server sent {} on an audio stream", other.name()))
+                    }
+                    Ok(None) => return BridgeEnd::DeviceGone("the server closed the audio stream".into()),
+                    Err(e) => return BridgeEnd::LinkLost(e.to_string()),
+                },
+                _ = tick.tick() => self.publish_stats(),
+            }
+        }
+    }
+
+    /// Microphone: packets into the jitter buffer that the node drains.
+    async fn receive(&self, mut rx: mpsc::Receiver<AudioPacket>) -> BridgeEnd {
+        let Some(jitter) = &self.jitter else {
+            return BridgeEnd::LinkLost("microphone without a jitter buffer".into());
+        };
+        let format = self.settings.format;
+        let max = usize::from(self.settings.packet_frames) * format.frame_bytes();
+        let mut samples = Vec::new();
+        while let Some(p) = rx.recv().await {
+            self.status
+                .rx_bytes
+                .fetch_add(p.data.len() as u64, Ordering::Relaxed);
+            samples.clear();
+            // A packet of partial frames or over-long is dropped (the buffer counts it).
+            if p.data.len() <= max && p.data.len().is_multiple_of(format.frame_bytes()) {
+                pcm::decode(format.sample, &p.data, &mut samples);
+            }
+            lock(jitter).push(p.seq, &samples);
+        }
+        BridgeEnd::LinkLost("audio packets stopped".into())
+    }
+
+    /// Speaker: what programs play, cut into packets, to the server.
+    #[cfg(feature = "pipewire")]
+    async fn send(&self, session: &ClientSession) -> BridgeEnd {
+        let Some(queue) = &self.queue else {
+            return BridgeEnd::LinkLost("speaker without a queue".into());
+        };
+        let format = self.settings.format;
+        let mut packer =
+            Packetizer::new(&self.name, format, usize::from(self.settings.packet_frames));
+        let mut ready = Vec::new();
+        let mut chunk = Vec::new();
+        lock(&queue.samples).clear(); // what played while there was no link is stale
+        loop {
+            queue.ready.notified().await;
+            chunk.clear();
+            chunk.extend(lock(&queue.samples).drain(..));
+            let frames = chunk.len() / usize::from(format.channels);
+            // The first of these frames left the program one chunk ago.
+            let captured = xoq_link::canframe::unix_us(std::time::SystemTime::now())
+                .saturating_sub(frames as u64 * 1_000_000 / u64::from(format.rate));
+            packer.push(&chunk, captured, &mut ready);
+            for p in ready.drain(..) {
+                let len = p.data.len() as u64;
+                match datagrams::send(&session.conn, datagrams::encode(&p)) {
+                    Ok(()) => {
+                        self.sent.fetch_add(1, Ordering::Relaxed);
+                        self.status.tx_bytes.fetch_add(len, Ordering::Relaxed);
+                    }
+                    Err(datagrams::SendError::Closed) => {
+                        return BridgeEnd::LinkLost("the link closed".into())
+                    }
+                    Err(e) => {
+                        if self.send_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::error!(device = %self.name, "{e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(not(feature = "pipewire"))]
+    async fn send(&self, _session: &ClientSession) -> BridgeEnd {
+        BridgeEnd::LinkLost("built without PipeWire support".into())
+    }
+}

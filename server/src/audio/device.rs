@@ -1,0 +1,219 @@
+//! One served microphone or speaker.
+//!
+//! A microphone's thread captures continuously, cuts what it hears into packets and fans each
+//! out, already encoded as a datagram, to every client listening. A speaker's thread plays
+//! from a jitter buffer at the speaker's own clock; the one read-write client feeds that
+//! buffer. With nobody sending, the speaker plays silence.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
+use xoq_link::sync::lock;
+use xoq_wire::{
+    Access, AudioDirection, AudioPacket, AudioSettings, DeviceInfo, DeviceKind, DeviceSettings,
+    ErrorCode,
+};
+
+use super::backend::{Microphone, Speaker};
+
+/// Packets buffered per client before it starts losing them (a tenth of a second).
+const FANOUT_DEPTH: usize = 10;
+/// Largest datagram we send: fits the smallest path QUIC allows (1200-byte UDP payloads) with
+/// room for its own headers.
+pub const MAX_DATAGRAM: usize = 1100;
+/// Wait before reopening a device that failed.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Frames per packet: `packet_ms` worth, fewer if that does not fit one datagram.
+pub fn packet_frames(name: &str, format: &xoq_wire::AudioFormat, packet_ms: u32) -> u16 {
+    let wanted = format.frames_in(u64::from(packet_ms) * 1000);
+    let room = MAX_DATAGRAM.saturating_sub(AudioPacket::framed_len(name, 0)) / format.frame_bytes();
+    wanted.min(room).clamp(1, usize::from(u16::MAX)) as u16
+}
+
+/// One served audio device.
+pub struct AudioDevice {
+    pub name: String,
+    describe: String,
+    settings: AudioSettings,
+    /// Microphone: every packet, as its datagram.
+    packets: broadcast::Sender<Bytes>,
+    /// Speaker: what it plays from.
+    jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// Speaker: a client is feeding it.
+    held: AtomicBool,
+}
+
+impl AudioDevice {
+    fn new(
+        name: String,
+        describe: String,
+        settings: AudioSettings,
+        jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    ) -> Arc<Self> {
+        let (packets, _) = broadcast::channel(FANOUT_DEPTH);
+        Arc::new(AudioDevice {
+            name,
+            describe,
+            settings,
+            packets,
+            jitter,
+            held: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts capturing from `mic`, in packets of `packet_ms`.
+    pub fn spawn_microphone<M: Microphone>(
+        name: String,
+        mut mic: M,
+        packet_ms: u32,
+    ) -> std::io::Result<Arc<Self>> {
+        let format = mic.format();
+        let settings = AudioSettings {
+            direction: AudioDirection::Capture,
+            format,
+            packet_frames: packet_frames(&name, &format, packet_ms),
+        };
+        let dev = Self::new(name, mic.describe(), settings, None);
+        let d = dev.clone();
+        std::thread::Builder::new()
+            .name(format!("mic {}", dev.name))
+            .spawn(move || {
+                let mut packer =
+                    Packetizer::new(&d.name, format, usize::from(settings.packet_frames));
+                let mut ready = Vec::new();
+                loop {
+                    let r = mic.run(&mut |samples, captured| {
+                        packer.push(samples, captured, &mut ready);
+                        for p in ready.drain(..) {
+                            // No listener is not an error: the microphone keeps its clock.
+                            let _ = d.packets.send(xoq_link::datagrams::encode(&p));
+                        }
+                        true
+                    });
+                    if let Err(e) = r {
+                        tracing::error!(device = %d.name, "microphone {} failed: {e}; retrying in {} s", d.describe, RETRY.as_secs());
+                    }
+                    std::thread::sleep(RETRY);
+                }
+            })?;
+        Ok(dev)
+    }
+
+    /// Starts `speaker`, playing what clients send with `latency_ms` of jitter buffer.
+    pub fn spawn_speaker<S: Speaker>(
+        name: String,
+        mut speaker: S,
+        packet_ms: u32,
+        latency_ms: u32,
+        attach_stats: impl FnOnce(&mut S, Arc<Mutex<JitterBuffer>>),
+    ) -> std::io::Result<Arc<Self>> {
+        let format = speaker.format();
+        let settings = AudioSettings {
+            direction: AudioDirection::Playback,
+            format,
+            packet_frames: packet_frames(&name, &format, packet_ms),
+        };
+        let cfg = JitterConfig::new(
+            format.rate,
+            usize::from(format.channels),
+            usize::from(settings.packet_frames),
+            latency_ms,
+        );
+        let jitter = Arc::new(Mutex::new(JitterBuffer::new(cfg)));
+        attach_stats(&mut speaker, jitter.clone());
+        let dev = Self::new(name, speaker.describe(), settings, Some(jitter.clone()));
+        let d = dev.clone();
+        std::thread::Builder::new()
+            .name(format!("speaker {}", dev.name))
+            .spawn(move || loop {
+                if let Err(e) = speaker.run(&mut |out| lock(&jitter).pull(out)) {
+                    tracing::error!(device = %d.name, "speaker {} failed: {e}; retrying in {} s", d.describe, RETRY.as_secs());
+                }
+                std::thread::sleep(RETRY);
+            })?;
+        Ok(dev)
+    }
+
+    pub fn info(&self, access: Access) -> DeviceInfo {
+        DeviceInfo {
+            name: self.name.clone(),
+            kind: DeviceKind::Audio,
+            access,
+            capabilities: 0,
+            settings: DeviceSettings::Audio(self.settings),
+        }
+    }
+
+    /// Attaches a client. A speaker takes one read-write client at a time.
+    pub fn attach(
+        self: &Arc<Self>,
+        access: Access,
+    ) -> Result<AudioAttachment, (ErrorCode, String)> {
+        match self.settings.direction {
+            AudioDirection::Capture => Ok(AudioAttachment {
+                dev: self.clone(),
+                packets: Some(self.packets.subscribe()),
+                holds: false,
+            }),
+            AudioDirection::Playback if access == Access::ReadOnly => Err((
+                ErrorCode::ReadOnly,
+                format!(
+                    "speaker `{}` plays what a client sends: open it read-write (this client may only read it)",
+                    self.name
+                ),
+            )),
+            AudioDirection::Playback => {
+                if self.held.swap(true, Ordering::AcqRel) {
+                    return Err((
+                        ErrorCode::Busy,
+                        format!("speaker `{}` is already fed by another client", self.name),
+                    ));
+                }
+                Ok(AudioAttachment {
+                    dev: self.clone(),
+                    packets: None,
+                    holds: true,
+                })
+            }
+        }
+    }
+
+    /// Plays one packet a client sent. A packet that is not whole frames of the catalog
+    /// format, or longer than a packet may be, is dropped (and counted by the buffer).
+    pub fn play(&self, p: &AudioPacket, scratch: &mut Vec<f32>) {
+        let Some(jitter) = &self.jitter else {
+            return;
+        };
+        let max = usize::from(self.settings.packet_frames) * self.settings.format.frame_bytes();
+        scratch.clear();
+        if p.data.len() <= max
+            && p.data
+                .len()
+                .is_multiple_of(self.settings.format.frame_bytes())
+        {
+            pcm::decode(self.settings.format.sample, &p.data, scratch);
+        }
+        lock(jitter).push(p.seq, scratch);
+    }
+}
+
+/// A client's hold on an audio device; a speaker is free again when it is dropped.
+pub struct AudioAttachment {
+    pub dev: Arc<AudioDevice>,
+    /// Microphone: the packets to send.
+    pub packets: Option<broadcast::Receiver<Bytes>>,
+    holds: bool,
+}
+
+impl Drop for AudioAttachment {
+    fn drop(&mut self) {
+        if self.holds {
+            self.dev.held.store(false, Ordering::Release);
+        }
+    }
+}

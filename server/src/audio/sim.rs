@@ -1,0 +1,136 @@
+//! The simulated microphone (a sine, 440 Hz by default) and speaker (plays into a meter and
+//! writes, once a second, the frequency and level it heard and its jitter buffer's counters
+//! to a record file). Each can run its clock off by some ppm, as real sound cards do.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use xoq_audio::{JitterBuffer, Tone, ToneMeter};
+use xoq_wire::AudioFormat;
+
+use super::backend::{Microphone, Speaker};
+use crate::camera::source::now_us;
+
+/// Period of the simulated devices: each wakes this often (at its own clock).
+const PERIOD: Duration = Duration::from_millis(10);
+
+/// Sleeps until `start + frames / rate`, with the rate scaled by the drift.
+fn wait_for_frame(start: Instant, frames: u64, rate: f64) {
+    let due = start + Duration::from_secs_f64(frames as f64 / rate);
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
+/// Frames per period and the effective rate of a clock `ppm` off.
+fn clock(format: &AudioFormat, ppm: f64) -> (usize, f64) {
+    let frames = format.frames_in(PERIOD.as_micros() as u64).max(1);
+    (frames, f64::from(format.rate) * (1.0 + ppm * 1e-6))
+}
+
+/// A microphone that hears a steady sine.
+pub struct SimMicrophone {
+    pub format: AudioFormat,
+    pub tone: Tone,
+    pub drift_ppm: f64,
+}
+
+impl Microphone for SimMicrophone {
+    fn describe(&self) -> String {
+        format!("{} Hz tone", self.tone.freq)
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
+        let (period, rate) = clock(&self.format, self.drift_ppm);
+        let channels = usize::from(self.format.channels);
+        let mut buf = vec![0.0; period * channels];
+        let start = Instant::now();
+        let mut frames = 0u64;
+        loop {
+            self.tone.fill(&mut buf, channels);
+            frames += period as u64;
+            wait_for_frame(start, frames, rate);
+            // The period's first frame was heard one period ago.
+            let captured = now_us().saturating_sub(PERIOD.as_micros() as u64);
+            if !deliver(&buf, captured) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A speaker that measures what it plays.
+pub struct SimSpeaker {
+    pub format: AudioFormat,
+    pub drift_ppm: f64,
+    /// Where to write one line per second of measurements.
+    pub record: Option<PathBuf>,
+    pub jitter: Option<Arc<Mutex<JitterBuffer>>>,
+}
+
+impl SimSpeaker {
+    fn report(&self, out: &mut impl Write, t: f64, meter: &ToneMeter) -> io::Result<()> {
+        let freq = meter.frequency().unwrap_or(0.0);
+        let level = meter.level_dbfs().unwrap_or(f64::NEG_INFINITY).max(-200.0);
+        write!(out, "t={t:.1} freq_hz={freq:.2} level_dbfs={level:.2}")?;
+        if let Some(jb) = &self.jitter {
+            let (s, rate) = {
+                let jb = xoq_link::sync::lock(jb);
+                (jb.stats(), jb.config().rate)
+            };
+            let ms = |frames: f64| frames * 1000.0 / f64::from(rate);
+            write!(
+                out,
+                " received={} late={} concealed={} underruns={} overruns={} resyncs={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1}",
+                s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs,
+                ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm
+            )?;
+        }
+        writeln!(out)?;
+        out.flush()
+    }
+}
+
+impl Speaker for SimSpeaker {
+    fn describe(&self) -> String {
+        "measuring speaker".into()
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn run(&mut self, fill: &mut dyn FnMut(&mut [f32])) -> io::Result<()> {
+        let (period, rate) = clock(&self.format, self.drift_ppm);
+        let channels = usize::from(self.format.channels);
+        let mut buf = vec![0.0; period * channels];
+        let mut meter = ToneMeter::new(self.format.rate);
+        let mut record = match &self.record {
+            Some(p) => Some(std::fs::File::create(p).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let start = Instant::now();
+        let mut frames = 0u64;
+        loop {
+            fill(&mut buf);
+            meter.feed(&buf, channels);
+            frames += period as u64;
+            if meter.frames() >= u64::from(self.format.rate) {
+                if let Some(out) = record.as_mut() {
+                    self.report(out, frames as f64 / rate, &meter)?;
+                }
+                meter.reset();
+            }
+            wait_for_frame(start, frames, rate);
+        }
+    }
+}
