@@ -5,7 +5,11 @@ set -euo pipefail
 
 # g++, nasm: OpenH264, built from source by the openh264 crate (nasm for its fast paths).
 # debootstrap, lintian: the package tests (tests/pkg).
-APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian)
+# libpipewire-0.3-dev, libspa-0.2-dev, libclang-dev: the mounter's PipeWire nodes (bindgen).
+# pipewire, pipewire-bin, wireplumber, dbus, dbus-user-session: the private PipeWire session the
+# audio tests start (pw-record, pw-play, pw-cli, pw-dump; WirePlumber needs a session bus).
+APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+  libpipewire-0.3-dev libspa-0.2-dev libclang-dev pipewire pipewire-bin wireplumber dbus dbus-user-session)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

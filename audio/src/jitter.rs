@@ -4,7 +4,9 @@
 //! - Packets are put back in sequence order. A missing packet is waited for only until its
 //!   samples are due; then it is concealed (the last frame fades to silence) and play goes on.
 //!   A packet arriving after that is late and dropped.
-//! - Play starts once `target` frames are buffered, so the delay is constant from the start.
+//! - Play starts once `target` frames are buffered; half a second later the measured mean
+//!   depth is moved onto the target once (a little silence, or a few frames skipped), so the
+//!   delay is the target from then on.
 //!   When the queue runs dry (the link stalled), the output fades to silence and buffering
 //!   starts over; the consumer never waits.
 //! - Clock drift: the sender's and the consumer's clocks differ by some ppm, so the queue
@@ -58,7 +60,7 @@ pub struct JitterStats {
     pub concealed: u64,
     /// Times play ran dry while playing (the link stalled or the sender is slow).
     pub underruns: u64,
-    /// Times the queue grew past `max_frames` and was cut back.
+    /// Times the queue grew past `max_frames` while playing and was cut back.
     pub overruns: u64,
     /// Times the sequence restarted (a jump beyond the reorder window).
     pub resyncs: u64,
@@ -66,7 +68,8 @@ pub struct JitterStats {
     pub malformed: u64,
     /// Smoothed queue depth, in frames.
     pub depth: f64,
-    /// Lowest and highest queue depth seen while playing, after a pull.
+    /// Lowest and highest queue depth seen while playing, after a pull (since the start-up
+    /// alignment).
     pub depth_min: f64,
     pub depth_max: f64,
     /// How much faster than nominal the queue is read, in parts per million.
@@ -88,6 +91,12 @@ pub struct JitterBuffer {
     last: Vec<f32>,
     /// Packets concealed in a row because nothing later had arrived yet.
     bridged: u32,
+    /// When the last packet arrived (µs, the caller's monotonic clock).
+    last_arrival_us: Option<u64>,
+    /// Start-up alignment: sum of depths, pulls and seconds measured since play started.
+    aligning: Option<(f64, u32, f64)>,
+    /// Frames of silence still to play before reading on (to raise the delay to the target).
+    hold: usize,
     /// Drift controller state.
     integral: f64,
     ratio: f64,
@@ -101,6 +110,8 @@ const KP: f64 = 0.1;
 const KI: f64 = 0.003;
 /// Most the read ratio departs from 1 (clocks of real devices are within +/-500 ppm).
 const MAX_CORRECTION: f64 = 0.002;
+/// How long the depth is measured after play starts, before it is moved onto the target.
+const ALIGN_SECONDS: f64 = 0.5;
 /// Time constant of the depth average, in seconds.
 const DEPTH_TAU: f64 = 1.0;
 
@@ -115,6 +126,9 @@ impl JitterBuffer {
             playing: false,
             last: vec![0.0; cfg.channels],
             bridged: 0,
+            last_arrival_us: None,
+            aligning: None,
+            hold: 0,
             integral: 0.0,
             ratio: 1.0,
             depth_ema: None,
@@ -140,10 +154,12 @@ impl JitterBuffer {
         self.playing
     }
 
-    /// Frames buffered and not yet played, including packets held out of order.
+    /// Frames buffered and not yet played, including packets held out of order and silence
+    /// still to play.
     pub fn depth(&self) -> f64 {
         self.reader.available(&self.queue).max(0.0)
             + (self.held.values().map(Vec::len).sum::<usize>() / self.cfg.channels) as f64
+            + self.hold as f64
     }
 
     /// An empty queue holding one silent frame of interpolation history.
@@ -154,8 +170,10 @@ impl JitterBuffer {
         self.reader = Interpolator::new(self.cfg.channels);
     }
 
-    /// Adds one packet's interleaved samples.
-    pub fn push(&mut self, seq: u32, samples: &[f32]) {
+    /// Adds one packet's interleaved samples, arrived at `now_us` (any monotonic clock, the
+    /// same one [`Self::pull`] is given).
+    pub fn push(&mut self, seq: u32, samples: &[f32], now_us: u64) {
+        self.last_arrival_us = Some(now_us);
         if samples.is_empty() || !samples.len().is_multiple_of(self.cfg.channels) {
             self.stats.malformed += 1;
             return;
@@ -171,7 +189,7 @@ impl JitterBuffer {
             self.stats.resyncs += 1;
             self.held.clear();
             self.next_seq = Some(seq);
-            return self.push(seq, samples);
+            return self.push(seq, samples, now_us);
         }
         self.stats.received += 1;
         self.held.insert(ahead, samples.to_vec());
@@ -202,7 +220,9 @@ impl JitterBuffer {
         if avail > self.cfg.max_frames as f64 {
             let excess = avail as usize - self.cfg.target_frames;
             self.reader.skip(&mut self.queue, excess);
-            self.stats.overruns += 1;
+            if self.playing {
+                self.stats.overruns += 1;
+            }
             self.depth_ema = Some(self.cfg.target_frames as f64);
         }
     }
@@ -242,9 +262,9 @@ impl JitterBuffer {
         self.bridged = bridged.min(self.bridged);
     }
 
-    /// Fills `out` (interleaved) with the next frames. Never waits: while buffering, after a
-    /// stall, or for a lost packet, it gives silence or concealment.
-    pub fn pull(&mut self, out: &mut [f32]) {
+    /// Fills `out` (interleaved) with the next frames, at `now_us`. Never waits: while
+    /// buffering, after a stall, or for a lost packet, it gives silence or concealment.
+    pub fn pull(&mut self, out: &mut [f32], now_us: u64) {
         let c = self.cfg.channels;
         if !self.playing {
             // Packets come in steps of a packet and leave in steps of a pull, so the depth
@@ -263,12 +283,19 @@ impl JitterBuffer {
                 }
                 self.playing = true;
                 self.depth_ema = None;
+                self.aligning = Some((0.0, 0, 0.0));
+                self.hold = 0;
             } else {
                 out.fill(0.0);
                 return;
             }
         }
         for frame in out.chunks_exact_mut(c) {
+            if self.hold > 0 {
+                self.hold -= 1;
+                frame.fill(0.0);
+                continue;
+            }
             while !self.reader.can_read(&self.queue) {
                 if !self.conceal_gap() {
                     break;
@@ -291,29 +318,60 @@ impl JitterBuffer {
         }
         self.reader.trim(&mut self.queue);
         if self.playing {
-            self.steer(out.len() / c);
+            self.steer(out.len() / c, now_us);
         }
     }
 
     /// One step of the drift controller after `frames` were played.
-    fn steer(&mut self, frames: usize) {
+    fn steer(&mut self, frames: usize, now_us: u64) {
         let rate = f64::from(self.cfg.rate);
         let dt = frames as f64 / rate;
         let depth = self.depth();
-        let ema = match self.depth_ema {
-            None => {
-                self.stats.depth_min = depth;
-                self.stats.depth_max = depth;
-                depth
+        self.stats.depth_min = self.stats.depth_min.min(depth);
+        self.stats.depth_max = self.stats.depth_max.max(depth);
+        // The queue grows in whole packets, so read at the same point of each packet period
+        // its depth would not move until the two clocks slip a whole period apart. Counting the
+        // frames the sender has produced since the last packet (time since it arrived) makes
+        // the measure follow the slip continuously.
+        let since = self.last_arrival_us.map_or(0, |t| now_us.saturating_sub(t));
+        // Centred on half a packet, so the measure's mean is the queue's mean depth.
+        let packet = self.cfg.packet_frames as f64;
+        let depth = depth + (since as f64 * rate / 1e6).min(packet) - packet / 2.0;
+        if let Some((sum, n, secs)) = self.aligning {
+            // How packets and pulls interleave decides where the depth's mean lands, so it is
+            // measured for a moment and then moved onto the target once: silence is played
+            // (delay too short) or frames are skipped (too long). Only then does the drift
+            // controller take over, with no start-up error to chase.
+            let (sum, n, secs) = (sum + depth, n + 1, secs + dt);
+            if secs < ALIGN_SECONDS {
+                self.aligning = Some((sum, n, secs));
+                return;
             }
+            self.aligning = None;
+            let shift = self.cfg.target_frames as f64 - sum / f64::from(n);
+            if shift >= 1.0 {
+                self.hold = shift as usize;
+            } else if shift <= -1.0 {
+                self.reader.skip(&mut self.queue, (-shift) as usize);
+            }
+            self.depth_ema = Some(self.cfg.target_frames as f64);
+            self.reset_depth_range();
+            return;
+        }
+        let ema = match self.depth_ema {
+            None => depth,
             Some(e) => e + (depth - e) * (dt / DEPTH_TAU).min(1.0),
         };
         self.depth_ema = Some(ema);
-        self.stats.depth_min = self.stats.depth_min.min(depth);
-        self.stats.depth_max = self.stats.depth_max.max(depth);
         let err = (ema - self.cfg.target_frames as f64) / rate;
         self.integral = (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
         self.ratio = 1.0 + (KP * err + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+    }
+
+    /// The consumer stopped pulling (nobody listens): play starts over, at the target delay,
+    /// when it pulls again. Packets keep arriving meanwhile; the oldest are dropped.
+    pub fn stop(&mut self) {
+        self.playing = false;
     }
 
     /// Forgets the depth extremes (e.g. after settling), keeping everything else.

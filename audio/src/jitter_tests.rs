@@ -83,9 +83,9 @@ fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f
             }
             in_flight.pop();
             let samples = payloads.remove(&s).expect("payload");
-            jb.push(s, &samples);
+            jb.push(s, &samples, at / 1000);
         }
-        jb.pull(&mut out);
+        jb.pull(&mut out, (next_pull * 1e6) as u64);
         started |= jb.is_playing();
         if started && !jb.is_playing() {
             silent_after_start += QUANTUM as u64;
@@ -206,11 +206,11 @@ fn a_two_second_stall_underruns_once_then_play_resumes_at_the_same_delay() {
 #[test]
 fn late_and_malformed_packets_are_counted_and_dropped() {
     let mut jb = JitterBuffer::new(JitterConfig::new(RATE, 2, 4, 0));
-    jb.push(10, &[0.1; 8]);
-    jb.push(11, &[0.1; 7]);
+    jb.push(10, &[0.1; 8], 0);
+    jb.push(11, &[0.1; 7], 0);
     let mut out = [0.0; 8];
-    jb.pull(&mut out);
-    jb.push(9, &[0.1; 8]);
+    jb.pull(&mut out, 0);
+    jb.push(9, &[0.1; 8], 0);
     let s = jb.stats();
     assert_eq!((s.received, s.malformed, s.late), (1, 1, 1));
 }
@@ -219,8 +219,16 @@ fn late_and_malformed_packets_are_counted_and_dropped() {
 fn a_burst_beyond_the_maximum_is_cut_back_to_the_target() {
     let cfg = JitterConfig::new(RATE, 1, PACKET, 20);
     let mut jb = JitterBuffer::new(cfg);
-    for seq in 0..13 {
-        jb.push(seq, &[0.2; PACKET]);
+    // Before anyone pulls, excess is dropped without counting: nobody is listening.
+    for seq in 0..14 {
+        jb.push(seq, &[0.2; PACKET], 0);
+    }
+    assert_eq!(jb.stats().overruns, 0);
+    let mut out = [0.0; QUANTUM];
+    jb.pull(&mut out, 0);
+    assert!(jb.is_playing());
+    for seq in 14..27 {
+        jb.push(seq, &[0.2; PACKET], 0);
     }
     assert_eq!(jb.stats().overruns, 1);
     let d = jb.depth();
@@ -228,4 +236,10 @@ fn a_burst_beyond_the_maximum_is_cut_back_to_the_target() {
         d >= cfg.target_frames as f64 && d < (cfg.max_frames) as f64,
         "{d}"
     );
+    // The consumer stops: later excess is not an overrun either.
+    jb.stop();
+    for seq in 27..40 {
+        jb.push(seq, &[0.2; PACKET], 0);
+    }
+    assert_eq!(jb.stats().overruns, 1);
 }

@@ -9,6 +9,7 @@ pub mod authorized;
 pub mod canframe;
 pub mod cansock;
 pub mod client;
+pub mod clock;
 pub mod datagrams;
 pub mod endpoint;
 pub mod fdio;

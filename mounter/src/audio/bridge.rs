@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
 use xoq_link::client::{ClientSession, DeviceStream};
+use xoq_link::clock::monotonic_us;
 use xoq_link::datagrams;
 use xoq_link::sync::lock;
 use xoq_wire::{Access, AudioDirection, AudioPacket, AudioSettings, ErrorCode, Message};
@@ -137,6 +138,8 @@ impl AudioMount {
                     "underruns": s.underruns, "overruns": s.overruns, "resyncs": s.resyncs,
                     "malformed": s.malformed,
                     "depth_ms": s.depth * 1000.0 / rate,
+                    "depth_min_ms": s.depth_min * 1000.0 / rate,
+                    "depth_max_ms": s.depth_max * 1000.0 / rate,
                     "drift_ppm": s.ratio_ppm,
                 }),
             );
@@ -206,7 +209,7 @@ impl AudioMount {
             if p.data.len() <= max && p.data.len().is_multiple_of(format.frame_bytes()) {
                 pcm::decode(format.sample, &p.data, &mut samples);
             }
-            lock(jitter).push(p.seq, &samples);
+            lock(jitter).push(p.seq, &samples, monotonic_us());
         }
         BridgeEnd::LinkLost("audio packets stopped".into())
     }
@@ -229,7 +232,7 @@ impl AudioMount {
             chunk.extend(lock(&queue.samples).drain(..));
             let frames = chunk.len() / usize::from(format.channels);
             // The first of these frames left the program one chunk ago.
-            let captured = xoq_link::canframe::unix_us(std::time::SystemTime::now())
+            let captured = xoq_link::clock::unix_now_us()
                 .saturating_sub(frames as u64 * 1_000_000 / u64::from(format.rate));
             packer.push(&chunk, captured, &mut ready);
             for p in ready.drain(..) {

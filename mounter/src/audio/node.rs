@@ -19,6 +19,7 @@ use pw::properties::properties;
 use pw::spa;
 use tokio::sync::Notify;
 use xoq_audio::JitterBuffer;
+use xoq_link::clock::monotonic_us;
 use xoq_link::sync::lock;
 use xoq_wire::{AudioDirection, AudioFormat};
 
@@ -201,7 +202,16 @@ fn run(
         .add_local_listener_with_user_data(())
         .state_changed({
             let name = spec.name.clone();
-            move |_, _, old, new| tracing::debug!(node = %name, "PipeWire stream {old:?} -> {new:?}")
+            let io = io.clone();
+            move |_, _, old, new| {
+                tracing::debug!(node = %name, "PipeWire stream {old:?} -> {new:?}");
+                // Nobody records any more: the next recording starts fresh, at the target delay.
+                if let (NodeIo::Source(jb), false) =
+                    (&io, matches!(new, pw::stream::StreamState::Streaming))
+                {
+                    lock(jb).stop();
+                }
+            }
         })
         .process(move |stream, _| {
             let Some(mut buf) = stream.dequeue_buffer() else {
@@ -218,9 +228,13 @@ fn run(
                             return;
                         };
                         let max = bytes.len() / stride;
-                        let frames = if requested > 0 { requested.min(max) } else { max };
+                        let frames = if requested > 0 {
+                            requested.min(max)
+                        } else {
+                            max
+                        };
                         scratch.resize(frames * channels, 0.0);
-                        lock(jitter).pull(&mut scratch);
+                        lock(jitter).pull(&mut scratch, monotonic_us());
                         for (b, s) in bytes.chunks_exact_mut(4).zip(&scratch) {
                             b.copy_from_slice(&s.to_le_bytes());
                         }

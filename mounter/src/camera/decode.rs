@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use xoq_link::clock::unix_now_us as now_us;
 use xoq_video::h264::Decoder;
 use xoq_video::Picture;
 use xoq_wire::{VideoCodec, VideoFrame, VideoMode};
@@ -95,12 +96,6 @@ impl DecoderHandle {
     pub fn set_mode(&self, m: VideoMode) {
         let _ = self.tx.send(Input::Mode(m));
     }
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 enum Last {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
+use xoq_link::clock::monotonic_us;
 use xoq_link::sync::lock;
 use xoq_wire::{
     Access, AudioDirection, AudioPacket, AudioSettings, DeviceInfo, DeviceKind, DeviceSettings,
@@ -131,7 +132,7 @@ impl AudioDevice {
         std::thread::Builder::new()
             .name(format!("speaker {}", dev.name))
             .spawn(move || loop {
-                if let Err(e) = speaker.run(&mut |out| lock(&jitter).pull(out)) {
+                if let Err(e) = speaker.run(&mut |out| lock(&jitter).pull(out, monotonic_us())) {
                     tracing::error!(device = %d.name, "speaker {} failed: {e}; retrying in {} s", d.describe, RETRY.as_secs());
                 }
                 std::thread::sleep(RETRY);
@@ -198,7 +199,7 @@ impl AudioDevice {
         {
             pcm::decode(self.settings.format.sample, &p.data, scratch);
         }
-        lock(jitter).push(p.seq, scratch);
+        lock(jitter).push(p.seq, scratch, monotonic_us());
     }
 }
 

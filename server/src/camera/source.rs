@@ -31,9 +31,4 @@ pub trait CameraSource: Send + 'static {
     fn stop(&mut self) {}
 }
 
-/// Microseconds since the Unix epoch, now.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
+pub use xoq_link::clock::unix_now_us as now_us;

@@ -4,10 +4,12 @@
 //! The binaries are the ones `cargo build --bins` put next to this test executable's `deps/`
 //! directory, so the tests exercise exactly what ships.
 
+pub mod pipewire;
 pub mod proc;
 pub mod serial_ioctl;
 pub mod stats;
 pub mod tty;
+pub mod wav;
 pub mod y4m;
 
 pub use proc::{Env, Mount, Server};

@@ -36,12 +36,15 @@ pub fn free_udp_port() -> u16 {
 /// A private world for one test: state dir, runtime dir, link dir, authorized-clients file.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// More environment for every command (e.g. where PipeWire is).
+    vars: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            vars: Vec::new(),
         }
     }
     pub fn path(&self, p: &str) -> PathBuf {
@@ -49,6 +52,10 @@ impl Env {
     }
     pub fn links(&self) -> PathBuf {
         self.path("dev")
+    }
+    /// Sets a variable for every command started from now on.
+    pub fn set_var(&mut self, key: &str, value: impl Into<std::ffi::OsString>) {
+        self.vars.push((key.to_string(), value.into()));
     }
     /// A command for `bin` with this environment's directories.
     pub fn cmd(&self, bin: &str, client: &str) -> Command {
@@ -59,7 +66,8 @@ impl Env {
                 "XOQ_AUTHORIZED_CLIENTS",
                 self.path("authorized_clients.toml"),
             )
-            .env("XOQ_LOG", "info,iroh=warn,noq=warn,noq_proto=warn");
+            .env("XOQ_LOG", "info,iroh=warn,noq=warn,noq_proto=warn")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
     /// Runs a short command to completion and returns stdout; panics on failure.

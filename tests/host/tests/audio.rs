@@ -1,0 +1,267 @@
+//! Remote audio end to end on the host, with a real PipeWire daemon each test starts: the
+//! server's simulated microphone (a 440 Hz sine at half scale) and measuring speaker, the
+//! mounter's PipeWire nodes `xoq.testbot.mic0` (Audio/Source) and `xoq.testbot.spk0`
+//! (Audio/Sink), and Debian's own `pw-record` and `pw-play` on the other side.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use xoq_audio::{Tone, ToneMeter};
+use xoq_tests_host::pipewire::PipeWire;
+use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::{wav, Env, Mount, Server};
+
+const RATE: u32 = 48_000;
+const MIC: &str = "xoq.testbot.mic0";
+const SPK: &str = "xoq.testbot.spk0";
+
+/// A server with the simulated microphone and speaker, their clocks off by these ppm, and a
+/// mounter of both, all talking to `pw`.
+fn start(env: &mut Env, pw: &PipeWire, mic_ppm: f64, spk_ppm: f64) -> (Server, Mount) {
+    let audio_toml = sim_devices(env, mic_ppm, spk_ppm);
+    for (k, v) in pw.vars() {
+        env.set_var(k, v);
+    }
+    env.authorize("laptop", &[]);
+    let cfg = env.path("server.toml");
+    std::fs::write(&cfg, audio_toml).expect("server config");
+    let server = Server::start(
+        env,
+        free_udp_port(),
+        &["--config".into(), cfg.display().to_string()],
+    );
+    let mount = Mount::start(env, "laptop", &server.ticket, 2, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(pw.has_node(MIC) && pw.has_node(SPK)) {
+        assert!(Instant::now() < deadline, "nodes missing: {}", pw.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, mount)
+}
+
+fn sim_devices(env: &Env, mic_ppm: f64, spk_ppm: f64) -> String {
+    format!(
+        "[[audio]]\nname = \"mic0\"\ndirection = \"capture\"\nsimulated = true\ndrift_ppm = {mic_ppm}\n\
+         [[audio]]\nname = \"spk0\"\ndirection = \"playback\"\nsimulated = true\ndrift_ppm = {spk_ppm}\n\
+         record = \"{}\"\n",
+        env.path("spk0.rec").display()
+    )
+}
+
+/// Frequency and level of `samples` after skipping `skip` seconds.
+fn measure(samples: &[f32], skip: f64) -> (f64, f64) {
+    let from = ((skip * f64::from(RATE)) as usize).min(samples.len());
+    let mut m = ToneMeter::new(RATE);
+    m.feed(&samples[from..], 1);
+    (
+        m.frequency().unwrap_or(0.0),
+        m.level_dbfs().unwrap_or(f64::NEG_INFINITY),
+    )
+}
+
+/// One line of the simulated speaker's record, as key=value pairs.
+fn record_lines(path: &Path) -> Vec<std::collections::HashMap<String, f64>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect()
+        })
+        .collect()
+}
+
+fn tone_file(env: &Env, freq: f64, seconds: f64) -> std::path::PathBuf {
+    let mut t = Tone::new(freq, 0.5, RATE);
+    let mut samples = vec![0.0; (seconds * f64::from(RATE)) as usize];
+    t.fill(&mut samples, 1);
+    let path = env.path(&format!("tone{freq}.wav"));
+    wav::write_s16(&path, RATE, &samples);
+    path
+}
+
+/// The mounter's status of device `name` (from `xoq-mount status --json`).
+fn status_of(env: &Env, name: &str) -> serde_json::Value {
+    let out = env.run("xoq-mount", "laptop", &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("status JSON: {e}: {out}"));
+    let all = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+    all.iter()
+        .flat_map(|m| m["devices"].as_array().cloned().unwrap_or_default())
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no device {name} in {out}"))
+}
+
+#[test]
+fn pw_record_of_the_remote_microphone_gets_its_tone() {
+    let mut env = Env::new();
+    let pw = PipeWire::start();
+    let (_server, _mount) = start(&mut env, &pw, 0.0, 0.0);
+    let out = env.path("mic.wav");
+    pw.record(MIC, 3.5, RATE, &out);
+    let rec = wav::read(&out);
+    assert_eq!(rec.rate, RATE);
+    let (freq, level) = measure(&rec.samples, 0.5);
+    let source = Tone::new(440.0, 0.5, RATE).level_dbfs();
+    println!("pw-record: {freq:.2} Hz at {level:.2} dBFS (source {source:.2} dBFS)");
+    assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz");
+    assert!((level - source).abs() <= 1.0, "{level} dBFS");
+}
+
+#[test]
+fn pw_play_to_the_remote_speaker_reaches_it() {
+    let mut env = Env::new();
+    let pw = PipeWire::start();
+    let (_server, _mount) = start(&mut env, &pw, 0.0, 0.0);
+    let file = tone_file(&env, 1000.0, 4.0);
+    pw.play(SPK, &file);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = record_lines(&env.path("spk0.rec"));
+    // The speaker reports each second it played. Seconds that are all tone (the first and
+    // last hold some silence, which a level 0.3 dB under the tone's shows) must carry it at
+    // 1 kHz and its level.
+    let heard: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("level_dbfs").is_some_and(|v| *v > -9.33))
+        .collect();
+    assert!(heard.len() >= 2, "the speaker heard no whole second of tone: {lines:?}");
+    for l in heard {
+        println!(
+            "speaker: {:.2} Hz at {:.2} dBFS",
+            l["freq_hz"], l["level_dbfs"]
+        );
+        assert!((l["freq_hz"] - 1000.0).abs() <= 2.0, "{l:?}");
+        assert!((l["level_dbfs"] - Tone::new(1000.0, 0.5, RATE).level_dbfs()).abs() <= 1.0);
+    }
+}
+
+#[test]
+fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_delay() {
+    let mut env = Env::new();
+    let pw = PipeWire::start();
+    // The robot's microphone runs 100 ppm fast and its speaker 100 ppm slow.
+    let (_server, _mount) = start(&mut env, &pw, 100.0, -100.0);
+    let file = tone_file(&env, 1000.0, 62.0);
+    let out = env.path("mic.wav");
+    let recorder = {
+        let (pw_vars, node, out) = (pw.vars(), MIC, out.clone());
+        std::thread::spawn(move || {
+            let mut c = std::process::Command::new("pw-record");
+            c.envs(pw_vars)
+                .args([
+                    "--target",
+                    node,
+                    "--rate",
+                    "48000",
+                    "--channels",
+                    "1",
+                    "--format",
+                    "s16",
+                ])
+                .arg(&out);
+            let mut child = c.spawn().expect("pw-record");
+            std::thread::sleep(Duration::from_secs(62));
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                Signal::SIGINT,
+            );
+            let _ = child.wait();
+        })
+    };
+    pw.play(SPK, &file);
+    recorder.join().expect("recorder");
+
+    // Client side: the microphone's jitter buffer.
+    let mic = status_of(&env, "mic0");
+    let j = &mic["detail"]["jitter"];
+    println!("mounter, mic0: {j}");
+    assert_eq!(
+        (j["underruns"].as_u64(), j["overruns"].as_u64()),
+        (Some(0), Some(0)),
+        "{j}"
+    );
+    let depth = j["depth_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (depth - 20.0).abs() < 3.0,
+        "mic0 delay {depth} ms, target 20"
+    );
+    assert!(j["depth_min_ms"].as_f64().unwrap_or(0.0) > 0.0, "{j}");
+    assert!(j["depth_max_ms"].as_f64().unwrap_or(99.0) < 40.0, "{j}");
+    // The microphone runs 100 ppm fast: the buffer reads about that much faster to keep its
+    // delay (the loop settles in tens of seconds, so this is only rough after 60).
+    let ppm = j["drift_ppm"].as_f64().unwrap_or(0.0);
+    assert!(
+        (20.0..=180.0).contains(&ppm),
+        "mic0 corrects {ppm} ppm for a 100 ppm drift"
+    );
+    let rec = wav::read(&out);
+    let (freq, _) = measure(&rec.samples, 1.0);
+    assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz over 60 s");
+
+    // Robot side: the speaker's jitter buffer, over the seconds the tone played.
+    let lines = record_lines(&env.path("spk0.rec"));
+    let playing: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("level_dbfs").is_some_and(|v| *v > -10.0))
+        .collect();
+    assert!(
+        playing.len() >= 55,
+        "{} seconds of tone at the speaker",
+        playing.len()
+    );
+    let last = playing[playing.len() - 1];
+    println!("speaker, last second: {last:?}");
+    assert_eq!(
+        (last["underruns"], last["overruns"]),
+        (0.0, 0.0),
+        "{last:?}"
+    );
+    assert!((last["depth_ms"] - 20.0).abs() < 3.0, "{last:?}");
+    assert!(
+        last["depth_min_ms"] > 0.0 && last["depth_max_ms"] < 40.0,
+        "{last:?}"
+    );
+    // The speaker consumes 100 ppm slow: over the last 30 s the buffer reads about that much
+    // faster to keep its delay.
+    let tail = &playing[playing.len().saturating_sub(30)..];
+    let ppm = tail.iter().map(|l| l["ratio_ppm"]).sum::<f64>() / tail.len() as f64;
+    assert!(
+        (20.0..=180.0).contains(&ppm),
+        "speaker corrects {ppm} ppm for a 100 ppm drift"
+    );
+}
+
+#[test]
+fn a_two_second_link_cut_keeps_the_nodes_and_audio_resumes() {
+    let mut env = Env::new();
+    let pw = PipeWire::start();
+    let (server, _mount) = start(&mut env, &pw, 0.0, 0.0);
+    // The server stops answering for 2 s (shorter than the link's idle timeout).
+    server.proc.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        pw.has_node(MIC) && pw.has_node(SPK),
+        "a node went away during the cut"
+    );
+    server.proc.signal(Signal::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = env.path("mic-after.wav");
+    pw.record(MIC, 2.5, RATE, &out);
+    let (freq, level) = measure(&wav::read(&out).samples, 0.5);
+    println!("after the cut: {freq:.2} Hz at {level:.2} dBFS");
+    assert!(
+        (freq - 440.0).abs() <= 2.0 && level > -10.5,
+        "{freq} Hz {level} dBFS"
+    );
+    let file = tone_file(&env, 1000.0, 3.0);
+    pw.play(SPK, &file);
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = record_lines(&env.path("spk0.rec"))
+        .into_iter()
+        .filter(|l| l.get("level_dbfs").is_some_and(|v| *v > -10.0))
+        .count();
+    assert!(heard >= 1, "the speaker heard nothing after the cut");
+}
