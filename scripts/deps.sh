@@ -6,10 +6,13 @@ set -euo pipefail
 # g++, nasm: OpenH264, built from source by the openh264 crate (nasm for its fast paths).
 # debootstrap, lintian: the package tests (tests/pkg).
 # libpipewire-0.3-dev, libspa-0.2-dev, libclang-dev: the mounter's PipeWire nodes (bindgen).
+# libasound2-dev: the server's sound-card backend (ALSA, through cpal).
 # pipewire, pipewire-bin, wireplumber, dbus, dbus-user-session: the private PipeWire session the
-# audio tests start (pw-record, pw-play, pw-cli, pw-dump; WirePlumber needs a session bus).
+# audio tests start (pw-record, pw-play, pw-cli, pw-dump, pw-loopback; WirePlumber needs a
+# session bus); pipewire-alsa: ALSA's `pipewire` device, the sound card of the card-backend test.
 APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
-  libpipewire-0.3-dev libspa-0.2-dev libclang-dev pipewire pipewire-bin wireplumber dbus dbus-user-session)
+  libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev
+  pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -8,6 +8,7 @@ use xoq_wire::{Access, DeviceInfo};
 
 use xoq_link::cansock::ALL_ERRORS;
 
+use crate::audio::card::{CardMicrophone, CardSpeaker};
 use crate::audio::config::AudioConfig;
 use crate::audio::sim::{SimMicrophone, SimSpeaker};
 use crate::audio::AudioDevice;
@@ -148,8 +149,13 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 s.jitter = Some(jb)
             })?
         }
-        (_, Some(device)) => {
-            anyhow::bail!("ALSA device `{device}`: this build serves simulated audio devices only")
+        (AudioDirection::Capture, Some(device)) => {
+            let mic = CardMicrophone::open(device, a.rate, a.channels)?;
+            AudioDevice::spawn_microphone(name, mic, a.packet_ms())?
+        }
+        (AudioDirection::Playback, Some(device)) => {
+            let speaker = CardSpeaker::open(device, a.rate, a.channels)?;
+            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |_, _| {})?
         }
     };
     Ok(dev)

@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the configured devices (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print this server's id (its public key).
     Id,
     /// Print a ticket: the id plus the direct addresses, for `xoq-mount <ticket>`.
@@ -99,6 +99,14 @@ struct ServeArgs {
     /// Serve the simulated camera (numbered moving test pattern) as NAME (repeatable).
     #[arg(long = "sim-camera")]
     sim_camera: Vec<String>,
+    /// Serve a microphone: NAME=ALSA_DEVICE, e.g. mic0=plughw:1,0 (as `arecord -L` lists them;
+    /// repeatable).
+    #[arg(long = "mic")]
+    mic: Vec<String>,
+    /// Serve a speaker: NAME=ALSA_DEVICE, e.g. spk0=default (as `aplay -L` lists them;
+    /// repeatable).
+    #[arg(long = "speaker")]
+    speaker: Vec<String>,
     /// Serve a simulated microphone (a 440 Hz sine, 48 kHz mono) as NAME (repeatable).
     #[arg(long = "sim-mic")]
     sim_mic: Vec<String>,
@@ -138,7 +146,7 @@ fn run(cli: Cli) -> Result<()> {
         .authorized
         .or(cfg.authorized_clients.clone())
         .unwrap_or_else(default_authorized_path);
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(a) => {
             cfg.listen.extend(a.listen);
             if a.name.is_some() {
@@ -162,6 +170,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             for c in &a.sim_camera {
                 cfg.add_camera_shortcut(c, true)?;
+            }
+            for m in &a.mic {
+                cfg.add_audio_shortcut(m, AudioDirection::Capture, false)?;
+            }
+            for m in &a.speaker {
+                cfg.add_audio_shortcut(m, AudioDirection::Playback, false)?;
             }
             for m in &a.sim_mic {
                 cfg.add_audio_shortcut(m, AudioDirection::Capture, true)?;

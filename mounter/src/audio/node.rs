@@ -190,7 +190,7 @@ fn run(
             *pw::keys::NODE_LATENCY => latency.as_str(),
             "node.rate" => rate.as_str(),
             // Below real sound cards: a remote device never becomes the default by itself.
-            "priority.session" => "100",
+            "priority.session" => "1",
         },
     )
     .context("PipeWire stream")?;

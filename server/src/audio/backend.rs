@@ -2,8 +2,12 @@
 //! own clock: a microphone pushes what it captured, a speaker pulls what it is about to play.
 
 use std::io;
+use std::sync::Arc;
 
 use xoq_wire::AudioFormat;
+
+/// What a speaker plays from: fills interleaved samples for the next period.
+pub type Fill = Arc<dyn Fn(&mut [f32]) + Send + Sync>;
 
 /// A microphone.
 pub trait Microphone: Send + 'static {
@@ -22,6 +26,7 @@ pub trait Speaker: Send + 'static {
     fn describe(&self) -> String;
     /// The format it plays (its native one).
     fn format(&self) -> AudioFormat;
-    /// Plays until the device fails, asking `fill` for each period just before it is played.
-    fn run(&mut self, fill: &mut dyn FnMut(&mut [f32])) -> io::Result<()>;
+    /// Plays until the device fails, asking `fill` for each period just before it is played
+    /// (from whatever thread the device calls back on). May be called again after an error.
+    fn run(&mut self, fill: Fill) -> io::Result<()>;
 }

@@ -19,7 +19,7 @@ use xoq_wire::{
     ErrorCode,
 };
 
-use super::backend::{Microphone, Speaker};
+use super::backend::{Fill, Microphone, Speaker};
 
 /// Packets buffered per client before it starts losing them (a tenth of a second).
 const FANOUT_DEPTH: usize = 10;
@@ -132,7 +132,11 @@ impl AudioDevice {
         std::thread::Builder::new()
             .name(format!("speaker {}", dev.name))
             .spawn(move || loop {
-                if let Err(e) = speaker.run(&mut |out| lock(&jitter).pull(out, monotonic_us())) {
+                let fill: Fill = {
+                    let jitter = jitter.clone();
+                    Arc::new(move |out: &mut [f32]| lock(&jitter).pull(out, monotonic_us()))
+                };
+                if let Err(e) = speaker.run(fill) {
                     tracing::error!(device = %d.name, "speaker {} failed: {e}; retrying in {} s", d.describe, RETRY.as_secs());
                 }
                 std::thread::sleep(RETRY);

@@ -3,6 +3,7 @@
 //! captures and plays what clients send to a speaker, and the per-client stream handling.
 
 pub mod backend;
+pub mod card;
 pub mod config;
 pub mod device;
 pub mod sim;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use xoq_audio::{JitterBuffer, Tone, ToneMeter};
 use xoq_wire::AudioFormat;
 
-use super::backend::{Microphone, Speaker};
+use super::backend::{Fill, Microphone, Speaker};
 use crate::camera::source::now_us;
 
 /// Period of the simulated devices: each wakes this often (at its own clock).
@@ -107,7 +107,7 @@ impl Speaker for SimSpeaker {
         self.format
     }
 
-    fn run(&mut self, fill: &mut dyn FnMut(&mut [f32])) -> io::Result<()> {
+    fn run(&mut self, fill: Fill) -> io::Result<()> {
         let (period, rate) = clock(&self.format, self.drift_ppm);
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];

@@ -4,6 +4,7 @@
 //! The binaries are the ones `cargo build --bins` put next to this test executable's `deps/`
 //! directory, so the tests exercise exactly what ships.
 
+pub mod audio;
 pub mod pipewire;
 pub mod proc;
 pub mod serial_ioctl;

@@ -87,6 +87,46 @@ impl PipeWire {
         c
     }
 
+    /// A virtual microphone: audio played to `<name>-in` (an Audio/Sink) comes out of `name`
+    /// (an Audio/Source), the default source. Lives as long as the session.
+    pub fn loopback_source(&mut self, name: &str) {
+        let child = self
+            .command("pw-loopback")
+            .arg(format!(
+                "--capture-props=media.class=Audio/Sink node.name={name}-in audio.position=[MONO]"
+            ))
+            .arg(format!(
+                "--playback-props=media.class=Audio/Source node.name={name} audio.position=[MONO] priority.session=2000"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("pw-loopback");
+        self.daemons.push(child);
+        self.wait_until("the loopback source", |pw| pw.has_node(name));
+    }
+
+    /// A null sink called `name`, the default sink; `pw-record --target name` records what
+    /// is played to it.
+    pub fn null_sink(&self, name: &str) {
+        let props = format!(
+            "{{ factory.name=support.null-audio-sink node.name={name} media.class=Audio/Sink \
+             audio.position=[MONO] object.linger=true priority.session=2000 }}"
+        );
+        let out = self
+            .command("pw-cli")
+            .args(["create-node", "adapter", &props])
+            .output()
+            .expect("pw-cli");
+        assert!(
+            out.status.success(),
+            "pw-cli create-node: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.wait_until("the null sink", |pw| pw.has_node(name));
+    }
+
     /// `pw-dump`: every object, as JSON text.
     pub fn dump(&self) -> String {
         self.command("pw-dump")
@@ -103,24 +143,42 @@ impl PipeWire {
 
     /// `pw-record --target NODE` for `seconds`, mono S16 at `rate`, into `out`.
     pub fn record(&self, node: &str, seconds: f64, rate: u32, out: &Path) {
-        let mut child = self
-            .command("pw-record")
-            .args([
-                "--target",
-                node,
-                "--rate",
-                &rate.to_string(),
-                "--channels",
-                "1",
-            ])
-            .args(["--format", "s16"])
-            .arg(out)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pw-record");
-        std::thread::sleep(Duration::from_secs_f64(seconds));
-        let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
-        let _ = child.wait();
+        let _ = self
+            .record_in_background(node, seconds, rate, out, false)
+            .join();
+    }
+
+    /// The same on a thread of its own; `monitor`: record what is played to the sink `node`
+    /// (without it, a sink target gets the default source).
+    pub fn record_in_background(
+        &self,
+        node: &str,
+        seconds: f64,
+        rate: u32,
+        out: &Path,
+        monitor: bool,
+    ) -> std::thread::JoinHandle<()> {
+        let mut cmd = self.command("pw-record");
+        if monitor {
+            cmd.args(["-P", "{ stream.capture.sink = true }"]);
+        }
+        cmd.args([
+            "--target",
+            node,
+            "--rate",
+            &rate.to_string(),
+            "--channels",
+            "1",
+        ])
+        .args(["--format", "s16"])
+        .arg(out)
+        .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("pw-record");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+            let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+            let _ = child.wait();
+        })
     }
 
     /// `pw-play --target NODE FILE`, waiting for it to finish.

@@ -1,0 +1,345 @@
+//! Sound cards through ALSA (with `cpal`): a capture device as a microphone, a playback device
+//! as a speaker, at the card's native rate and channel count unless configured.
+//!
+//! ALSA rather than PipeWire on the robot: a robot is usually headless, with no user session
+//! and no sound server, and its daemon must own its microphone from boot. Where a sound server
+//! does run, ALSA reaches it too (the `pipewire` or `pulse` ALSA devices).
+//!
+//! cpal calls back on its own thread; samples cross to the device thread through a channel
+//! (microphone) or are pulled from the jitter buffer right in the callback (speaker). The wire
+//! carries 16-bit samples: plenty for a robot's microphone, and 10 ms of 48 kHz mono fits one
+//! datagram.
+
+use std::io;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use xoq_wire::{AudioFormat, SampleFormat};
+
+use super::backend::{Fill, Microphone, Speaker};
+
+/// How long to wait for a card's stream to start.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn err(what: String) -> io::Error {
+    io::Error::other(what)
+}
+
+/// The ALSA device called `name`: an ALSA PCM name as `aplay -L` lists it (`default`,
+/// `hw:CARD=1,DEV=0`, `plughw:1,0`, `pipewire`), or a card's description.
+fn find_device(name: &str) -> io::Result<cpal::Device> {
+    let host = cpal::default_host();
+    let id = cpal::DeviceId::new(cpal::HostId::Alsa, name);
+    if let Some(d) = host.device_by_id(&id) {
+        return Ok(d);
+    }
+    let devices: Vec<_> = host
+        .devices()
+        .map_err(|e| err(format!("cannot list the ALSA devices: {e}")))?
+        .collect();
+    if let Some(d) = devices.iter().find(|d| d.to_string() == name) {
+        return Ok(d.clone());
+    }
+    let known: Vec<String> = devices
+        .iter()
+        .filter_map(|d| d.id().ok().map(|i| i.to_string()))
+        .collect();
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "no ALSA device `{name}` (`aplay -L` and `arecord -L` list them); this machine has: {}",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// The stream configuration: the device's default, with the rate and channel count asked for.
+fn stream_config(
+    default: cpal::SupportedStreamConfig,
+    rate: Option<u32>,
+    channels: Option<u8>,
+) -> (cpal::StreamConfig, cpal::SampleFormat) {
+    let mut cfg = default.config();
+    if let Some(r) = rate {
+        cfg.sample_rate = r;
+    }
+    if let Some(c) = channels {
+        cfg.channels = u16::from(c);
+    }
+    // Periods of one packet (10 ms): ALSA's default buffer can hold a large fraction of a
+    // second, delivered in bursts the far end would have to buffer for.
+    cfg.buffer_size = cpal::BufferSize::Fixed(cfg.sample_rate / 100);
+    (cfg, default.sample_format())
+}
+
+/// `config` with the device's own period size, for devices that refuse ours.
+fn with_default_buffer(config: &cpal::StreamConfig) -> cpal::StreamConfig {
+    let mut c = *config;
+    c.buffer_size = cpal::BufferSize::Default;
+    c
+}
+
+fn wire_format(cfg: &cpal::StreamConfig) -> io::Result<AudioFormat> {
+    let f = AudioFormat {
+        rate: cfg.sample_rate,
+        channels: u8::try_from(cfg.channels).unwrap_or(u8::MAX),
+        sample: SampleFormat::S16,
+    };
+    f.validate()
+        .map_err(|e| err(format!("the card's format cannot travel: {e}")))?;
+    Ok(f)
+}
+
+/// A capture device.
+pub struct CardMicrophone {
+    name: String,
+    device: cpal::Device,
+    config: cpal::StreamConfig,
+    sample: cpal::SampleFormat,
+    format: AudioFormat,
+}
+
+impl CardMicrophone {
+    pub fn open(name: &str, rate: Option<u32>, channels: Option<u8>) -> io::Result<Self> {
+        let device = find_device(name)?;
+        let default = device
+            .default_input_config()
+            .map_err(|e| err(format!("ALSA device `{name}` cannot capture: {e}")))?;
+        let (config, sample) = stream_config(default, rate, channels);
+        Ok(CardMicrophone {
+            name: name.to_string(),
+            format: wire_format(&config)?,
+            device,
+            config,
+            sample,
+        })
+    }
+}
+
+/// One chunk from the card's callback: samples and how long ago the first was captured.
+type Chunk = Result<(Vec<f32>, Duration), String>;
+
+fn build_input(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    sample: cpal::SampleFormat,
+    tx: mpsc::SyncSender<Chunk>,
+) -> Result<cpal::Stream, String> {
+    let on_error = {
+        let tx = tx.clone();
+        move |e: cpal::Error| {
+            let _ = tx.try_send(Err(e.to_string()));
+        }
+    };
+    // Converts the card's samples and stamps them; a full channel drops the chunk (the
+    // device thread is behind: it loses audio, not time).
+    fn stamp(info: &cpal::InputCallbackInfo) -> Duration {
+        let t = info.timestamp();
+        t.callback.duration_since(t.capture)
+    }
+    let cfg = *config;
+    let r = match sample {
+        cpal::SampleFormat::F32 => device.build_input_stream::<f32, _, _>(
+            cfg,
+            move |d: &[f32], info| {
+                let _ = tx.try_send(Ok((d.to_vec(), stamp(info))));
+            },
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        cpal::SampleFormat::I16 => device.build_input_stream::<i16, _, _>(
+            cfg,
+            move |d: &[i16], info| {
+                let v = d.iter().map(|s| f32::from(*s) / 32768.0).collect();
+                let _ = tx.try_send(Ok((v, stamp(info))));
+            },
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        cpal::SampleFormat::I32 => device.build_input_stream::<i32, _, _>(
+            cfg,
+            move |d: &[i32], info| {
+                let v = d.iter().map(|s| *s as f32 / 2_147_483_648.0).collect();
+                let _ = tx.try_send(Ok((v, stamp(info))));
+            },
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        other => {
+            return Err(format!(
+                "sample format {other} is not supported here; use the card's plughw: device"
+            ))
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
+impl Microphone for CardMicrophone {
+    fn describe(&self) -> String {
+        format!("ALSA {}", self.name)
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel(64);
+        let stream = build_input(&self.device, &self.config, self.sample, tx.clone())
+            .or_else(|e| {
+                tracing::warn!(
+                    "ALSA {}: 10 ms periods refused ({e}); using the device's own",
+                    self.name
+                );
+                build_input(
+                    &self.device,
+                    &with_default_buffer(&self.config),
+                    self.sample,
+                    tx,
+                )
+            })
+            .map_err(|e| err(format!("cannot capture from ALSA {}: {e}", self.name)))?;
+        stream
+            .play()
+            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.name)))?;
+        loop {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Ok((samples, age))) => {
+                    let captured =
+                        xoq_link::clock::unix_now_us().saturating_sub(age.as_micros() as u64);
+                    if !deliver(&samples, captured) {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(e)) => return Err(err(format!("ALSA {}: {e}", self.name))),
+                Err(_) => {
+                    return Err(err(format!(
+                        "ALSA {} delivered nothing for 2 s (unplugged?)",
+                        self.name
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A playback device.
+pub struct CardSpeaker {
+    name: String,
+    device: cpal::Device,
+    config: cpal::StreamConfig,
+    sample: cpal::SampleFormat,
+    format: AudioFormat,
+}
+
+impl CardSpeaker {
+    pub fn open(name: &str, rate: Option<u32>, channels: Option<u8>) -> io::Result<Self> {
+        let device = find_device(name)?;
+        let default = device
+            .default_output_config()
+            .map_err(|e| err(format!("ALSA device `{name}` cannot play: {e}")))?;
+        let (config, sample) = stream_config(default, rate, channels);
+        Ok(CardSpeaker {
+            name: name.to_string(),
+            format: wire_format(&config)?,
+            device,
+            config,
+            sample,
+        })
+    }
+}
+
+fn build_output(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    sample: cpal::SampleFormat,
+    fill: Fill,
+    errors: mpsc::SyncSender<String>,
+) -> Result<cpal::Stream, String> {
+    let on_error = move |e: cpal::Error| {
+        let _ = errors.try_send(e.to_string());
+    };
+    let cfg = *config;
+    let mut scratch: Vec<f32> = Vec::new();
+    let r = match sample {
+        cpal::SampleFormat::F32 => device.build_output_stream::<f32, _, _>(
+            cfg,
+            move |out: &mut [f32], _| fill(out),
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        cpal::SampleFormat::I16 => device.build_output_stream::<i16, _, _>(
+            cfg,
+            move |out: &mut [i16], _| {
+                scratch.resize(out.len(), 0.0);
+                fill(&mut scratch);
+                for (o, s) in out.iter_mut().zip(&scratch) {
+                    *o = (s * 32767.0).clamp(-32768.0, 32767.0) as i16;
+                }
+            },
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        cpal::SampleFormat::I32 => device.build_output_stream::<i32, _, _>(
+            cfg,
+            move |out: &mut [i32], _| {
+                scratch.resize(out.len(), 0.0);
+                fill(&mut scratch);
+                for (o, s) in out.iter_mut().zip(&scratch) {
+                    *o = (f64::from(*s) * 2_147_483_647.0) as i32;
+                }
+            },
+            on_error,
+            Some(OPEN_TIMEOUT),
+        ),
+        other => {
+            return Err(format!(
+                "sample format {other} is not supported here; use the card's plughw: device"
+            ))
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
+impl Speaker for CardSpeaker {
+    fn describe(&self) -> String {
+        format!("ALSA {}", self.name)
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn run(&mut self, fill: Fill) -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let stream = build_output(
+            &self.device,
+            &self.config,
+            self.sample,
+            fill.clone(),
+            tx.clone(),
+        )
+        .or_else(|e| {
+            tracing::warn!(
+                "ALSA {}: 10 ms periods refused ({e}); using the device's own",
+                self.name
+            );
+            build_output(
+                &self.device,
+                &with_default_buffer(&self.config),
+                self.sample,
+                fill,
+                tx,
+            )
+        })
+        .map_err(|e| err(format!("cannot play on ALSA {}: {e}", self.name)))?;
+        stream
+            .play()
+            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.name)))?;
+        match rx.recv() {
+            Ok(e) => Err(err(format!("ALSA {}: {e}", self.name))),
+            Err(_) => Err(err(format!("ALSA {} stopped", self.name))),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The server's sound-card backend (ALSA through cpal) end to end, on the host: the "robot's
+//! sound card" is ALSA's `pipewire` device inside a private PipeWire session, whose default
+//! source is a virtual microphone fed with a 440 Hz tone and whose default sink is a null sink
+//! the test records. So: tone -> ALSA capture -> xoq-server -> link -> xoq-mount's node ->
+//! pw-record, and pw-play -> xoq-mount's node -> link -> xoq-server -> ALSA playback -> null
+//! sink -> pw-record. ALSA's pipewire device itself glitches now and then (a few ms lost or
+//! repeated between PipeWire's thread and its reader), so the frequency is the median of
+//! 100 ms windows; the sound card path of a robot is ALSA to its hardware, without that hop.
+
+use std::time::{Duration, Instant};
+
+use xoq_tests_host::audio::{measure, median_frequency, tone_file};
+use xoq_tests_host::pipewire::PipeWire;
+use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::{wav, Env, Mount, Server};
+
+const RATE: u32 = 48_000;
+
+#[test]
+fn a_sound_card_microphone_and_speaker_carry_their_tones() {
+    let mut env = Env::new();
+    let mut pw = PipeWire::start();
+    for (k, v) in pw.vars() {
+        env.set_var(k, v);
+    }
+    pw.loopback_source("xoq-test-mic");
+    pw.null_sink("xoq-test-tap");
+    let tone = tone_file(&env, 440.0, 30.0);
+    let mut feeder = pw
+        .command("pw-play")
+        .args(["--target", "xoq-test-mic-in"])
+        .arg(&tone)
+        .spawn()
+        .expect("pw-play");
+
+    env.authorize("laptop", &[]);
+    // Mono, as the virtual microphone and the sink are (no channel mixing on the way); the
+    // speaker's jitter buffer at 40 ms, as the mounter's below.
+    let cfg = env.path("server.toml");
+    let card = |name: &str, direction: &str| {
+        format!(
+            "[[audio]]\nname = \"{name}\"\ndirection = \"{direction}\"\ndevice = \"pipewire\"\nchannels = 1\nlatency_ms = 40\n"
+        )
+    };
+    std::fs::write(&cfg, card("mic0", "capture") + &card("spk0", "playback")).expect("config");
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--config".into(), cfg.display().to_string()],
+    );
+    // ALSA's pipewire device hands over captured audio up to two 10 ms periods late (its own
+    // ring between PipeWire's thread and the reader): a 40 ms jitter buffer rides that out.
+    let mut mount = Mount::start(
+        &env,
+        "laptop",
+        &server.ticket,
+        2,
+        &["--audio-latency-ms", "40"],
+    );
+    let line = mount.wait_line_containing("mounted  audio  mic0", Duration::from_secs(5));
+    assert!(line.contains("48000 Hz 1 ch"), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pw.has_node("xoq.testbot.mic0") {
+        assert!(Instant::now() < deadline, "no node: {}", pw.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = env.path("mic.wav");
+    pw.record("xoq.testbot.mic0", 3.5, RATE, &out);
+    let rec = wav::read(&out).samples;
+    let (_, level) = measure(&rec, 1.0);
+    let freq = median_frequency(&rec[RATE as usize..]);
+    println!("ALSA microphone via pw-record: {freq:.2} Hz at {level:.2} dBFS");
+    assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz");
+    assert!((level + 9.03).abs() <= 1.0, "{level} dBFS");
+
+    let tap = env.path("tap.wav");
+    let recorder = pw.record_in_background("xoq-test-tap", 5.0, RATE, &tap, true);
+    std::thread::sleep(Duration::from_millis(500));
+    pw.play("xoq.testbot.spk0", &tone_file(&env, 1000.0, 4.0));
+    recorder.join().expect("recorder");
+    let rec = wav::read(&tap);
+    // The tone's middle: from a second after it began (the jitter buffer moves its delay onto
+    // the target once, half a second after play starts) for two seconds.
+    let start = rec.samples.iter().position(|s| s.abs() > 0.1).unwrap_or(0) + RATE as usize;
+    let end = (start + 2 * RATE as usize).min(rec.samples.len());
+    let (_, level) = measure(&rec.samples[start.min(end)..end], 0.0);
+    let freq = median_frequency(&rec.samples[start.min(end)..end]);
+    println!("ALSA speaker, recorded at the sink: {freq:.2} Hz at {level:.2} dBFS");
+    assert!((freq - 1000.0).abs() <= 2.0, "{freq} Hz");
+    assert!((level + 9.03).abs() <= 1.0, "{level} dBFS");
+    let _ = feeder.kill();
+    let _ = feeder.wait();
+}
