@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of XoQ mount: formatting, lints, unit and property tests, the host
-# end-to-end suite (real binaries, real PTYs, loopback QUIC), a fuzz smoke run of each fuzz
+# end-to-end suite (real binaries, real PTYs, loopback QUIC, a private PipeWire for audio), the
+# NVENC feature's build and its clean failure without a GPU, a fuzz smoke run of each fuzz
 # target (fuzz/run.sh), the Debian packages in a real install (tests/pkg), the real-kernel suites in a qemu VM
 # (tests/vm), and the demo's self-check. Installs what it needs first (scripts/deps.sh).
 #
@@ -15,6 +16,9 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== NVENC feature (builds without CUDA; fails cleanly without an NVIDIA GPU)"
+cargo clippy -p xoq-video -p xoq-server --features xoq-server/nvenc --all-targets -- -D warnings
+cargo test -p xoq-video --features nvenc
 echo "== build"
 cargo build --workspace --bins
 echo "== tests"

@@ -4,6 +4,7 @@
 //!    byte, draining `next_message` after each chunk until it wants more bytes or fails; after
 //!    a failure the decoder must keep failing with the same error.
 //! 2. `Message::decode(data[0], &data[1..])` is tried on the raw input.
+//! 3. `Message::from_frame(data)`: the input as one datagram.
 //!
 //! Every message that decodes is re-encoded; the re-encoding must decode to the same message
 //! and respect its header's limit (and must be byte-identical to the body it came from).
@@ -82,5 +83,12 @@ fuzz_target!(|data: &[u8]| {
     // 2. One body, decoded directly.
     if let Ok(m) = Message::decode(first, rest) {
         check_reencode(&m, Some((first, rest)));
+    }
+
+    // 3. The whole input as one datagram (an audio packet's carrier): exactly one framed
+    //    message, canonical.
+    if let Ok(m) = Message::from_frame(data) {
+        assert_eq!(m.to_bytes(), data, "datagram encoding is not canonical");
+        check_reencode(&m, None);
     }
 });

@@ -53,9 +53,20 @@ pub struct CameraConfig {
     pub simulated: bool,
     /// Mode to start in, e.g. `"1280x720@30"` (default: the camera's first).
     pub mode: Option<String>,
+    /// H.264 encoder for raw cameras: `"auto"` (default: NVENC when this build has it and an
+    /// NVIDIA GPU is there, else software), `"software"` or `"nvenc"`.
+    pub encoder: Option<String>,
 }
 
 impl CameraConfig {
+    /// The configured encoder choice, parsed.
+    pub fn encoder(&self) -> Result<xoq_video::encoder::EncoderChoice> {
+        match self.encoder.as_deref().unwrap_or("auto").parse() {
+            Ok(e) => Ok(e),
+            Err(e) => bail!("camera `{}`: {e}", self.name),
+        }
+    }
+
     /// The configured start mode, parsed.
     pub fn start_mode(&self) -> Result<Option<xoq_wire::VideoMode>> {
         let Some(text) = &self.mode else {
@@ -273,6 +284,7 @@ impl ServerConfig {
             device,
             simulated,
             mode: None,
+            encoder: None,
         });
         Ok(())
     }
@@ -305,6 +317,7 @@ impl ServerConfig {
                 );
             }
             c.start_mode()?;
+            c.encoder()?;
         }
         for c in &self.can {
             unique_name(&mut seen, &c.name)?;

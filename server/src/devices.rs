@@ -96,8 +96,12 @@ impl Devices {
         for c in &cfg.camera {
             let mode = c.start_mode()?;
             let dev = match &c.device {
-                Some(path) => CameraDevice::spawn(c.name.clone(), V4l2Camera::open(path)?, mode),
-                None => CameraDevice::spawn(c.name.clone(), SimCamera::default(), mode),
+                Some(path) => {
+                    CameraDevice::spawn(c.name.clone(), V4l2Camera::open(path)?, mode, c.encoder()?)
+                }
+                None => {
+                    CameraDevice::spawn(c.name.clone(), SimCamera::default(), mode, c.encoder()?)
+                }
             };
             list.push(Device::Camera(
                 dev.map_err(|e| anyhow::anyhow!("camera `{}`: {e}", c.name))?,
@@ -135,6 +139,7 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 format,
                 tone,
                 drift_ppm: a.drift_ppm,
+                clicks: a.clicks(),
             };
             AudioDevice::spawn_microphone(name, mic, a.packet_ms())?
         }

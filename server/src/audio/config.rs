@@ -31,6 +31,9 @@ pub struct AudioConfig {
     pub latency_ms: Option<u32>,
     /// Simulated microphone: the tone's frequency (440 Hz by default).
     pub tone_hz: Option<f64>,
+    /// Simulated microphone: `"tone"` (default) or `"clicks"` (one click every 250 ms of the
+    /// wall clock, for latency measurements).
+    pub signal: Option<String>,
     /// Simulated devices: how far their clock is off, in parts per million.
     #[serde(default)]
     pub drift_ppm: f64,
@@ -60,6 +63,11 @@ impl AudioConfig {
             channels: self.channels.unwrap_or(1),
             sample: SampleFormat::S16,
         }
+    }
+
+    /// Whether a simulated microphone clicks instead of playing its tone.
+    pub fn clicks(&self) -> bool {
+        self.signal.as_deref() == Some("clicks")
     }
 
     pub fn packet_ms(&self) -> u32 {
@@ -99,6 +107,7 @@ impl AudioConfig {
             packet_ms: None,
             latency_ms: None,
             tone_hz: None,
+            signal: None,
             drift_ppm: 0.0,
             record,
         })
@@ -120,6 +129,9 @@ impl AudioConfig {
         }
         if !(1..=1000).contains(&self.latency_ms()) {
             bail!("audio `{name}`: latency_ms must be 1 to 1000");
+        }
+        if !matches!(self.signal.as_deref(), None | Some("tone") | Some("clicks")) {
+            bail!("audio `{name}`: signal must be \"tone\" or \"clicks\"");
         }
         if self.drift_ppm.abs() > 10_000.0 {
             bail!("audio `{name}`: drift_ppm must be within +/-10000");

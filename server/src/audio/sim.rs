@@ -1,6 +1,7 @@
-//! The simulated microphone (a sine, 440 Hz by default) and speaker (plays into a meter and
-//! writes, once a second, the frequency and level it heard and its jitter buffer's counters
-//! to a record file). Each can run its clock off by some ppm, as real sound cards do.
+//! The simulated microphone (a sine, 440 Hz by default, or clicks at known wall-clock times)
+//! and speaker (plays into a meter and writes, once a second, the frequency and level it heard
+//! and its jitter buffer's counters to a record file, and the time each click it plays is
+//! heard). Each can run its clock off by some ppm, as real sound cards do.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -31,15 +32,40 @@ fn clock(format: &AudioFormat, ppm: f64) -> (usize, f64) {
     (frames, f64::from(format.rate) * (1.0 + ppm * 1e-6))
 }
 
-/// A microphone that hears a steady sine.
+/// Clicks come at every multiple of this on the wall clock (µs), so whoever hears one knows
+/// when it was made.
+pub const CLICK_EVERY_US: u64 = 250_000;
+
+/// A microphone that hears a steady sine, or clicks.
 pub struct SimMicrophone {
     pub format: AudioFormat,
     pub tone: Tone,
     pub drift_ppm: f64,
+    /// Hear a click (one sample at 0.9) at each [`CLICK_EVERY_US`] of the wall clock, and
+    /// silence between, instead of the tone: for latency measurements.
+    pub clicks: bool,
+}
+
+/// Writes silence into `buf`, with a click on the frame captured at a multiple of
+/// [`CLICK_EVERY_US`], if one falls in it (frame 0 captured at `first_us`).
+fn fill_clicks(buf: &mut [f32], channels: usize, rate: u32, first_us: u64) {
+    buf.fill(0.0);
+    let frames = (buf.len() / channels) as u64;
+    let end_us = first_us + frames * 1_000_000 / u64::from(rate);
+    let next = first_us.div_ceil(CLICK_EVERY_US) * CLICK_EVERY_US;
+    if next < end_us {
+        let i = ((next - first_us) * u64::from(rate) / 1_000_000) as usize;
+        if let Some(frame) = buf.chunks_mut(channels).nth(i) {
+            frame.fill(0.9);
+        }
+    }
 }
 
 impl Microphone for SimMicrophone {
     fn describe(&self) -> String {
+        if self.clicks {
+            return "clicks".into();
+        }
         format!("{} Hz tone", self.tone.freq)
     }
 
@@ -54,11 +80,15 @@ impl Microphone for SimMicrophone {
         let start = Instant::now();
         let mut frames = 0u64;
         loop {
-            self.tone.fill(&mut buf, channels);
             frames += period as u64;
             wait_for_frame(start, frames, rate);
             // The period's first frame was heard one period ago.
             let captured = now_us().saturating_sub(PERIOD.as_micros() as u64);
+            if self.clicks {
+                fill_clicks(&mut buf, channels, self.format.rate, captured);
+            } else {
+                self.tone.fill(&mut buf, channels);
+            }
             if !deliver(&buf, captured) {
                 return Ok(());
             }
@@ -120,8 +150,20 @@ impl Speaker for SimSpeaker {
         };
         let start = Instant::now();
         let mut frames = 0u64;
+        let mut last_click_us = 0u64;
         loop {
             fill(&mut buf);
+            // This period plays from now on: frame i at now + i / rate.
+            let now = now_us();
+            if let Some(out) = record.as_mut() {
+                for (i, f) in buf.chunks(channels).enumerate() {
+                    let at = now + i as u64 * 1_000_000 / u64::from(self.format.rate);
+                    if f[0] > 0.5 && at > last_click_us + 20_000 {
+                        last_click_us = at;
+                        writeln!(out, "click at_us={at}")?;
+                    }
+                }
+            }
             meter.feed(&buf, channels);
             frames += period as u64;
             if meter.frames() >= u64::from(self.format.rate) {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use xoq_video::h264::{Encoder, EncoderSettings};
+use xoq_video::encoder::{AnyEncoder, EncoderChoice};
+use xoq_video::h264::EncoderSettings;
 use xoq_wire::catalog::camera_caps;
 use xoq_wire::{
     Access, CameraSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, Message, VideoCodec,
@@ -46,6 +47,8 @@ pub struct CameraDevice {
     frames: broadcast::Sender<Arc<WireFrame>>,
     keyframe_wanted: AtomicBool,
     pub frames_sent: AtomicU64,
+    /// Which H.264 encoder raw pictures go through.
+    encoder: EncoderChoice,
 }
 
 impl CameraDevice {
@@ -54,6 +57,7 @@ impl CameraDevice {
         name: String,
         source: S,
         mode: Option<VideoMode>,
+        encoder: EncoderChoice,
     ) -> std::io::Result<Arc<Self>> {
         let modes = source.modes();
         let Some(first) = modes.first().copied() else {
@@ -86,6 +90,7 @@ impl CameraDevice {
             frames,
             keyframe_wanted: AtomicBool::new(true),
             frames_sent: AtomicU64::new(0),
+            encoder,
         });
         let d = dev.clone();
         std::thread::Builder::new()
@@ -183,7 +188,7 @@ impl CameraAttachment {
 /// restarted after a second.
 fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
     let mut running: Option<VideoMode> = None;
-    let mut encoder: Option<Encoder> = None;
+    let mut encoder: Option<AnyEncoder> = None;
     let mut seq: u32 = 0;
     loop {
         if dev.frames.receiver_count() == 0 {
@@ -221,14 +226,26 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
             Captured::Raw(p) => {
                 let p = p.to_i420();
                 if encoder.is_none() {
-                    match Encoder::new(EncoderSettings {
+                    let settings = EncoderSettings {
                         width: p.width,
                         height: p.height,
                         fps: mode.fps,
                         bitrate_bps: None,
                         gop: u32::from(mode.fps) * GOP_SECONDS,
-                    }) {
-                        Ok(e) => encoder = Some(e),
+                    };
+                    let mut fallback = None;
+                    match AnyEncoder::open(dev.encoder, settings, &mut fallback) {
+                        Ok(e) => {
+                            match fallback {
+                                Some(why) if xoq_video::encoder::NVENC_BUILT => {
+                                    tracing::info!(device = %dev.name, "encoding with {} ({why})", e.describe())
+                                }
+                                _ => {
+                                    tracing::info!(device = %dev.name, "encoding with {}", e.describe())
+                                }
+                            }
+                            encoder = Some(e)
+                        }
                         Err(e) => {
                             tracing::error!(device = %dev.name, "{e}");
                             std::thread::sleep(Duration::from_secs(1));

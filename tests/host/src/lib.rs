@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod pipewire;
 pub mod proc;
+pub mod pwclient;
 pub mod serial_ioctl;
 pub mod stats;
 pub mod tty;

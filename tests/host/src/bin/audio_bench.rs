@@ -1,0 +1,264 @@
+//! Mouth-to-ear latency of remote audio, and a soak for underruns (docs/BENCHMARKS.md).
+//!
+//! In a private PipeWire session, with release binaries:
+//! - microphone: the server's simulated microphone clicks at every 250 ms of the wall clock;
+//!   this program records `xoq.testbot.mic0` with its own PipeWire stream and notes when each
+//!   click is handed to it;
+//! - speaker: this program plays a click at every 250 ms of the wall clock into
+//!   `xoq.testbot.spk0`; the simulated speaker notes when it plays each;
+//! - baseline, in the same run: PipeWire's own RTP pair on 127.0.0.1 (module-rtp-sink ->
+//!   UDP -> module-rtp-source with a 20 ms buffer, like ours) between this program's playback
+//!   and capture streams;
+//! - soak: both directions run for `--soak SECONDS`; then the jitter buffers' counters.
+//!
+//! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
+//!                    [--packet-ms MS]
+
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use xoq_tests_host::audio::{record_lines, status_of};
+use xoq_tests_host::pipewire::PipeWire;
+use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
+use xoq_tests_host::pwclient::{ClientStream, Direction};
+use xoq_tests_host::stats::percentile;
+use xoq_tests_host::{Env, Mount, Server};
+
+const RATE: u32 = 48_000;
+const EVERY_US: u64 = 250_000;
+/// The benchmark's own streams run at PipeWire's usual small quantum.
+const QUANTUM: u32 = 256;
+
+/// Latencies (µs) of clicks heard, each against the 250 ms mark it was made on.
+type Heard = Arc<Mutex<Vec<u64>>>;
+
+/// A capture callback noting when each click arrives.
+fn click_listener(heard: Heard) -> Box<dyn FnMut(&mut [f32], u64) + Send> {
+    let mut last = 0u64;
+    Box::new(move |samples, now| {
+        if samples.iter().any(|s| *s > 0.5) && now > last + EVERY_US / 2 {
+            last = now;
+            xoq_link::sync::lock(&heard).push(now % EVERY_US);
+        }
+    })
+}
+
+/// A playback callback putting a click on each 250 ms mark.
+fn click_maker() -> Box<dyn FnMut(&mut [f32], u64) + Send> {
+    Box::new(move |out, now| {
+        out.fill(0.0);
+        let end = now + out.len() as u64 * 1_000_000 / u64::from(RATE);
+        let mark = now.div_ceil(EVERY_US) * EVERY_US;
+        if mark < end {
+            let i = ((mark - now) * u64::from(RATE) / 1_000_000) as usize;
+            if let Some(s) = out.get_mut(i) {
+                *s = 0.9;
+            }
+        }
+    })
+}
+
+fn wait_for(what: &str, heard: &Heard, n: usize) {
+    let deadline = Instant::now() + Duration::from_micros(EVERY_US * n as u64 * 2 + 10_000_000);
+    while xoq_link::sync::lock(heard).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: fewer than {n} clicks within the time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn row(what: &str, v: &mut [u64]) -> String {
+    let ms = |x: u64| x as f64 / 1000.0;
+    format!(
+        "| {what} | {} | {:.1} | {:.1} | {:.1} |",
+        v.len(),
+        ms(percentile(v, 0.5)),
+        ms(percentile(v, 0.99)),
+        ms(*v.iter().max().unwrap_or(&0)),
+    )
+}
+
+fn pw_cli_module(pw: &PipeWire, module: &str, args: &str) -> Child {
+    pw.command("pw-cli")
+        .args(["-m", "load-module", module, args])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pw-cli load-module")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let clicks = opt("--clicks", 100) as usize;
+    let soak = opt("--soak", 0);
+    let latency_ms = opt("--latency-ms", 20);
+    let packet_ms = opt("--packet-ms", 10);
+
+    let pw = PipeWire::start();
+    for (k, v) in pw.vars() {
+        // For this process's own PipeWire streams (no other thread runs yet).
+        std::env::set_var(k, v);
+    }
+    let mut env = Env::new();
+    for (k, v) in pw.vars() {
+        env.set_var(k, v);
+    }
+    env.authorize("laptop", &[]);
+    let record = env.path("spk0.rec");
+    let cfg = env.path("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[audio]]\nname = \"mic0\"\ndirection = \"capture\"\nsimulated = true\nsignal = \"clicks\"\npacket_ms = {packet_ms}\n\
+             [[audio]]\nname = \"spk0\"\ndirection = \"playback\"\nsimulated = true\nrecord = \"{}\"\n\
+             latency_ms = {latency_ms}\npacket_ms = {packet_ms}\n",
+            record.display()
+        ),
+    )
+    .expect("config");
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--config".into(), cfg.display().to_string()],
+    );
+    let latency = latency_ms.to_string();
+    let mount = Mount::start(
+        &env,
+        "laptop",
+        &server.ticket,
+        2,
+        &["--audio-latency-ms", &latency],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (spid, mpid) = (server.proc.child.id(), mount.proc.child.id());
+    let (s0, m0, t0) = (cpu_seconds(spid), cpu_seconds(mpid), Instant::now());
+
+    // XoQ, both directions at once.
+    let mic_heard: Heard = Arc::default();
+    let capture = ClientStream::start(
+        "xoq.testbot.mic0",
+        Direction::Capture,
+        RATE,
+        QUANTUM,
+        false,
+        click_listener(mic_heard.clone()),
+    );
+    let playback = ClientStream::start(
+        "xoq.testbot.spk0",
+        Direction::Playback,
+        RATE,
+        QUANTUM,
+        false,
+        click_maker(),
+    );
+    wait_for("microphone", &mic_heard, clicks + 4);
+    let spk_heard = || -> Vec<u64> {
+        record_lines(&record)
+            .iter()
+            .filter_map(|l| l.get("at_us").map(|t| *t as u64 % EVERY_US))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spk_heard().len() < clicks + 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = (
+        (cpu_seconds(spid) - s0) / secs * 100.0,
+        (cpu_seconds(mpid) - m0) / secs * 100.0,
+    );
+    if soak > 0 {
+        println!("soak: both directions for {soak} s ...");
+        std::thread::sleep(Duration::from_secs(soak));
+    }
+    let mic_status = status_of(&env, "mic0")["detail"]["jitter"].clone();
+    let spk_last = record_lines(&record)
+        .into_iter()
+        .filter(|l| l.contains_key("underruns"))
+        .last()
+        .unwrap_or_default();
+    drop((capture, playback));
+    // The first clicks fall while the buffers start: dropped.
+    let mut mic: Vec<u64> = xoq_link::sync::lock(&mic_heard)[4..].to_vec();
+    let mut spk: Vec<u64> = spk_heard().into_iter().skip(4).take(clicks).collect();
+    mic.truncate(clicks);
+
+    // Baseline: PipeWire's RTP pair, between our own playback and capture streams.
+    pw.null_sink("rtp-tap");
+    let rtp_sink = pw_cli_module(
+        &pw,
+        "libpipewire-module-rtp-sink",
+        "{ source.ip=127.0.0.1 destination.ip=127.0.0.1 sap.ip=127.0.0.1 sap.port=9875 \
+           sess.name=xoq-rtp-bench sess.min-ptime=2 sess.max-ptime=20 audio.format=S16BE \
+           audio.rate=48000 audio.channels=1 audio.position=[MONO] \
+           stream.props={ node.name=rtp-sink media.class=Audio/Sink } }",
+    );
+    let rtp_source = pw_cli_module(&pw, "libpipewire-module-rtp-source",
+        "{ sap.ip=127.0.0.1 sap.port=9875 sess.latency.msec=20 stream.props={ target.object=rtp-tap } }");
+    std::thread::sleep(Duration::from_secs(2));
+    let rtp_heard: Heard = Arc::default();
+    let rtp_capture = ClientStream::start(
+        "rtp-tap",
+        Direction::Capture,
+        RATE,
+        QUANTUM,
+        true,
+        click_listener(rtp_heard.clone()),
+    );
+    let rtp_play = ClientStream::start(
+        "rtp-sink",
+        Direction::Playback,
+        RATE,
+        QUANTUM,
+        false,
+        click_maker(),
+    );
+    wait_for("RTP", &rtp_heard, clicks + 4);
+    drop((rtp_capture, rtp_play));
+    let mut rtp: Vec<u64> = xoq_link::sync::lock(&rtp_heard)[4..]
+        .iter()
+        .take(clicks)
+        .copied()
+        .collect();
+    for mut c in [rtp_sink, rtp_source] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = pw.dump();
+
+    println!("jitter buffers: {latency_ms} ms on both sides; packets of {packet_ms} ms");
+    println!("| path | clicks | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "{}",
+        row(
+            "XoQ microphone: simulated mic -> link -> node -> PipeWire capture",
+            &mut mic
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "XoQ speaker: PipeWire playback -> node -> link -> simulated speaker",
+            &mut spk
+        )
+    );
+    println!("{}", row("baseline: PipeWire playback -> module-rtp-sink -> UDP -> module-rtp-source (20 ms) -> capture", &mut rtp));
+    println!();
+    println!(
+        "CPU while both directions ran: xoq-server {:.1} %, xoq-mount {:.1} %",
+        cpu.0, cpu.1
+    );
+    println!("mounter mic0 jitter buffer: {mic_status}");
+    println!("server spk0 jitter buffer (last second): {spk_last:?}");
+}
