@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use xoq_tests_host::audio::{record_lines, status_of};
 use xoq_tests_host::pipewire::PipeWire;
 use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
-use xoq_tests_host::pwclient::{ClientStream, Direction};
+use xoq_tests_host::pwclient::{Callback, ClientStream, Direction};
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Mount, Server};
 
@@ -34,7 +34,7 @@ const QUANTUM: u32 = 256;
 type Heard = Arc<Mutex<Vec<u64>>>;
 
 /// A capture callback noting when each click arrives.
-fn click_listener(heard: Heard) -> Box<dyn FnMut(&mut [f32], u64) + Send> {
+fn click_listener(heard: Heard) -> Callback {
     let mut last = 0u64;
     Box::new(move |samples, now| {
         if samples.iter().any(|s| *s > 0.5) && now > last + EVERY_US / 2 {
@@ -45,7 +45,7 @@ fn click_listener(heard: Heard) -> Box<dyn FnMut(&mut [f32], u64) + Send> {
 }
 
 /// A playback callback putting a click on each 250 ms mark.
-fn click_maker() -> Box<dyn FnMut(&mut [f32], u64) + Send> {
+fn click_maker() -> Callback {
     Box::new(move |out, now| {
         out.fill(0.0);
         let end = now + out.len() as u64 * 1_000_000 / u64::from(RATE);
@@ -184,8 +184,7 @@ fn main() {
     let mic_status = status_of(&env, "mic0")["detail"]["jitter"].clone();
     let spk_last = record_lines(&record)
         .into_iter()
-        .filter(|l| l.contains_key("underruns"))
-        .last()
+        .rfind(|l| l.contains_key("underruns"))
         .unwrap_or_default();
     drop((capture, playback));
     // The first clicks fall while the buffers start: dropped.
