@@ -243,3 +243,28 @@ fn a_burst_beyond_the_maximum_is_cut_back_to_the_target() {
     }
     assert_eq!(jb.stats().overruns, 1);
 }
+
+proptest::proptest! {
+    /// Whatever a peer sends (any sequence numbers, any lengths, including partial frames) and
+    /// however the consumer pulls, the buffer never panics, never returns more than asked,
+    /// and never holds much more than its maximum.
+    #[test]
+    fn hostile_packets_never_break_the_buffer(
+        ops in proptest::collection::vec((proptest::prelude::any::<u32>(), 0usize..3000, 0usize..1200, proptest::prelude::any::<bool>()), 1..200)
+    ) {
+        let cfg = JitterConfig::new(RATE, 2, PACKET, 20);
+        let mut jb = JitterBuffer::new(cfg);
+        let mut t = 0u64;
+        for (seq, len, pull, near) in ops {
+            // Half the packets come in (roughly) in order, the rest anywhere in the u32 space.
+            let seq = if near { seq % 64 } else { seq };
+            jb.push(seq, &vec![0.25; len], t);
+            let mut out = vec![1.0; pull * 2];
+            jb.pull(&mut out, t);
+            proptest::prop_assert!(out.iter().all(|s| s.is_finite() && s.abs() <= 1.0));
+            // Held out-of-order packets are bounded by the reorder window.
+            proptest::prop_assert!(jb.depth() <= (cfg.max_frames + 33 * 1500) as f64);
+            t += 5_000;
+        }
+    }
+}

@@ -176,3 +176,21 @@ impl Speaker for SimSpeaker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_click_lands_on_the_frame_captured_at_the_mark() {
+        let mut buf = vec![0.0; 2 * 480];
+        // 10 ms at 48 kHz from 1 ms before a mark: the click is frame 48.
+        fill_clicks(&mut buf, 2, 48_000, 5 * CLICK_EVERY_US - 1_000);
+        let loud: Vec<usize> = (0..480).filter(|i| buf[2 * i] > 0.5).collect();
+        assert_eq!(loud, vec![48]);
+        assert!(buf[2 * 48 + 1] > 0.5);
+        // A period with no mark in it is silent.
+        fill_clicks(&mut buf, 2, 48_000, 5 * CLICK_EVERY_US + 1_000);
+        assert!(buf.iter().all(|s| *s == 0.0));
+    }
+}
