@@ -227,6 +227,25 @@ pub fn render(v: &Value) -> String {
                 c["state"].as_str().unwrap_or("?"),
             ));
         }
+        let j = &d["detail"]["jitter"];
+        if j.is_object() {
+            let k = |key: &str| j[key].as_u64().unwrap_or(0);
+            let f = |key: &str| j[key].as_f64().unwrap_or(0.0);
+            out.push_str(&format!(
+                "          audio: delay {:.1} ms ({:.1}..{:.1})  drift {:+.0} ppm  | packets {}  \
+                 late {}  concealed {}  underruns {}  overruns {}  resyncs {}\n",
+                f("depth_ms"),
+                f("depth_min_ms"),
+                f("depth_max_ms"),
+                f("drift_ppm"),
+                k("received"),
+                k("late"),
+                k("concealed"),
+                k("underruns"),
+                k("overruns"),
+                k("resyncs"),
+            ));
+        }
     }
     out
 }

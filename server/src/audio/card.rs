@@ -91,8 +91,8 @@ fn wire_format(cfg: &cpal::StreamConfig) -> io::Result<AudioFormat> {
     Ok(f)
 }
 
-/// A capture device.
-pub struct CardMicrophone {
+/// An opened ALSA device and the stream configuration chosen for it.
+struct Card {
     name: String,
     device: cpal::Device,
     config: cpal::StreamConfig,
@@ -100,20 +100,39 @@ pub struct CardMicrophone {
     format: AudioFormat,
 }
 
-impl CardMicrophone {
-    pub fn open(name: &str, rate: Option<u32>, channels: Option<u8>) -> io::Result<Self> {
+impl Card {
+    fn open(
+        name: &str,
+        rate: Option<u32>,
+        channels: Option<u8>,
+        capture: bool,
+    ) -> io::Result<Self> {
         let device = find_device(name)?;
-        let default = device
-            .default_input_config()
-            .map_err(|e| err(format!("ALSA device `{name}` cannot capture: {e}")))?;
+        let default = if capture {
+            device.default_input_config()
+        } else {
+            device.default_output_config()
+        };
+        let verb = if capture { "capture" } else { "play" };
+        let default =
+            default.map_err(|e| err(format!("ALSA device `{name}` cannot {verb}: {e}")))?;
         let (config, sample) = stream_config(default, rate, channels);
-        Ok(CardMicrophone {
+        Ok(Card {
             name: name.to_string(),
             format: wire_format(&config)?,
             device,
             config,
             sample,
         })
+    }
+}
+
+/// A capture device.
+pub struct CardMicrophone(Card);
+
+impl CardMicrophone {
+    pub fn open(name: &str, rate: Option<u32>, channels: Option<u8>) -> io::Result<Self> {
+        Card::open(name, rate, channels, true).map(CardMicrophone)
     }
 }
 
@@ -177,32 +196,32 @@ fn build_input(
 
 impl Microphone for CardMicrophone {
     fn describe(&self) -> String {
-        format!("ALSA {}", self.name)
+        format!("ALSA {}", self.0.name)
     }
 
     fn format(&self) -> AudioFormat {
-        self.format
+        self.0.format
     }
 
     fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(64);
-        let stream = build_input(&self.device, &self.config, self.sample, tx.clone())
+        let stream = build_input(&self.0.device, &self.0.config, self.0.sample, tx.clone())
             .or_else(|e| {
                 tracing::warn!(
                     "ALSA {}: 10 ms periods refused ({e}); using the device's own",
-                    self.name
+                    self.0.name
                 );
                 build_input(
-                    &self.device,
-                    &with_default_buffer(&self.config),
-                    self.sample,
+                    &self.0.device,
+                    &with_default_buffer(&self.0.config),
+                    self.0.sample,
                     tx,
                 )
             })
-            .map_err(|e| err(format!("cannot capture from ALSA {}: {e}", self.name)))?;
+            .map_err(|e| err(format!("cannot capture from ALSA {}: {e}", self.0.name)))?;
         stream
             .play()
-            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.name)))?;
+            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.0.name)))?;
         loop {
             match rx.recv_timeout(Duration::from_secs(2)) {
                 Ok(Ok((samples, age))) => {
@@ -212,11 +231,11 @@ impl Microphone for CardMicrophone {
                         return Ok(());
                     }
                 }
-                Ok(Err(e)) => return Err(err(format!("ALSA {}: {e}", self.name))),
+                Ok(Err(e)) => return Err(err(format!("ALSA {}: {e}", self.0.name))),
                 Err(_) => {
                     return Err(err(format!(
                         "ALSA {} delivered nothing for 2 s (unplugged?)",
-                        self.name
+                        self.0.name
                     )))
                 }
             }
@@ -225,28 +244,11 @@ impl Microphone for CardMicrophone {
 }
 
 /// A playback device.
-pub struct CardSpeaker {
-    name: String,
-    device: cpal::Device,
-    config: cpal::StreamConfig,
-    sample: cpal::SampleFormat,
-    format: AudioFormat,
-}
+pub struct CardSpeaker(Card);
 
 impl CardSpeaker {
     pub fn open(name: &str, rate: Option<u32>, channels: Option<u8>) -> io::Result<Self> {
-        let device = find_device(name)?;
-        let default = device
-            .default_output_config()
-            .map_err(|e| err(format!("ALSA device `{name}` cannot play: {e}")))?;
-        let (config, sample) = stream_config(default, rate, channels);
-        Ok(CardSpeaker {
-            name: name.to_string(),
-            format: wire_format(&config)?,
-            device,
-            config,
-            sample,
-        })
+        Card::open(name, rate, channels, false).map(CardSpeaker)
     }
 }
 
@@ -304,42 +306,42 @@ fn build_output(
 
 impl Speaker for CardSpeaker {
     fn describe(&self) -> String {
-        format!("ALSA {}", self.name)
+        format!("ALSA {}", self.0.name)
     }
 
     fn format(&self) -> AudioFormat {
-        self.format
+        self.0.format
     }
 
     fn run(&mut self, fill: Fill) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(4);
         let stream = build_output(
-            &self.device,
-            &self.config,
-            self.sample,
+            &self.0.device,
+            &self.0.config,
+            self.0.sample,
             fill.clone(),
             tx.clone(),
         )
         .or_else(|e| {
             tracing::warn!(
                 "ALSA {}: 10 ms periods refused ({e}); using the device's own",
-                self.name
+                self.0.name
             );
             build_output(
-                &self.device,
-                &with_default_buffer(&self.config),
-                self.sample,
+                &self.0.device,
+                &with_default_buffer(&self.0.config),
+                self.0.sample,
                 fill,
                 tx,
             )
         })
-        .map_err(|e| err(format!("cannot play on ALSA {}: {e}", self.name)))?;
+        .map_err(|e| err(format!("cannot play on ALSA {}: {e}", self.0.name)))?;
         stream
             .play()
-            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.name)))?;
+            .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.0.name)))?;
         match rx.recv() {
-            Ok(e) => Err(err(format!("ALSA {}: {e}", self.name))),
-            Err(_) => Err(err(format!("ALSA {} stopped", self.name))),
+            Ok(e) => Err(err(format!("ALSA {}: {e}", self.0.name))),
+            Err(_) => Err(err(format!("ALSA {} stopped", self.0.name))),
         }
     }
 }
