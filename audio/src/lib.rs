@@ -17,6 +17,6 @@ pub mod resample;
 pub mod tone;
 
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats};
-pub use meter::ToneMeter;
+pub use meter::{ToneMeter, WindowedFrequency};
 pub use packetizer::Packetizer;
 pub use tone::Tone;

@@ -1,5 +1,6 @@
 //! Measures what arrives: the frequency of a tone (from its rising zero crossings, located to a
-//! fraction of a sample) and its RMS level, over everything fed since the last reset.
+//! fraction of a sample) and its RMS level, over everything fed since the last reset; and the
+//! median of the frequencies of 100 ms windows, which one short glitch cannot move.
 
 /// Running frequency and level of the first channel of a stream.
 #[derive(Debug, Clone)]
@@ -73,6 +74,54 @@ impl ToneMeter {
     }
 }
 
+/// The frequency of the first channel in windows of 100 ms, and their median.
+#[derive(Debug, Clone)]
+pub struct WindowedFrequency {
+    window: ToneMeter,
+    window_frames: u64,
+    per_window: Vec<f64>,
+}
+
+impl WindowedFrequency {
+    pub fn new(rate: u32) -> Self {
+        WindowedFrequency {
+            window: ToneMeter::new(rate),
+            window_frames: u64::from(rate / 10).max(1),
+            per_window: Vec::new(),
+        }
+    }
+
+    /// Feeds interleaved frames of `channels`.
+    pub fn feed(&mut self, samples: &[f32], channels: usize) {
+        let per = self.window_frames as usize * channels.max(1);
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let room = (self.window_frames - self.window.frames()) as usize * channels.max(1);
+            let (now, later) = rest.split_at(room.min(rest.len()).min(per));
+            self.window.feed(now, channels);
+            if self.window.frames() >= self.window_frames {
+                if let Some(f) = self.window.frequency() {
+                    self.per_window.push(f);
+                }
+                self.window.reset();
+            }
+            rest = later;
+        }
+    }
+
+    /// The median of the whole windows' frequencies so far.
+    pub fn median(&self) -> Option<f64> {
+        let mut f = self.per_window.clone();
+        f.sort_by(f64::total_cmp);
+        f.get(f.len() / 2).copied()
+    }
+
+    pub fn reset(&mut self) {
+        self.window.reset();
+        self.per_window.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +153,25 @@ mod tests {
         let mut m = ToneMeter::new(48_000);
         m.feed(&[0.0; 4800], 1);
         assert_eq!(m.frequency(), None);
+    }
+
+    #[test]
+    fn a_gap_moves_the_whole_measure_but_not_the_median() {
+        let mut t = Tone::new(1000.0, 0.5, 48_000);
+        let mut m = ToneMeter::new(48_000);
+        let mut w = WindowedFrequency::new(48_000);
+        let mut buf = vec![0.0; 480];
+        for i in 0..100 {
+            t.fill(&mut buf, 1);
+            if i == 50 {
+                buf.fill(0.0); // 10 ms lost
+            }
+            m.feed(&buf, 1);
+            w.feed(&buf, 1);
+        }
+        let whole = m.frequency().expect("frequency");
+        let median = w.median().expect("median");
+        assert!((whole - 1000.0).abs() > 2.0, "{whole}");
+        assert!((median - 1000.0).abs() < 0.1, "{median}");
     }
 }

@@ -149,9 +149,15 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 drift_ppm: a.drift_ppm,
                 record: a.record.clone(),
                 jitter: None,
+                arrivals: None,
             };
+            let record = a.record.is_some();
             AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |s, jb| {
-                s.jitter = Some(jb)
+                s.jitter = Some(jb);
+                // Two seconds of packets queue for the record between its writes.
+                let (tx, rx) = std::sync::mpsc::sync_channel(200);
+                s.arrivals = record.then_some(rx);
+                record.then_some(tx)
             })?
         }
         (AudioDirection::Capture, Some(device)) => {
@@ -160,7 +166,7 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
         }
         (AudioDirection::Playback, Some(device)) => {
             let speaker = CardSpeaker::open(device, a.rate, a.channels)?;
-            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |_, _| {})?
+            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |_, _| None)?
         }
     };
     Ok(dev)

@@ -6,6 +6,7 @@
 //! buffer. With nobody sending, the speaker plays silence.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,17 @@ pub struct AudioDevice {
     jitter: Option<Arc<Mutex<JitterBuffer>>>,
     /// Speaker: a client is feeding it.
     held: AtomicBool,
+    /// Speaker: where each packet's arrival is reported (the simulated speaker's record).
+    arrivals: Option<SyncSender<Arrival>>,
+}
+
+/// One packet a speaker received: its sequence number, when it was captured (sender's clock)
+/// and when it arrived (ours), µs since the epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub seq: u32,
+    pub capture_us: u64,
+    pub arrival_us: u64,
 }
 
 impl AudioDevice {
@@ -55,6 +67,7 @@ impl AudioDevice {
         describe: String,
         settings: AudioSettings,
         jitter: Option<Arc<Mutex<JitterBuffer>>>,
+        arrivals: Option<SyncSender<Arrival>>,
     ) -> Arc<Self> {
         let (packets, _) = broadcast::channel(FANOUT_DEPTH);
         Arc::new(AudioDevice {
@@ -64,6 +77,7 @@ impl AudioDevice {
             packets,
             jitter,
             held: AtomicBool::new(false),
+            arrivals,
         })
     }
 
@@ -79,7 +93,7 @@ impl AudioDevice {
             format,
             packet_frames: packet_frames(&name, &format, packet_ms),
         };
-        let dev = Self::new(name, mic.describe(), settings, None);
+        let dev = Self::new(name, mic.describe(), settings, None, None);
         let d = dev.clone();
         std::thread::Builder::new()
             .name(format!("mic {}", dev.name))
@@ -105,13 +119,15 @@ impl AudioDevice {
         Ok(dev)
     }
 
-    /// Starts `speaker`, playing what clients send with `latency_ms` of jitter buffer.
+    /// Starts `speaker`, playing what clients send with `latency_ms` of jitter buffer;
+    /// `attach` hands the speaker its jitter buffer (for its reports) and may return where
+    /// to report each packet's arrival.
     pub fn spawn_speaker<S: Speaker>(
         name: String,
         mut speaker: S,
         packet_ms: u32,
         latency_ms: u32,
-        attach_stats: impl FnOnce(&mut S, Arc<Mutex<JitterBuffer>>),
+        attach: impl FnOnce(&mut S, Arc<Mutex<JitterBuffer>>) -> Option<SyncSender<Arrival>>,
     ) -> std::io::Result<Arc<Self>> {
         let format = speaker.format();
         let settings = AudioSettings {
@@ -126,8 +142,14 @@ impl AudioDevice {
             latency_ms,
         );
         let jitter = Arc::new(Mutex::new(JitterBuffer::new(cfg)));
-        attach_stats(&mut speaker, jitter.clone());
-        let dev = Self::new(name, speaker.describe(), settings, Some(jitter.clone()));
+        let arrivals = attach(&mut speaker, jitter.clone());
+        let dev = Self::new(
+            name,
+            speaker.describe(),
+            settings,
+            Some(jitter.clone()),
+            arrivals,
+        );
         let d = dev.clone();
         std::thread::Builder::new()
             .name(format!("speaker {}", dev.name))
@@ -204,6 +226,14 @@ impl AudioDevice {
             pcm::decode(self.settings.format.sample, &p.data, scratch);
         }
         lock(jitter).push(p.seq, scratch, monotonic_us());
+        if let Some(a) = &self.arrivals {
+            // A full report queue drops the report, never the audio.
+            let _ = a.try_send(Arrival {
+                seq: p.seq,
+                capture_us: p.capture_us,
+                arrival_us: xoq_link::clock::unix_now_us(),
+            });
+        }
     }
 }
 

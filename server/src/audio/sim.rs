@@ -1,17 +1,20 @@
 //! The simulated microphone (a sine, 440 Hz by default, or clicks at known wall-clock times)
-//! and speaker (plays into a meter and writes, once a second, the frequency and level it heard
-//! and its jitter buffer's counters to a record file, and the time each click it plays is
-//! heard). Each can run its clock off by some ppm, as real sound cards do.
+//! and speaker (plays into a meter and writes, once a second, the frequency (median of 100 ms
+//! windows) and level it heard
+//! and its jitter buffer's counters to a record file, the arrival of each packet, and the time
+//! each click it plays is heard). Each can run its clock off by some ppm, as real sound cards do.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xoq_audio::{JitterBuffer, Tone, ToneMeter};
+use xoq_audio::{JitterBuffer, Tone, ToneMeter, WindowedFrequency};
 use xoq_wire::AudioFormat;
 
 use super::backend::{Fill, Microphone, Speaker};
+use super::device::Arrival;
 use crate::camera::source::now_us;
 
 /// Period of the simulated devices: each wakes this often (at its own clock).
@@ -103,11 +106,19 @@ pub struct SimSpeaker {
     /// Where to write one line per second of measurements.
     pub record: Option<PathBuf>,
     pub jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// Each packet's arrival, written to the record as it comes.
+    pub arrivals: Option<Receiver<Arrival>>,
 }
 
 impl SimSpeaker {
-    fn report(&self, out: &mut impl Write, t: f64, meter: &ToneMeter) -> io::Result<()> {
-        let freq = meter.frequency().unwrap_or(0.0);
+    fn report(
+        &self,
+        out: &mut impl Write,
+        t: f64,
+        meter: &ToneMeter,
+        freq: &WindowedFrequency,
+    ) -> io::Result<()> {
+        let freq = freq.median().unwrap_or(0.0);
         let level = meter.level_dbfs().unwrap_or(f64::NEG_INFINITY).max(-200.0);
         write!(out, "t={t:.1} freq_hz={freq:.2} level_dbfs={level:.2}")?;
         if let Some(jb) = &self.jitter {
@@ -142,6 +153,7 @@ impl Speaker for SimSpeaker {
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];
         let mut meter = ToneMeter::new(self.format.rate);
+        let mut freq = WindowedFrequency::new(self.format.rate);
         let mut record = match &self.record {
             Some(p) => Some(std::fs::File::create(p).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display()))
@@ -156,6 +168,18 @@ impl Speaker for SimSpeaker {
             // This period plays from now on: frame i at now + i / rate.
             let now = now_us();
             if let Some(out) = record.as_mut() {
+                if let Some(arrivals) = &self.arrivals {
+                    for a in arrivals.try_iter() {
+                        writeln!(
+                            out,
+                            "packet seq={} capture_us={} arrival_us={} transit_us={}",
+                            a.seq,
+                            a.capture_us,
+                            a.arrival_us,
+                            a.arrival_us as i64 - a.capture_us as i64
+                        )?;
+                    }
+                }
                 for (i, f) in buf.chunks(channels).enumerate() {
                     let at = now + i as u64 * 1_000_000 / u64::from(self.format.rate);
                     if f[0] > 0.5 && at > last_click_us + 20_000 {
@@ -165,12 +189,14 @@ impl Speaker for SimSpeaker {
                 }
             }
             meter.feed(&buf, channels);
+            freq.feed(&buf, channels);
             frames += period as u64;
             if meter.frames() >= u64::from(self.format.rate) {
                 if let Some(out) = record.as_mut() {
-                    self.report(out, frames as f64 / rate, &meter)?;
+                    self.report(out, frames as f64 / rate, &meter, &freq)?;
                 }
                 meter.reset();
+                freq.reset();
             }
             wait_for_frame(start, frames, rate);
         }

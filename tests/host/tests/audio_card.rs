@@ -3,13 +3,13 @@
 //! source is a virtual microphone fed with a 440 Hz tone and whose default sink is a null sink
 //! the test records. So: tone -> ALSA capture -> xoq-server -> link -> xoq-mount's node ->
 //! pw-record, and pw-play -> xoq-mount's node -> link -> xoq-server -> ALSA playback -> null
-//! sink -> pw-record. ALSA's pipewire device itself glitches now and then (a few ms lost or
-//! repeated between PipeWire's thread and its reader), so the frequency is the median of
-//! 100 ms windows; the sound card path of a robot is ALSA to its hardware, without that hop.
+//! sink -> pw-record. (ALSA's pipewire device itself glitches now and then, a few ms lost or
+//! repeated between PipeWire's thread and its reader: the frequency measured is the median of
+//! 100 ms windows, and both jitter buffers are 40 ms.)
 
 use std::time::{Duration, Instant};
 
-use xoq_tests_host::audio::{measure, median_frequency, tone_file};
+use xoq_tests_host::audio::{measure, tone_file};
 use xoq_tests_host::pipewire::PipeWire;
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{wav, Env, Mount, Server};
@@ -67,9 +67,7 @@ fn a_sound_card_microphone_and_speaker_carry_their_tones() {
 
     let out = env.path("mic.wav");
     pw.record("xoq.testbot.mic0", 3.5, RATE, &out);
-    let rec = wav::read(&out).samples;
-    let (_, level) = measure(&rec, 1.0);
-    let freq = median_frequency(&rec[RATE as usize..]);
+    let (freq, level) = measure(&wav::read(&out).samples, 1.0);
     println!("ALSA microphone via pw-record: {freq:.2} Hz at {level:.2} dBFS");
     assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz");
     assert!((level + 9.03).abs() <= 1.0, "{level} dBFS");
@@ -84,8 +82,7 @@ fn a_sound_card_microphone_and_speaker_carry_their_tones() {
     // the target once, half a second after play starts) for two seconds.
     let start = rec.samples.iter().position(|s| s.abs() > 0.1).unwrap_or(0) + RATE as usize;
     let end = (start + 2 * RATE as usize).min(rec.samples.len());
-    let (_, level) = measure(&rec.samples[start.min(end)..end], 0.0);
-    let freq = median_frequency(&rec.samples[start.min(end)..end]);
+    let (freq, level) = measure(&rec.samples[start.min(end)..end], 0.0);
     println!("ALSA speaker, recorded at the sink: {freq:.2} Hz at {level:.2} dBFS");
     assert!((freq - 1000.0).abs() <= 2.0, "{freq} Hz");
     assert!((level + 9.03).abs() <= 1.0, "{level} dBFS");
