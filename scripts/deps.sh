@@ -7,11 +7,12 @@ set -euo pipefail
 # debootstrap, lintian: the package tests (tests/pkg).
 # libpipewire-0.3-dev, libspa-0.2-dev, libclang-dev: the mounter's PipeWire nodes (bindgen).
 # libasound2-dev: the server's sound-card backend (ALSA, through cpal).
+# cmake: libopus, built from the source the opus crate bundles.
 # pipewire, pipewire-bin, wireplumber, dbus, dbus-user-session: the private PipeWire session the
 # audio tests start (pw-record, pw-play, pw-cli, pw-dump, pw-loopback; WirePlumber needs a
 # session bus); pipewire-alsa: ALSA's `pipewire` device, the sound card of the card-backend test.
 APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
-  libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev
+  libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 
 missing=()

@@ -1,6 +1,7 @@
 //! Audio for XoQ mount, without any I/O and without reading a clock (callers pass times in):
 //!
 //! - [`pcm`]: wire PCM (S16 / F32, interleaved) to and from `f32` samples;
+//! - [`codec`]: a packet's bytes by the device's format, PCM or Opus, both ways;
 //! - [`packetizer`]: cuts a stream of samples into wire packets with sequence numbers and
 //!   capture times;
 //! - [`jitter`]: the receiving side: reorders packets, conceals lost ones, and plays out at
@@ -9,6 +10,7 @@
 //! - [`tone`]: the simulated microphone's sine, and [`meter`]: frequency and level of what
 //!   arrives, for the simulated speaker and the tests.
 
+pub mod codec;
 pub mod jitter;
 pub mod meter;
 pub mod packetizer;

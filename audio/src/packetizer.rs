@@ -1,16 +1,18 @@
 //! Cuts a stream of samples, delivered in chunks of any size, into wire packets of a fixed
 //! number of frames, each with its sequence number and the capture time of its first frame.
 
-use xoq_wire::{AudioFormat, AudioPacket};
+use xoq_wire::{AudioPacket, AudioSettings};
 
-use crate::pcm;
+use crate::codec::{CodecError, PacketEncoder};
 
 /// Packs samples of one device into [`AudioPacket`]s.
 #[derive(Debug)]
 pub struct Packetizer {
     device: String,
-    format: AudioFormat,
+    channels: usize,
+    rate: u32,
     packet_frames: usize,
+    encoder: PacketEncoder,
     pending: Vec<f32>,
     /// Capture time of `pending[0]`, microseconds since the Unix epoch.
     pending_us: u64,
@@ -18,11 +20,14 @@ pub struct Packetizer {
 }
 
 impl Packetizer {
-    pub fn new(device: &str, format: AudioFormat, packet_frames: usize) -> Self {
+    /// Packets of `settings.packet_frames`, coded by `encoder`.
+    pub fn new(device: &str, settings: &AudioSettings, encoder: PacketEncoder) -> Self {
         Packetizer {
             device: device.to_string(),
-            format,
-            packet_frames: packet_frames.max(1),
+            channels: usize::from(settings.format.channels).max(1),
+            rate: settings.format.rate,
+            packet_frames: usize::from(settings.packet_frames).max(1),
+            encoder,
             pending: Vec::new(),
             pending_us: 0,
             seq: 0,
@@ -31,8 +36,13 @@ impl Packetizer {
 
     /// Adds interleaved `samples` whose first frame was captured at `capture_us`, and appends
     /// every packet that is now full to `out`.
-    pub fn push(&mut self, samples: &[f32], capture_us: u64, out: &mut Vec<AudioPacket>) {
-        let channels = usize::from(self.format.channels);
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        capture_us: u64,
+        out: &mut Vec<AudioPacket>,
+    ) -> Result<(), CodecError> {
+        let channels = self.channels;
         if self.pending.is_empty() {
             self.pending_us = capture_us;
         }
@@ -40,12 +50,9 @@ impl Packetizer {
         let per_packet = self.packet_frames * channels;
         let mut start = 0;
         while self.pending.len() - start >= per_packet {
-            let mut data = Vec::with_capacity(self.packet_frames * self.format.frame_bytes());
-            pcm::encode(
-                self.format.sample,
-                &self.pending[start..start + per_packet],
-                &mut data,
-            );
+            let mut data = Vec::new();
+            self.encoder
+                .encode(&self.pending[start..start + per_packet], &mut data)?;
             out.push(AudioPacket {
                 device: self.device.clone(),
                 seq: self.seq,
@@ -53,10 +60,11 @@ impl Packetizer {
                 data,
             });
             self.seq = self.seq.wrapping_add(1);
-            self.pending_us += self.packet_frames as u64 * 1_000_000 / u64::from(self.format.rate);
+            self.pending_us += self.packet_frames as u64 * 1_000_000 / u64::from(self.rate);
             start += per_packet;
         }
         self.pending.drain(..start);
+        Ok(())
     }
 
     /// Sequence number of the next packet.
@@ -68,21 +76,26 @@ impl Packetizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xoq_wire::SampleFormat;
+    use xoq_wire::{AudioDirection, AudioFormat, SampleFormat};
 
     #[test]
     fn packets_have_fixed_size_consecutive_seq_and_capture_times() {
-        let format = AudioFormat {
-            rate: 48_000,
-            channels: 2,
-            sample: SampleFormat::S16,
+        let settings = AudioSettings {
+            direction: AudioDirection::Capture,
+            format: AudioFormat {
+                rate: 48_000,
+                channels: 2,
+                sample: SampleFormat::S16,
+            },
+            packet_frames: 480,
         };
-        let mut p = Packetizer::new("mic0", format, 480);
+        let enc = PacketEncoder::new(&settings, 0).expect("encoder");
+        let mut p = Packetizer::new("mic0", &settings, enc);
         let mut out = Vec::new();
         // 25 ms in chunks of 7 ms, starting at t = 1 s.
         let mut t = 1_000_000;
         for _ in 0..4 {
-            p.push(&vec![0.1; 2 * 336], t, &mut out);
+            p.push(&vec![0.1; 2 * 336], t, &mut out).expect("push");
             t += 7_000;
         }
         assert_eq!(out.len(), 2);

@@ -2,16 +2,34 @@
 
 use xoq_wire::SampleFormat;
 
+/// A PCM sample coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pcm {
+    S16,
+    F32,
+}
+
+impl Pcm {
+    /// The PCM coding of a wire sample format; `None` for Opus.
+    pub fn of(format: SampleFormat) -> Option<Pcm> {
+        match format {
+            SampleFormat::S16 => Some(Pcm::S16),
+            SampleFormat::F32 => Some(Pcm::F32),
+            SampleFormat::Opus => None,
+        }
+    }
+}
+
 /// Appends the samples coded in `bytes` to `out`. A trailing partial sample is ignored (callers
 /// check that packets hold whole frames).
-pub fn decode(format: SampleFormat, bytes: &[u8], out: &mut Vec<f32>) {
+pub fn decode(format: Pcm, bytes: &[u8], out: &mut Vec<f32>) {
     match format {
-        SampleFormat::S16 => out.extend(
+        Pcm::S16 => out.extend(
             bytes
                 .chunks_exact(2)
                 .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0),
         ),
-        SampleFormat::F32 => out.extend(
+        Pcm::F32 => out.extend(
             bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
@@ -20,15 +38,15 @@ pub fn decode(format: SampleFormat, bytes: &[u8], out: &mut Vec<f32>) {
 }
 
 /// Appends `samples` to `out` in `format`; values beyond full scale are clipped.
-pub fn encode(format: SampleFormat, samples: &[f32], out: &mut Vec<u8>) {
+pub fn encode(format: Pcm, samples: &[f32], out: &mut Vec<u8>) {
     match format {
-        SampleFormat::S16 => {
+        Pcm::S16 => {
             for s in samples {
                 let v = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
-        SampleFormat::F32 => {
+        Pcm::F32 => {
             for s in samples {
                 let v = if s.is_finite() {
                     s.clamp(-1.0, 1.0)
@@ -49,9 +67,9 @@ mod tests {
     fn s16_round_trips_within_one_step_and_clips() {
         let v = [0.0, 0.5, -0.5, 0.999, -1.0, 2.0, -2.0];
         let mut b = Vec::new();
-        encode(SampleFormat::S16, &v, &mut b);
+        encode(Pcm::S16, &v, &mut b);
         let mut back = Vec::new();
-        decode(SampleFormat::S16, &b, &mut back);
+        decode(Pcm::S16, &b, &mut back);
         assert_eq!(back.len(), v.len());
         for (a, b) in v.iter().zip(&back) {
             assert!(
@@ -65,9 +83,9 @@ mod tests {
     fn f32_round_trips_and_drops_nan() {
         let v = [0.25, -0.75, f32::NAN];
         let mut b = Vec::new();
-        encode(SampleFormat::F32, &v, &mut b);
+        encode(Pcm::F32, &v, &mut b);
         let mut back = Vec::new();
-        decode(SampleFormat::F32, &b, &mut back);
+        decode(Pcm::F32, &b, &mut back);
         assert_eq!(back, vec![0.25, -0.75, 0.0]);
     }
 }

@@ -141,7 +141,7 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 drift_ppm: a.drift_ppm,
                 clicks: a.clicks(),
             };
-            AudioDevice::spawn_microphone(name, mic, a.packet_ms())?
+            AudioDevice::spawn_microphone(name, mic, a.packet_ms(), a.opus_bitrate())?
         }
         (AudioDirection::Playback, None) => {
             let speaker = SimSpeaker {
@@ -152,21 +152,36 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 arrivals: None,
             };
             let record = a.record.is_some();
-            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |s, jb| {
-                s.jitter = Some(jb);
-                // Two seconds of packets queue for the record between its writes.
-                let (tx, rx) = std::sync::mpsc::sync_channel(200);
-                s.arrivals = record.then_some(rx);
-                record.then_some(tx)
-            })?
+            let opus = a.opus_bitrate().is_some();
+            AudioDevice::spawn_speaker(
+                name,
+                speaker,
+                a.packet_ms(),
+                a.latency_ms(),
+                opus,
+                |s, jb| {
+                    s.jitter = Some(jb);
+                    // Two seconds of packets queue for the record between its writes.
+                    let (tx, rx) = std::sync::mpsc::sync_channel(200);
+                    s.arrivals = record.then_some(rx);
+                    record.then_some(tx)
+                },
+            )?
         }
         (AudioDirection::Capture, Some(device)) => {
             let mic = CardMicrophone::open(device, a.rate, a.channels)?;
-            AudioDevice::spawn_microphone(name, mic, a.packet_ms())?
+            AudioDevice::spawn_microphone(name, mic, a.packet_ms(), a.opus_bitrate())?
         }
         (AudioDirection::Playback, Some(device)) => {
             let speaker = CardSpeaker::open(device, a.rate, a.channels)?;
-            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency_ms(), |_, _| None)?
+            AudioDevice::spawn_speaker(
+                name,
+                speaker,
+                a.packet_ms(),
+                a.latency_ms(),
+                a.opus_bitrate().is_some(),
+                |_, _| None,
+            )?
         }
     };
     Ok(dev)

@@ -4,7 +4,8 @@
 //! Packets travel as QUIC datagrams: one packet is one datagram, never retransmitted, so a lost
 //! one is concealed by the receiver instead of delaying those behind it. The format is fixed by
 //! the catalog entry (never assumed); a packet only carries interleaved samples in it, with a
-//! sequence number (gaps show losses) and the capture time of its first sample.
+//! sequence number (gaps show losses) and the capture time of its first sample. Samples travel
+//! as PCM on a LAN, or as one Opus frame per packet where bandwidth is scarce.
 
 use crate::codec::{Reader, Writer};
 use crate::error::WireError;
@@ -47,33 +48,38 @@ impl std::fmt::Display for AudioDirection {
     }
 }
 
-/// How one sample is coded: always little-endian, channels interleaved.
+/// How samples are coded in a packet: PCM (little-endian, channels interleaved) or Opus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SampleFormat {
-    /// Signed 16-bit integer.
+    /// Signed 16-bit integer PCM.
     S16,
-    /// 32-bit IEEE float, full scale +/-1.0.
+    /// 32-bit IEEE float PCM, full scale +/-1.0.
     F32,
+    /// One Opus frame (RFC 6716) per packet, of `packet_frames` frames.
+    Opus,
 }
 
 impl SampleFormat {
-    /// Bytes of one sample of one channel.
-    pub fn bytes(self) -> usize {
+    /// Bytes of one PCM sample of one channel; `None` for Opus (a compressed frame).
+    pub fn pcm_bytes(self) -> Option<usize> {
         match self {
-            SampleFormat::S16 => 2,
-            SampleFormat::F32 => 4,
+            SampleFormat::S16 => Some(2),
+            SampleFormat::F32 => Some(4),
+            SampleFormat::Opus => None,
         }
     }
     fn to_u8(self) -> u8 {
         match self {
             SampleFormat::S16 => 1,
             SampleFormat::F32 => 2,
+            SampleFormat::Opus => 3,
         }
     }
     fn from_u8(v: u8) -> Result<Self, WireError> {
         match v {
             1 => Ok(SampleFormat::S16),
             2 => Ok(SampleFormat::F32),
+            3 => Ok(SampleFormat::Opus),
             v => Err(WireError::BadValue {
                 field: "sample_format",
                 value: v.into(),
@@ -87,6 +93,7 @@ impl std::fmt::Display for SampleFormat {
         f.write_str(match self {
             SampleFormat::S16 => "s16le",
             SampleFormat::F32 => "f32le",
+            SampleFormat::Opus => "opus",
         })
     }
 }
@@ -109,9 +116,21 @@ impl AudioFormat {
     /// Most channels accepted.
     pub const MAX_CHANNELS: u8 = 8;
 
-    /// Bytes of one frame.
-    pub fn frame_bytes(&self) -> usize {
-        usize::from(self.channels) * self.sample.bytes()
+    /// Rates Opus codes at.
+    pub const OPUS_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
+
+    /// Bytes of one PCM frame; `None` for Opus.
+    pub fn pcm_frame_bytes(&self) -> Option<usize> {
+        self.sample
+            .pcm_bytes()
+            .map(|b| b * usize::from(self.channels))
+    }
+
+    /// Whether `frames` is a frame length Opus codes at this rate (2.5 to 60 ms).
+    pub fn is_opus_frame(&self, frames: usize) -> bool {
+        [25u64, 50, 100, 200, 400, 600]
+            .iter()
+            .any(|tenths_ms| u64::from(self.rate) * tenths_ms / 10_000 == frames as u64)
     }
 
     /// Frames in `us` microseconds (rounded down).
@@ -150,6 +169,20 @@ impl AudioFormat {
                 value: self.channels.into(),
             });
         }
+        if self.sample == SampleFormat::Opus {
+            if !Self::OPUS_RATES.contains(&self.rate) {
+                return Err(WireError::BadValue {
+                    field: "opus_rate",
+                    value: self.rate.into(),
+                });
+            }
+            if self.channels > 2 {
+                return Err(WireError::BadValue {
+                    field: "opus_channels",
+                    value: self.channels.into(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -166,7 +199,8 @@ pub struct AudioSettings {
     pub direction: AudioDirection,
     /// The format samples travel in, both ways of the link.
     pub format: AudioFormat,
-    /// Frames per packet the sender uses (the receiver needs no more than this per packet).
+    /// Frames per packet the sender uses (the receiver needs no more than this per packet);
+    /// for Opus, a frame length Opus codes (2.5, 5, 10, 20, 40 or 60 ms).
     pub packet_frames: u16,
 }
 
@@ -181,8 +215,12 @@ impl AudioSettings {
         let direction = AudioDirection::from_u8(r.u8("audio_direction")?)?;
         let format = AudioFormat::decode(r)?;
         let packet_frames = r.u16("packet_frames")?;
-        if packet_frames == 0 || usize::from(packet_frames) * format.frame_bytes() > MAX_AUDIO_DATA
-        {
+        let n = usize::from(packet_frames);
+        let fits = match format.pcm_frame_bytes() {
+            Some(b) => n > 0 && n * b <= MAX_AUDIO_DATA,
+            None => format.is_opus_frame(n),
+        };
+        if !fits {
             return Err(WireError::BadValue {
                 field: "packet_frames",
                 value: packet_frames.into(),
@@ -262,6 +300,31 @@ mod tests {
             };
             assert!(f.validate().is_err(), "{rate} Hz {channels} ch accepted");
         }
+    }
+
+    #[test]
+    fn opus_takes_its_rates_and_frame_lengths_only() {
+        let opus = |rate, channels, frames| {
+            let s = AudioSettings {
+                direction: AudioDirection::Capture,
+                format: AudioFormat {
+                    rate,
+                    channels,
+                    sample: SampleFormat::Opus,
+                },
+                packet_frames: frames,
+            };
+            let mut blob = Vec::new();
+            s.encode(&mut Writer(&mut blob));
+            AudioSettings::decode(&mut Reader::new(0, &blob)).is_ok()
+        };
+        assert!(opus(48_000, 1, 480) && opus(48_000, 2, 960) && opus(16_000, 1, 40));
+        assert!(!opus(44_100, 1, 441), "44.1 kHz is not an Opus rate");
+        assert!(!opus(48_000, 3, 480), "Opus here is mono or stereo");
+        assert!(
+            !opus(48_000, 1, 500),
+            "500 frames is not an Opus frame length"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::json;
 use tokio::sync::mpsc;
-use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
+use xoq_audio::codec::{PacketDecoder, PacketEncoder, DEFAULT_OPUS_BITRATE};
+use xoq_audio::{JitterBuffer, JitterConfig, Packetizer};
 use xoq_link::client::{ClientSession, DeviceStream};
 use xoq_link::clock::monotonic_us;
 use xoq_link::datagrams;
@@ -197,17 +198,20 @@ impl AudioMount {
         let Some(jitter) = &self.jitter else {
             return BridgeEnd::LinkLost("microphone without a jitter buffer".into());
         };
-        let format = self.settings.format;
-        let max = usize::from(self.settings.packet_frames) * format.frame_bytes();
+        let mut decoder = match PacketDecoder::new(&self.settings) {
+            Ok(d) => d,
+            Err(e) => return BridgeEnd::LocalFailed(std::io::Error::other(e.to_string())),
+        };
         let mut samples = Vec::new();
         while let Some(p) = rx.recv().await {
             self.status
                 .rx_bytes
                 .fetch_add(p.data.len() as u64, Ordering::Relaxed);
             samples.clear();
-            // A packet of partial frames or over-long is dropped (the buffer counts it).
-            if p.data.len() <= max && p.data.len().is_multiple_of(format.frame_bytes()) {
-                pcm::decode(format.sample, &p.data, &mut samples);
+            // A packet that does not decode to one packet of the catalog format is dropped
+            // (the buffer counts it).
+            if let Err(e) = decoder.decode(&p.data, &mut samples) {
+                tracing::debug!(device = %self.name, seq = p.seq, "{e}");
             }
             lock(jitter).push(p.seq, &samples, monotonic_us());
         }
@@ -221,8 +225,11 @@ impl AudioMount {
             return BridgeEnd::LinkLost("speaker without a queue".into());
         };
         let format = self.settings.format;
-        let mut packer =
-            Packetizer::new(&self.name, format, usize::from(self.settings.packet_frames));
+        let encoder = match PacketEncoder::new(&self.settings, DEFAULT_OPUS_BITRATE) {
+            Ok(e) => e,
+            Err(e) => return BridgeEnd::LocalFailed(std::io::Error::other(e.to_string())),
+        };
+        let mut packer = Packetizer::new(&self.name, &self.settings, encoder);
         let mut ready = Vec::new();
         let mut chunk = Vec::new();
         lock(&queue.samples).clear(); // what played while there was no link is stale
@@ -234,7 +241,9 @@ impl AudioMount {
             // The first of these frames left the program one chunk ago.
             let captured = xoq_link::clock::unix_now_us()
                 .saturating_sub(frames as u64 * 1_000_000 / u64::from(format.rate));
-            packer.push(&chunk, captured, &mut ready);
+            if let Err(e) = packer.push(&chunk, captured, &mut ready) {
+                tracing::warn!(device = %self.name, "cannot encode: {e}; audio dropped");
+            }
             for p in ready.drain(..) {
                 let len = p.data.len() as u64;
                 match datagrams::send(&session.conn, datagrams::encode(&p)) {

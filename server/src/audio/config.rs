@@ -29,6 +29,11 @@ pub struct AudioConfig {
     pub packet_ms: Option<u32>,
     /// Speaker: the jitter buffer's delay in milliseconds (20 by default).
     pub latency_ms: Option<u32>,
+    /// How samples travel: `"pcm"` (default; 16-bit from cards) or `"opus"` (needs a rate of
+    /// 8, 12, 16, 24 or 48 kHz, mono or stereo, and packets of 5, 10 or 20 ms).
+    pub codec: Option<String>,
+    /// Opus bit rate per channel, in bit/s (64000 by default).
+    pub opus_bitrate: Option<u32>,
     /// Simulated microphone: the tone's frequency (440 Hz by default).
     pub tone_hz: Option<f64>,
     /// Simulated microphone: `"tone"` (default) or `"clicks"` (one click every 250 ms of the
@@ -63,6 +68,14 @@ impl AudioConfig {
             channels: self.channels.unwrap_or(1),
             sample: SampleFormat::S16,
         }
+    }
+
+    /// Opus bit rate per channel if samples travel as Opus, `None` for PCM.
+    pub fn opus_bitrate(&self) -> Option<u32> {
+        (self.codec.as_deref() == Some("opus")).then(|| {
+            self.opus_bitrate
+                .unwrap_or(xoq_audio::codec::DEFAULT_OPUS_BITRATE)
+        })
     }
 
     /// Whether a simulated microphone clicks instead of playing its tone.
@@ -107,6 +120,8 @@ impl AudioConfig {
             packet_ms: None,
             latency_ms: None,
             tone_hz: None,
+            codec: None,
+            opus_bitrate: None,
             signal: None,
             drift_ppm: 0.0,
             record,
@@ -129,6 +144,29 @@ impl AudioConfig {
         }
         if !(1..=1000).contains(&self.latency_ms()) {
             bail!("audio `{name}`: latency_ms must be 1 to 1000");
+        }
+        match self.codec.as_deref() {
+            None | Some("pcm") => {}
+            Some("opus") => {
+                if ![5, 10, 20].contains(&self.packet_ms()) {
+                    bail!("audio `{name}`: Opus packets are 5, 10 or 20 ms (packet_ms)");
+                }
+                if self.channels.is_some_and(|c| c > 2) {
+                    bail!("audio `{name}`: Opus here is mono or stereo");
+                }
+                if let Some(r) = self.rate.filter(|r| !AudioFormat::OPUS_RATES.contains(r)) {
+                    bail!("audio `{name}`: Opus codes at 8, 12, 16, 24 or 48 kHz, not {r} Hz");
+                }
+                if self
+                    .opus_bitrate
+                    .is_some_and(|b| !(6_000..=256_000).contains(&b))
+                {
+                    bail!("audio `{name}`: opus_bitrate must be 6000 to 256000 bit/s");
+                }
+            }
+            Some(other) => {
+                bail!("audio `{name}`: codec \"{other}\" is unknown; use \"pcm\" or \"opus\"")
+            }
         }
         if !matches!(self.signal.as_deref(), None | Some("tone") | Some("clicks")) {
             bail!("audio `{name}`: signal must be \"tone\" or \"clicks\"");

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
-use xoq_audio::{pcm, JitterBuffer, JitterConfig, Packetizer};
+use xoq_audio::codec::{CodecError, PacketDecoder, PacketEncoder};
+use xoq_audio::{JitterBuffer, JitterConfig, Packetizer};
 use xoq_link::clock::monotonic_us;
 use xoq_link::sync::lock;
 use xoq_wire::{
-    Access, AudioDirection, AudioPacket, AudioSettings, DeviceInfo, DeviceKind, DeviceSettings,
-    ErrorCode,
+    Access, AudioDirection, AudioFormat, AudioPacket, AudioSettings, DeviceInfo, DeviceKind,
+    DeviceSettings, ErrorCode, SampleFormat,
 };
 
 use super::backend::{Fill, Microphone, Speaker};
@@ -30,11 +31,29 @@ pub const MAX_DATAGRAM: usize = 1100;
 /// Wait before reopening a device that failed.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// Frames per packet: `packet_ms` worth, fewer if that does not fit one datagram.
-pub fn packet_frames(name: &str, format: &xoq_wire::AudioFormat, packet_ms: u32) -> u16 {
+/// Frames per packet: `packet_ms` worth, fewer if PCM would not fit one datagram (an Opus
+/// frame always does; its length is checked with the configuration).
+pub fn packet_frames(name: &str, format: &AudioFormat, packet_ms: u32) -> u16 {
     let wanted = format.frames_in(u64::from(packet_ms) * 1000);
-    let room = MAX_DATAGRAM.saturating_sub(AudioPacket::framed_len(name, 0)) / format.frame_bytes();
+    let room = match format.pcm_frame_bytes() {
+        Some(b) => MAX_DATAGRAM.saturating_sub(AudioPacket::framed_len(name, 0)) / b,
+        None => wanted,
+    };
     wanted.min(room).clamp(1, usize::from(u16::MAX)) as u16
+}
+
+/// How a device's samples travel: `opus_bitrate` (bit/s per channel) sends Opus frames,
+/// `None` PCM in the backend's format.
+fn wire_format(mut format: AudioFormat, opus_bitrate: Option<u32>) -> std::io::Result<AudioFormat> {
+    if opus_bitrate.is_some() {
+        format.sample = SampleFormat::Opus;
+    }
+    format.validate().map_err(|e| {
+        std::io::Error::other(format!(
+            "{format} cannot travel ({e}); Opus takes 8, 12, 16, 24 or 48 kHz (set `rate`), mono or stereo"
+        ))
+    })?;
+    Ok(format)
 }
 
 /// One served audio device.
@@ -81,29 +100,34 @@ impl AudioDevice {
         })
     }
 
-    /// Starts capturing from `mic`, in packets of `packet_ms`.
+    /// Starts capturing from `mic`, in packets of `packet_ms`, as Opus at `opus_bitrate` (per
+    /// channel) if given, else as PCM.
     pub fn spawn_microphone<M: Microphone>(
         name: String,
         mut mic: M,
         packet_ms: u32,
+        opus_bitrate: Option<u32>,
     ) -> std::io::Result<Arc<Self>> {
-        let format = mic.format();
+        let format = wire_format(mic.format(), opus_bitrate)?;
         let settings = AudioSettings {
             direction: AudioDirection::Capture,
             format,
             packet_frames: packet_frames(&name, &format, packet_ms),
         };
+        let encoder = PacketEncoder::new(&settings, opus_bitrate.unwrap_or(0))
+            .map_err(|e| std::io::Error::other(format!("microphone {name}: {e}")))?;
         let dev = Self::new(name, mic.describe(), settings, None, None);
         let d = dev.clone();
         std::thread::Builder::new()
             .name(format!("mic {}", dev.name))
             .spawn(move || {
-                let mut packer =
-                    Packetizer::new(&d.name, format, usize::from(settings.packet_frames));
+                let mut packer = Packetizer::new(&d.name, &settings, encoder);
                 let mut ready = Vec::new();
                 loop {
                     let r = mic.run(&mut |samples, captured| {
-                        packer.push(samples, captured, &mut ready);
+                        if let Err(e) = packer.push(samples, captured, &mut ready) {
+                            tracing::warn!(device = %d.name, "cannot encode: {e}; audio dropped");
+                        }
                         for p in ready.drain(..) {
                             // No listener is not an error: the microphone keeps its clock.
                             let _ = d.packets.send(xoq_link::datagrams::encode(&p));
@@ -119,7 +143,8 @@ impl AudioDevice {
         Ok(dev)
     }
 
-    /// Starts `speaker`, playing what clients send with `latency_ms` of jitter buffer;
+    /// Starts `speaker`, playing what clients send (Opus frames if `opus`, else PCM) with
+    /// `latency_ms` of jitter buffer;
     /// `attach` hands the speaker its jitter buffer (for its reports) and may return where
     /// to report each packet's arrival.
     pub fn spawn_speaker<S: Speaker>(
@@ -127,9 +152,10 @@ impl AudioDevice {
         mut speaker: S,
         packet_ms: u32,
         latency_ms: u32,
+        opus: bool,
         attach: impl FnOnce(&mut S, Arc<Mutex<JitterBuffer>>) -> Option<SyncSender<Arrival>>,
     ) -> std::io::Result<Arc<Self>> {
-        let format = speaker.format();
+        let format = wire_format(speaker.format(), opus.then_some(0))?;
         let settings = AudioSettings {
             direction: AudioDirection::Playback,
             format,
@@ -210,20 +236,20 @@ impl AudioDevice {
         }
     }
 
-    /// Plays one packet a client sent. A packet that is not whole frames of the catalog
-    /// format, or longer than a packet may be, is dropped (and counted by the buffer).
-    pub fn play(&self, p: &AudioPacket, scratch: &mut Vec<f32>) {
+    /// A decoder for what one client sends to this speaker.
+    pub fn decoder(&self) -> Result<PacketDecoder, CodecError> {
+        PacketDecoder::new(&self.settings)
+    }
+
+    /// Plays one packet a client sent. A packet that does not decode to one packet of the
+    /// catalog format is dropped (and counted by the buffer).
+    pub fn play(&self, p: &AudioPacket, decoder: &mut PacketDecoder, scratch: &mut Vec<f32>) {
         let Some(jitter) = &self.jitter else {
             return;
         };
-        let max = usize::from(self.settings.packet_frames) * self.settings.format.frame_bytes();
         scratch.clear();
-        if p.data.len() <= max
-            && p.data
-                .len()
-                .is_multiple_of(self.settings.format.frame_bytes())
-        {
-            pcm::decode(self.settings.format.sample, &p.data, scratch);
+        if let Err(e) = decoder.decode(&p.data, scratch) {
+            tracing::debug!(device = %self.name, seq = p.seq, "{e}");
         }
         lock(jitter).push(p.seq, scratch, monotonic_us());
         if let Some(a) = &self.arrivals {

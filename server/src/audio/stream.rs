@@ -34,9 +34,16 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: AudioAt
             }
         } else {
             let mut rx = datagram_router.listen(&dev.name);
+            let mut decoder = match dev.decoder() {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(device = %dev.name, "{e}");
+                    return;
+                }
+            };
             let mut scratch = Vec::new();
             while let Some(p) = rx.recv().await {
-                dev.play(&p, &mut scratch);
+                dev.play(&p, &mut decoder, &mut scratch);
             }
         }
     };

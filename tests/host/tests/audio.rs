@@ -18,7 +18,18 @@ const SPK: &str = "xoq.testbot.spk0";
 /// A server with the simulated microphone and speaker, their clocks off by these ppm, and a
 /// mounter of both, all talking to `pw`.
 fn start(env: &mut Env, pw: &PipeWire, mic_ppm: f64, spk_ppm: f64) -> (Server, Mount) {
-    let audio_toml = sim_devices(env, mic_ppm, spk_ppm);
+    start_with(env, pw, mic_ppm, spk_ppm, "pcm")
+}
+
+/// The same, with samples travelling as `codec` ("pcm" or "opus").
+fn start_with(
+    env: &mut Env,
+    pw: &PipeWire,
+    mic_ppm: f64,
+    spk_ppm: f64,
+    codec: &str,
+) -> (Server, Mount) {
+    let audio_toml = sim_devices(env, mic_ppm, spk_ppm, codec);
     for (k, v) in pw.vars() {
         env.set_var(k, v);
     }
@@ -39,11 +50,12 @@ fn start(env: &mut Env, pw: &PipeWire, mic_ppm: f64, spk_ppm: f64) -> (Server, M
     (server, mount)
 }
 
-fn sim_devices(env: &Env, mic_ppm: f64, spk_ppm: f64) -> String {
+fn sim_devices(env: &Env, mic_ppm: f64, spk_ppm: f64, codec: &str) -> String {
     format!(
         "[[audio]]\nname = \"mic0\"\ndirection = \"capture\"\nsimulated = true\ndrift_ppm = {mic_ppm}\n\
+         codec = \"{codec}\"\n\
          [[audio]]\nname = \"spk0\"\ndirection = \"playback\"\nsimulated = true\ndrift_ppm = {spk_ppm}\n\
-         record = \"{}\"\n",
+         codec = \"{codec}\"\nrecord = \"{}\"\n",
         env.path("spk0.rec").display()
     )
 }
@@ -229,4 +241,46 @@ fn a_two_second_link_cut_keeps_the_nodes_and_audio_resumes_and_unmount_removes_t
         "nodes left after unmount: {}",
         pw.dump()
     );
+}
+
+#[test]
+fn opus_carries_both_directions() {
+    let mut env = Env::new();
+    let pw = PipeWire::start();
+    let (_server, mut mount) = start_with(&mut env, &pw, 0.0, 0.0, "opus");
+    let line = mount.wait_line_containing("mounted  audio  mic0", Duration::from_secs(5));
+    assert!(line.contains("opus"), "{line}");
+    let out = env.path("mic.wav");
+    pw.record(MIC, 3.5, RATE, &out);
+    let (freq, level) = measure(&wav::read(&out).samples, 1.0);
+    println!("Opus microphone via pw-record: {freq:.2} Hz at {level:.2} dBFS");
+    assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz");
+    assert!(
+        (level - Tone::new(440.0, 0.5, RATE).level_dbfs()).abs() <= 1.0,
+        "{level} dBFS"
+    );
+    pw.play(SPK, &tone_file(&env, 1000.0, 4.0));
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = record_lines(&env.path("spk0.rec"));
+    let heard: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("level_dbfs").is_some_and(|v| *v > -9.6))
+        .collect();
+    assert!(heard.len() >= 2, "the speaker heard no tone: {lines:?}");
+    for l in heard {
+        println!(
+            "Opus speaker: {:.2} Hz at {:.2} dBFS",
+            l["freq_hz"], l["level_dbfs"]
+        );
+        assert!((l["freq_hz"] - 1000.0).abs() <= 2.0, "{l:?}");
+    }
+    // Opus at 64 kbit/s: about 80 bytes a packet instead of 960.
+    let packets = status_of(&env, "spk0")["detail"]["packets"]["sent"]
+        .as_u64()
+        .unwrap_or(0);
+    let bytes = status_of(&env, "spk0")["tx_bytes"].as_u64().unwrap_or(0);
+    assert!(packets > 100, "{packets} packets sent");
+    let per_packet = bytes / packets;
+    println!("Opus speaker packets: {per_packet} bytes on average");
+    assert!(per_packet < 200, "{per_packet} bytes per 10 ms packet");
 }

@@ -264,20 +264,35 @@ pub fn audio_settings() -> impl Strategy<Value = AudioSettings> {
         ],
         AudioFormat::MIN_RATE..=AudioFormat::MAX_RATE,
         1..=AudioFormat::MAX_CHANNELS,
-        prop_oneof![Just(SampleFormat::S16), Just(SampleFormat::F32)],
+        prop_oneof![
+            Just(SampleFormat::S16),
+            Just(SampleFormat::F32),
+            Just(SampleFormat::Opus)
+        ],
         any::<u16>(),
     )
         .prop_map(|(direction, rate, channels, sample, frames)| {
-            let format = AudioFormat {
-                rate,
-                channels,
-                sample,
+            let format = match sample {
+                // Opus: one of its rates, mono or stereo, one of its frame lengths.
+                SampleFormat::Opus => AudioFormat {
+                    rate: AudioFormat::OPUS_RATES[rate as usize % 5],
+                    channels: 1 + channels % 2,
+                    sample,
+                },
+                _ => AudioFormat {
+                    rate,
+                    channels,
+                    sample,
+                },
             };
-            let most = (MAX_AUDIO_DATA / format.frame_bytes()) as u16;
+            let packet_frames = match format.pcm_frame_bytes() {
+                Some(b) => 1 + frames % (MAX_AUDIO_DATA / b) as u16,
+                None => (format.rate / 100) as u16 * (1 + frames % 2),
+            };
             AudioSettings {
                 direction,
                 format,
-                packet_frames: 1 + frames % most,
+                packet_frames,
             }
         })
 }
