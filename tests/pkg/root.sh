@@ -15,8 +15,9 @@
 PKG_SUITE=bookworm
 PKG_MIRROR=${XOQ_PKG_MIRROR:-http://deb.debian.org/debian}
 # minbase + what the tests use: systemd (systemd-analyze, deb-systemd-helper), man-db (man),
-# adduser (a Depends of xoq-server; dpkg -i installs no dependencies).
-PKG_INCLUDE=systemd,man-db,adduser
+# and the packages' own dependencies beyond minbase, since dpkg -i installs none: adduser and
+# libasound2 (xoq-server), libpipewire-0.3-0 (xoq-mount).
+PKG_INCLUDE=systemd,man-db,adduser,libasound2,libpipewire-0.3-0
 
 pkg_root_key() {
 	{
