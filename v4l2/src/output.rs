@@ -14,7 +14,9 @@ pub struct Output {
 
 impl Output {
     /// Claims the device as its producer with this format.
-    pub fn start(dev: Device, want: FrameFormat) -> io::Result<Output> {
+    /// Writes `first` before announcing the stream, so a reader that opens the device the
+    /// moment it offers capture never gets a buffer the producer has not filled.
+    pub fn start(dev: Device, want: FrameFormat, first: &[u8]) -> io::Result<Output> {
         let got = dev.set_format(BUF_TYPE_VIDEO_OUTPUT, want)?;
         if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
             return Err(io::Error::other(format!(
@@ -31,15 +33,17 @@ impl Output {
         // v4l2loopback with exclusive_caps=1 marks an opener as its writer only through
         // STREAMON(OUTPUT); a write()-only producer that exits can leave the device announcing
         // no capability at all (every later S_FMT fails) until the module is reloaded.
+        let mut out = Output { dev, format: got };
+        out.write_frame(first)?;
         let mut t = BUF_TYPE_VIDEO_OUTPUT as libc::c_int;
-        match crate::device::ioctl(&dev.file, crate::sys::VIDIOC_STREAMON, &mut t) {
+        match crate::device::ioctl(&out.dev.file, crate::sys::VIDIOC_STREAMON, &mut t) {
             Ok(_) => {}
             // Newer modules (0.13+) refuse STREAMON before buffers are requested; they
             // take a write()-only producer as it is.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
-        Ok(Output { dev, format: got })
+        Ok(out)
     }
 
     /// Writes one whole frame.

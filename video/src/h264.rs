@@ -5,7 +5,7 @@
 use openh264::decoder::{Decoder as OhDecoder, DecoderConfig};
 use openh264::encoder::{
     BitRate, Complexity, Encoder as OhEncoder, EncoderConfig, FrameRate, FrameType,
-    IntraFramePeriod, RateControlMode, UsageType,
+    IntraFramePeriod, QpRange, RateControlMode, UsageType,
 };
 use openh264::formats::{YUVSlices, YUVSource};
 use openh264::OpenH264API;
@@ -22,6 +22,9 @@ pub enum CodecError {
     #[error("picture is {0:?}, the encoder takes I420")]
     Format(PixelFormat),
 }
+
+/// Coarsest quantizer the encoder may use (0 finest, 51 coarsest).
+const MAX_QP: u8 = 36;
 
 /// Encoder settings.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +70,9 @@ impl Encoder {
             .max_frame_rate(FrameRate::from_hz(f32::from(settings.fps)))
             .intra_frame_period(IntraFramePeriod::from_num_frames(settings.gop))
             .complexity(Complexity::Low)
+            // A quality floor: the rate control starts a stream (and each keyframe) coarse,
+            // and a viewer's first picture must not be a blur. Costs bits only on those.
+            .qp(QpRange::new(0, MAX_QP))
             // A late frame is worse than a worse frame: never skip, never wait.
             .skip_frames(false)
             .scene_change_detect(false)

@@ -55,7 +55,8 @@ impl Sink {
     }
 
     /// Makes the sink ready for pictures of `mode` (the first time, or after a mode switch).
-    fn ensure(&mut self, mode: VideoMode) -> io::Result<()> {
+    /// A loopback device starts with `frame` written; returns whether it was.
+    fn ensure(&mut self, mode: VideoMode, frame: &[u8]) -> io::Result<bool> {
         match self {
             Sink::Loopback {
                 path,
@@ -64,7 +65,7 @@ impl Sink {
                 codec,
             } => {
                 if *cur == Some(mode) && out.is_some() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 *out = None;
                 let fourcc = if *codec == VideoCodec::Mjpeg {
@@ -81,8 +82,10 @@ impl Sink {
                         height: u32::from(mode.height),
                         fps: u32::from(mode.fps),
                     },
+                    frame,
                 )?);
                 *cur = Some(mode);
+                return Ok(true);
             }
             Sink::Y4m {
                 path,
@@ -90,7 +93,7 @@ impl Sink {
                 mode: cur,
             } => {
                 if *cur == Some(mode) && file.is_some() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 if cur.is_some() {
                     // A stream has one size: a mode switch starts the file again.
@@ -109,14 +112,20 @@ impl Sink {
             }
             Sink::Null { .. } => {}
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Writes one decoded picture (I420).
     pub fn write_picture(&mut self, mode: VideoMode, p: &Picture) -> io::Result<()> {
-        self.ensure(mode)?;
+        let yuyv = match self {
+            Sink::Loopback { .. } => p.to_yuyv().data,
+            _ => Vec::new(),
+        };
+        if self.ensure(mode, &yuyv)? {
+            return Ok(());
+        }
         match self {
-            Sink::Loopback { out: Some(o), .. } => o.write_frame(&p.to_yuyv().data),
+            Sink::Loopback { out: Some(o), .. } => o.write_frame(&yuyv),
             Sink::Y4m { file: Some(f), .. } => {
                 f.write_all(b"FRAME\n")?;
                 f.write_all(&p.to_i420().data)
@@ -127,7 +136,9 @@ impl Sink {
 
     /// Writes one JPEG image as it came (MJPEG cameras).
     pub fn write_jpeg(&mut self, mode: VideoMode, jpeg: &[u8]) -> io::Result<()> {
-        self.ensure(mode)?;
+        if self.ensure(mode, jpeg)? {
+            return Ok(());
+        }
         match self {
             Sink::Loopback { out: Some(o), .. } => o.write_frame(jpeg),
             Sink::Y4m { path, .. } => Err(io::Error::other(format!(

@@ -70,6 +70,13 @@ fn feed(dev: &Path, mode: VideoMode, mjpg: bool) -> ! {
     let (w, h) = (usize::from(mode.width), usize::from(mode.height));
     let d = Device::open(dev).unwrap_or_else(|e| panic!("{e}"));
     let fourcc = if mjpg { MJPG } else { YUYV };
+    let frame_of = |n: u32| {
+        if mjpg {
+            jpeg_of(n, w, h)
+        } else {
+            pattern::render(w, h, n).to_yuyv().data
+        }
+    };
     let mut out = Output::start(
         d,
         FrameFormat {
@@ -78,6 +85,7 @@ fn feed(dev: &Path, mode: VideoMode, mjpg: bool) -> ! {
             height: u32::from(mode.height),
             fps: u32::from(mode.fps),
         },
+        &frame_of(0),
     )
     .unwrap_or_else(|e| panic!("feed {}: {e}", dev.display()));
     println!(
@@ -87,17 +95,12 @@ fn feed(dev: &Path, mode: VideoMode, mjpg: bool) -> ! {
     );
     let period = Duration::from_secs(1) / u32::from(mode.fps);
     let mut next = Instant::now();
-    for n in 0u32.. {
-        let frame = if mjpg {
-            jpeg_of(n, w, h)
-        } else {
-            pattern::render(w, h, n).to_yuyv().data
-        };
-        if let Err(e) = out.write_frame(&frame) {
-            eprintln!("feed: {e}");
-        }
+    for n in 1u32.. {
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        if let Err(e) = out.write_frame(&frame_of(n)) {
+            eprintln!("feed: {e}");
+        }
     }
     unreachable!()
 }
