@@ -133,6 +133,17 @@ mod tests {
     use crate::h264::Decoder;
     use crate::pattern;
 
+    /// 320x240@15, a keyframe a second.
+    fn small() -> EncoderSettings {
+        EncoderSettings {
+            width: 320,
+            height: 240,
+            fps: 15,
+            bitrate_bps: None,
+            gop: 15,
+        }
+    }
+
     #[test]
     fn choices_parse() {
         assert_eq!("auto".parse(), Ok(EncoderChoice::Auto));
@@ -142,13 +153,7 @@ mod tests {
 
     #[test]
     fn auto_encodes_here_and_says_why_nvenc_was_not_used() {
-        let settings = EncoderSettings {
-            width: 320,
-            height: 240,
-            fps: 15,
-            bitrate_bps: None,
-            gop: 15,
-        };
+        let settings = small();
         let mut why = None;
         let mut enc = AnyEncoder::open(EncoderChoice::Auto, settings, &mut why).expect("encoder");
         if matches!(enc, AnyEncoder::Software(_)) {
@@ -164,13 +169,7 @@ mod tests {
 
     #[test]
     fn nvenc_alone_fails_clearly_without_a_gpu() {
-        let settings = EncoderSettings {
-            width: 320,
-            height: 240,
-            fps: 15,
-            bitrate_bps: None,
-            gop: 15,
-        };
+        let settings = small();
         match AnyEncoder::open(EncoderChoice::Nvenc, settings, &mut None) {
             Err(e) => assert!(e.to_string().contains("NVENC"), "{e}"),
             Ok(e) => assert_eq!(e.describe(), "NVENC"),

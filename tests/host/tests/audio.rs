@@ -275,10 +275,10 @@ fn opus_carries_both_directions() {
         assert!((l["freq_hz"] - 1000.0).abs() <= 2.0, "{l:?}");
     }
     // Opus at 64 kbit/s: about 80 bytes a packet instead of 960.
-    let packets = status_of(&env, "spk0")["detail"]["packets"]["sent"]
-        .as_u64()
-        .unwrap_or(0);
-    let bytes = status_of(&env, "spk0")["tx_bytes"].as_u64().unwrap_or(0);
+    // One status query for both figures.
+    let spk = status_of(&env, "spk0");
+    let packets = spk["detail"]["packets"]["sent"].as_u64().unwrap_or(0);
+    let bytes = spk["tx_bytes"].as_u64().unwrap_or(0);
     assert!(packets > 100, "{packets} packets sent");
     let per_packet = bytes / packets;
     println!("Opus speaker packets: {per_packet} bytes on average");
