@@ -22,6 +22,10 @@ cargo test -p xoq-video --features nvenc
 echo "== build"
 cargo build --workspace --bins
 echo "== tests"
+cargo nextest run --workspace --no-run
+# The build leaves gigabytes of dirty pages; written back while the tests run, they stall the
+# processes of the tests that time real audio. Written back now instead.
+sync
 cargo nextest run --workspace --no-fail-fast
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   echo "== fuzz smoke (${FUZZ_SECONDS:-20} s)"

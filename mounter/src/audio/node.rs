@@ -166,7 +166,14 @@ fn run(
 ) -> Result<()> {
     pw::init();
     let mainloop = pw::main_loop::MainLoopRc::new(None).context("PipeWire main loop")?;
-    let context = pw::context::ContextRc::new(&mainloop, None).context("PipeWire context")?;
+    // PipeWire's configuration for audio clients (as pw-cat uses): it loads the real-time
+    // module, so the node's data thread is scheduled real-time (through RTKit, or directly where
+    // the user may), and a busy desktop does not starve the jitter buffer's reader.
+    let context = pw::context::ContextRc::new(
+        &mainloop,
+        Some(properties! { *pw::keys::CONFIG_NAME => "client-rt.conf" }),
+    )
+    .context("PipeWire context")?;
     let core = context.connect_rc(None).context(
         "cannot connect to the PipeWire daemon (is PipeWire running for this user? xoq-mount \
          must run in the desktop user's session, or with PIPEWIRE_RUNTIME_DIR set)",

@@ -9,6 +9,7 @@ pub mod pipewire;
 pub mod proc;
 pub mod pwclient;
 pub mod serial_ioctl;
+pub mod stall;
 pub mod stats;
 pub mod tty;
 pub mod wav;

@@ -10,10 +10,14 @@ use xoq_audio::Tone;
 use xoq_tests_host::audio::{measure, record_lines, status_of, tone_file, RATE};
 use xoq_tests_host::pipewire::PipeWire;
 use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::stall::{StallWatch, Stalls};
 use xoq_tests_host::{wav, Env, Mount, Server};
 
 const MIC: &str = "xoq.testbot.mic0";
 const SPK: &str = "xoq.testbot.spk0";
+
+/// A host stall this long can empty a jitter buffer held at 20 ms (its low mark is about 13).
+const STALL: Duration = Duration::from_millis(10);
 
 /// A server with the simulated microphone and speaker, their clocks off by these ppm, and a
 /// mounter of both, all talking to `pw`.
@@ -81,10 +85,12 @@ fn pw_record_of_the_remote_microphone_gets_its_tone() {
 fn pw_play_to_the_remote_speaker_reaches_it() {
     let mut env = Env::new();
     let pw = PipeWire::start();
+    let watch = StallWatch::start(STALL);
     let (_server, _mount) = start(&mut env, &pw, 0.0, 0.0);
     let file = tone_file(&env, 1000.0, 5.0);
     pw.play(SPK, &file);
     std::thread::sleep(Duration::from_millis(1500));
+    let stalls = watch.finish();
     let lines = record_lines(&env.path("spk0.rec"));
     // The speaker reports each second it played. Seconds that are all tone (the first and
     // last hold some silence, which a level 0.3 dB under the tone's shows) must carry it at
@@ -102,7 +108,8 @@ fn pw_play_to_the_remote_speaker_reaches_it() {
         "the speaker heard no whole second of tone: {lines:?}"
     );
     // Every packet's arrival is in the record: in sequence (loopback loses none) and a few
-    // milliseconds after its capture (same host, same clock).
+    // milliseconds after its capture (same host, same clock), a stall of the host itself
+    // aside.
     let packets: Vec<_> = lines
         .iter()
         .filter(|l| l.contains_key("transit_us"))
@@ -111,15 +118,17 @@ fn pw_play_to_the_remote_speaker_reaches_it() {
     for w in packets.windows(2) {
         assert_eq!(w[1]["seq"], w[0]["seq"] + 1.0, "a packet is missing: {w:?}");
     }
-    let worst = packets.iter().map(|l| l["transit_us"]).fold(0.0, f64::max);
+    let mut transits: Vec<f64> = packets.iter().map(|l| l["transit_us"] / 1e3).collect();
+    transits.sort_by(f64::total_cmp);
+    let (median, worst) = (transits[transits.len() / 2], transits[transits.len() - 1]);
     println!(
-        "{} packets, worst capture-to-arrival {:.1} ms",
-        packets.len(),
-        worst / 1000.0
+        "{} packets, capture-to-arrival median {median:.1} ms, worst {worst:.1} ms; {stalls}",
+        packets.len()
     );
-    assert!(packets
-        .iter()
-        .all(|l| (0.0..50_000.0).contains(&l["transit_us"])));
+    assert!(transits[0] >= 0.0, "a packet arrived before its capture");
+    assert!(median < 20.0, "median capture-to-arrival {median:.1} ms");
+    let bound = 50.0 + stalls.longest().as_secs_f64() * 1e3;
+    assert!(worst < bound, "a packet took {worst:.1} ms; {stalls}");
     for l in heard {
         println!(
             "speaker: {:.2} Hz at {:.2} dBFS",
@@ -134,22 +143,28 @@ fn pw_play_to_the_remote_speaker_reaches_it() {
 fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_delay() {
     let mut env = Env::new();
     let pw = PipeWire::start();
-    // The robot's microphone runs 100 ppm fast and its speaker 100 ppm slow.
+    // The robot's microphone runs 100 ppm fast and its speaker 100 ppm slow. Neither side may
+    // underrun or overrun, unless the host itself stalled (then once for each stall, which
+    // the test prints).
+    let watch = StallWatch::start(STALL);
     let (_server, _mount) = start(&mut env, &pw, 100.0, -100.0);
     let file = tone_file(&env, 1000.0, 62.0);
     let out = env.path("mic.wav");
     let recorder = pw.record_in_background(MIC, 62.0, RATE, &out, false);
     pw.play(SPK, &file);
     recorder.join().expect("recorder");
+    let stalls = watch.finish();
+    println!("while the test ran: {stalls}");
 
     // Client side: the microphone's jitter buffer.
     let mic = status_of(&env, "mic0");
     let j = &mic["detail"]["jitter"];
     println!("mounter, mic0: {j}");
-    assert_eq!(
-        (j["underruns"].as_u64(), j["overruns"].as_u64()),
-        (Some(0), Some(0)),
-        "{j}"
+    no_glitches_but_the_hosts(
+        j["underruns"].as_u64().unwrap_or(u64::MAX),
+        j["overruns"].as_u64().unwrap_or(u64::MAX),
+        &stalls,
+        &format!("mic0 {j}"),
     );
     let depth = j["depth_ms"].as_f64().unwrap_or(0.0);
     assert!(
@@ -182,10 +197,11 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     );
     let last = playing[playing.len() - 1];
     println!("speaker, last second: {last:?}");
-    assert_eq!(
-        (last["underruns"], last["overruns"]),
-        (0.0, 0.0),
-        "{last:?}"
+    no_glitches_but_the_hosts(
+        last["underruns"] as u64,
+        last["overruns"] as u64,
+        &stalls,
+        &format!("spk0 {last:?}"),
     );
     assert!((last["depth_ms"] - 20.0).abs() < 3.0, "{last:?}");
     assert!(
@@ -199,6 +215,16 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     assert!(
         (20.0..=180.0).contains(&ppm),
         "speaker corrects {ppm} ppm for a 100 ppm drift"
+    );
+}
+
+/// No underrun or overrun, but one for each time the host itself stalled (none when it never
+/// did): a jitter buffer cannot bridge a machine that does not run its processes.
+fn no_glitches_but_the_hosts(underruns: u64, overruns: u64, stalls: &Stalls, what: &str) {
+    let allowed = stalls.stalls.len() as u64;
+    assert!(
+        underruns <= allowed && overruns <= allowed,
+        "{underruns} underruns, {overruns} overruns with {stalls}: {what}"
     );
 }
 
