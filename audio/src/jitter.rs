@@ -12,6 +12,10 @@
 //! - Clock drift: the sender's and the consumer's clocks differ by some ppm, so the queue
 //!   slowly fills or empties. A PI controller on the smoothed queue depth sets the ratio at
 //!   which the interpolator reads the queue, so the depth stays at the target.
+//! - A delay that strays far from the target at once (one end stalled and lost time, as a
+//!   PipeWire graph does; or the path's delay changed) is measured and moved back onto it, as
+//!   at start-up, instead of being left to the drift controller, which would take tens of
+//!   seconds and unlearn the drift meanwhile.
 //! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -35,6 +39,12 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
+    /// How far the smoothed delay may stray from the target before it is moved back at once:
+    /// half the target, and at least a packet.
+    pub fn realign_frames(&self) -> usize {
+        (self.target_frames / 2).max(self.packet_frames)
+    }
+
     /// A configuration for `rate`/`channels`, packets of `packet_frames`, holding `target_ms`.
     pub fn new(rate: u32, channels: usize, packet_frames: usize, target_ms: u32) -> Self {
         let target_frames = (u64::from(rate) * u64::from(target_ms) / 1000) as usize;
@@ -64,6 +74,9 @@ pub struct JitterStats {
     pub overruns: u64,
     /// Times the sequence restarted (a jump beyond the reorder window).
     pub resyncs: u64,
+    /// Times the delay strayed from the target by more than [`JitterConfig::realign_frames`]
+    /// and was moved back onto it (a moment of silence or a few frames skipped).
+    pub realigned: u64,
     /// Packets with a length that is not whole frames; dropped.
     pub malformed: u64,
     /// Smoothed queue depth, in frames.
@@ -93,8 +106,8 @@ pub struct JitterBuffer {
     bridged: u32,
     /// When the last packet arrived (µs, the caller's monotonic clock).
     last_arrival_us: Option<u64>,
-    /// Start-up alignment: sum of depths, pulls and seconds measured since play started.
-    aligning: Option<(f64, u32, f64)>,
+    /// The delay being measured before it is moved onto the target.
+    aligning: Option<Alignment>,
     /// Frames of silence still to play before reading on (to raise the delay to the target).
     hold: usize,
     /// Drift controller state.
@@ -102,6 +115,16 @@ pub struct JitterBuffer {
     ratio: f64,
     depth_ema: Option<f64>,
     stats: JitterStats,
+}
+
+/// The mean depth measured for a moment, before it is moved onto the target.
+#[derive(Debug, Clone, Copy, Default)]
+struct Alignment {
+    sum: f64,
+    pulls: u32,
+    secs: f64,
+    /// At start-up the depth range starts afresh after it; a realignment stays in the range.
+    at_start: bool,
 }
 
 /// Proportional gain: 1/s of ratio per second of excess delay (a 10 s time constant).
@@ -283,7 +306,10 @@ impl JitterBuffer {
                 }
                 self.playing = true;
                 self.depth_ema = None;
-                self.aligning = Some((0.0, 0, 0.0));
+                self.aligning = Some(Alignment {
+                    at_start: true,
+                    ..Alignment::default()
+                });
                 self.hold = 0;
             } else {
                 out.fill(0.0);
@@ -337,25 +363,32 @@ impl JitterBuffer {
         // Centred on half a packet, so the measure's mean is the queue's mean depth.
         let packet = self.cfg.packet_frames as f64;
         let depth = depth + (since as f64 * rate / 1e6).min(packet) - packet / 2.0;
-        if let Some((sum, n, secs)) = self.aligning {
+        if let Some(a) = self.aligning {
             // How packets and pulls interleave decides where the depth's mean lands, so it is
             // measured for a moment and then moved onto the target once: silence is played
             // (delay too short) or frames are skipped (too long). Only then does the drift
-            // controller take over, with no start-up error to chase.
-            let (sum, n, secs) = (sum + depth, n + 1, secs + dt);
-            if secs < ALIGN_SECONDS {
-                self.aligning = Some((sum, n, secs));
+            // controller take over, with no error to chase.
+            let a = Alignment {
+                sum: a.sum + depth,
+                pulls: a.pulls + 1,
+                secs: a.secs + dt,
+                ..a
+            };
+            if a.secs < ALIGN_SECONDS {
+                self.aligning = Some(a);
                 return;
             }
             self.aligning = None;
-            let shift = self.cfg.target_frames as f64 - sum / f64::from(n);
+            let shift = self.cfg.target_frames as f64 - a.sum / f64::from(a.pulls);
             if shift >= 1.0 {
                 self.hold = shift as usize;
             } else if shift <= -1.0 {
                 self.reader.skip(&mut self.queue, (-shift) as usize);
             }
             self.depth_ema = Some(self.cfg.target_frames as f64);
-            self.reset_depth_range();
+            if a.at_start {
+                self.reset_depth_range();
+            }
             return;
         }
         let ema = match self.depth_ema {
@@ -363,6 +396,13 @@ impl JitterBuffer {
             Some(e) => e + (depth - e) * (dt / DEPTH_TAU).min(1.0),
         };
         self.depth_ema = Some(ema);
+        if (ema - self.cfg.target_frames as f64).abs() > self.cfg.realign_frames() as f64 {
+            // Drift moves the delay by a fraction of a millisecond a second; this is a step
+            // (an end stalled and lost time): measure where it is now and move it back.
+            self.stats.realigned += 1;
+            self.aligning = Some(Alignment::default());
+            return;
+        }
         let err = (ema - self.cfg.target_frames as f64) / rate;
         self.integral = (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
         self.ratio = 1.0 + (KP * err + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);

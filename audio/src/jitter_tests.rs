@@ -24,6 +24,7 @@ impl XorShift {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Link {
     ppm: f64,
     /// Extra delay, uniform in [0, jitter_us).
@@ -32,6 +33,9 @@ struct Link {
     loss: f64,
     /// No packet is delivered in this window of sender time (seconds).
     stall: Option<(f64, f64)>,
+    /// The consumer does not run in this window (seconds) and skips the pulls it missed, as a
+    /// PipeWire graph does after a stall of its host: it loses that much time.
+    consumer_stall: Option<(f64, f64)>,
 }
 
 struct Outcome {
@@ -85,6 +89,13 @@ fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f
             let samples = payloads.remove(&s).expect("payload");
             jb.push(s, &samples, at / 1000);
         }
+        if link
+            .consumer_stall
+            .is_some_and(|(a, b)| next_pull >= a && next_pull < b)
+        {
+            next_pull += quantum_s;
+            continue;
+        }
         jb.pull(&mut out, (next_pull * 1e6) as u64);
         started |= jb.is_playing();
         if started && !jb.is_playing() {
@@ -109,8 +120,8 @@ fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f
 fn check_steady(o: &Outcome, target_ms: u32) {
     let s = o.stats;
     assert_eq!(
-        (s.underruns, s.overruns, s.late, s.resyncs),
-        (0, 0, 0, 0),
+        (s.underruns, s.overruns, s.late, s.resyncs, s.realigned),
+        (0, 0, 0, 0, 0),
         "{s:?}"
     );
     let target = f64::from(RATE) * f64::from(target_ms) / 1000.0;
@@ -132,6 +143,7 @@ fn ten_minutes_at_plus_and_minus_100_ppm_keep_the_delay_constant() {
             jitter_us: 2_000.0,
             loss: 0.0,
             stall: None,
+            consumer_stall: None,
         };
         let o = simulate(link, 1, 20, 600.0, 60.0);
         check_steady(&o, 20);
@@ -160,6 +172,7 @@ fn stereo_with_reordering_jitter_plays_every_packet() {
         jitter_us: 15_000.0,
         loss: 0.0,
         stall: None,
+        consumer_stall: None,
     };
     let o = simulate(link, 2, 30, 120.0, 30.0);
     check_steady(&o, 30);
@@ -173,6 +186,7 @@ fn lost_packets_are_concealed_without_stopping_play() {
         jitter_us: 1_000.0,
         loss: 0.01,
         stall: None,
+        consumer_stall: None,
     };
     let o = simulate(link, 1, 20, 60.0, 5.0);
     let s = o.stats;
@@ -190,6 +204,7 @@ fn a_two_second_stall_underruns_once_then_play_resumes_at_the_same_delay() {
         jitter_us: 1_000.0,
         loss: 0.0,
         stall: Some((10.0, 12.0)),
+        consumer_stall: None,
     };
     let o = simulate(link, 1, 20, 30.0, 20.0);
     let s = o.stats;
@@ -201,6 +216,31 @@ fn a_two_second_stall_underruns_once_then_play_resumes_at_the_same_delay() {
     // The controller settles again after the restart: within 0.1 Hz (230 ppm) of the tone.
     assert!((f - 440.0).abs() < 0.1, "{f} Hz, {s:?}");
     assert!((s.depth - 960.0).abs() < 96.0, "{s:?}");
+}
+
+#[test]
+fn a_consumer_that_loses_20_ms_gets_its_delay_back_at_once_and_keeps_the_drift_it_learnt() {
+    // At 100 ppm, learnt by 60 s; then the consumer stops for 20 ms and skips what it missed:
+    // 20 ms more are queued than the target.
+    let link = Link {
+        ppm: 100.0,
+        jitter_us: 2_000.0,
+        loss: 0.0,
+        stall: None,
+        consumer_stall: Some((60.0, 60.02)),
+    };
+    // Ten seconds later.
+    let o = simulate(link, 1, 20, 70.0, 59.0);
+    let s = o.stats;
+    assert_eq!((s.realigned, s.underruns, s.overruns), (1, 0, 0), "{s:?}");
+    assert!((s.depth - 960.0).abs() < 48.0, "{s:?}");
+    assert!((s.ratio_ppm - 100.0).abs() < 30.0, "{s:?}");
+    // Steady runs never realign.
+    let steady = Link {
+        consumer_stall: None,
+        ..link
+    };
+    assert_eq!(simulate(steady, 1, 20, 70.0, 59.0).stats.realigned, 0);
 }
 
 #[test]

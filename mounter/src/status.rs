@@ -233,7 +233,7 @@ pub fn render(v: &Value) -> String {
             let f = |key: &str| j[key].as_f64().unwrap_or(0.0);
             out.push_str(&format!(
                 "          audio: delay {:.1} ms ({:.1}..{:.1})  drift {:+.0} ppm  | packets {}  \
-                 late {}  concealed {}  underruns {}  overruns {}  resyncs {}\n",
+                 late {}  concealed {}  underruns {}  overruns {}  resyncs {}  realigned {}\n",
                 f("depth_ms"),
                 f("depth_min_ms"),
                 f("depth_max_ms"),
@@ -244,6 +244,7 @@ pub fn render(v: &Value) -> String {
                 k("underruns"),
                 k("overruns"),
                 k("resyncs"),
+                k("realigned"),
             ));
         }
     }

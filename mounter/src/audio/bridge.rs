@@ -137,7 +137,7 @@ impl AudioMount {
                 json!({
                     "received": s.received, "late": s.late, "concealed": s.concealed,
                     "underruns": s.underruns, "overruns": s.overruns, "resyncs": s.resyncs,
-                    "malformed": s.malformed,
+                    "realigned": s.realigned, "malformed": s.malformed,
                     "depth_ms": s.depth * 1000.0 / rate,
                     "depth_min_ms": s.depth_min * 1000.0 / rate,
                     "depth_max_ms": s.depth_max * 1000.0 / rate,

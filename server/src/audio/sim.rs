@@ -129,8 +129,8 @@ impl SimSpeaker {
             let ms = |frames: f64| frames * 1000.0 / f64::from(rate);
             write!(
                 out,
-                " received={} late={} concealed={} underruns={} overruns={} resyncs={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1}",
-                s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs,
+                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1}",
+                s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs, s.realigned,
                 ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm
             )?;
         }
