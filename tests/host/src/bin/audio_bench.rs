@@ -10,9 +10,11 @@
 //!   UDP -> module-rtp-source with a 20 ms buffer, like ours) between this program's playback
 //!   and capture streams;
 //! - soak: both directions run for `--soak SECONDS`; then the jitter buffers' counters.
+//!   `--drift-ppm PPM` runs the simulated microphone's clock that much fast and the speaker's
+//!   that much slow, so both jitter buffers correct drift throughout.
 //!
 //! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
-//!                    [--packet-ms MS]
+//!                    [--packet-ms MS] [--drift-ppm PPM]
 
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -90,6 +92,17 @@ fn pw_cli_module(pw: &PipeWire, module: &str, args: &str) -> Child {
         .expect("pw-cli load-module")
 }
 
+/// "mean (min to max)" of `v`.
+fn spread(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.1} ({min:.1} to {max:.1})")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str, default: u64| {
@@ -103,6 +116,14 @@ fn main() {
     let soak = opt("--soak", 0);
     let latency_ms = opt("--latency-ms", 20);
     let packet_ms = opt("--packet-ms", 10);
+    let drift_ppm: f64 = args
+        .iter()
+        .position(|a| a == "--drift-ppm")
+        .and_then(|i| args.get(i + 1))
+        .map_or(0.0, |v| {
+            v.parse()
+                .unwrap_or_else(|e| panic!("--drift-ppm {v}: {e} (a number of ppm)"))
+        });
 
     let pw = PipeWire::start();
     for (k, v) in pw.vars() {
@@ -120,9 +141,11 @@ fn main() {
         &cfg,
         format!(
             "[[audio]]\nname = \"mic0\"\ndirection = \"capture\"\nsimulated = true\nsignal = \"clicks\"\npacket_ms = {packet_ms}\n\
+             drift_ppm = {drift_ppm}\n\
              [[audio]]\nname = \"spk0\"\ndirection = \"playback\"\nsimulated = true\nrecord = \"{}\"\n\
-             latency_ms = {latency_ms}\npacket_ms = {packet_ms}\n",
-            record.display()
+             latency_ms = {latency_ms}\npacket_ms = {packet_ms}\ndrift_ppm = {}\n",
+            record.display(),
+            -drift_ppm
         ),
     )
     .expect("config");
@@ -179,7 +202,32 @@ fn main() {
     );
     if soak > 0 {
         println!("soak: both directions for {soak} s ...");
-        std::thread::sleep(Duration::from_secs(soak));
+        // The microphone's buffer every 10 s (the mounter's status); the speaker's every second
+        // (its record).
+        let (mut mic_ppm, mut mic_ms) = (Vec::new(), Vec::new());
+        let end = Instant::now() + Duration::from_secs(soak);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left.min(Duration::from_secs(10)));
+            let j = &status_of(&env, "mic0")["detail"]["jitter"];
+            mic_ppm.extend(j["drift_ppm"].as_f64());
+            mic_ms.extend(j["depth_ms"].as_f64());
+        }
+        let lines = record_lines(&record);
+        let spk: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains_key("ratio_ppm"))
+            .collect();
+        let spk = &spk[spk.len().saturating_sub(soak as usize)..];
+        let spk_ppm: Vec<f64> = spk.iter().map(|l| l["ratio_ppm"]).collect();
+        let spk_ms: Vec<f64> = spk.iter().map(|l| l["depth_ms"]).collect();
+        println!(
+            "during the soak: mic0 correction {} ppm, delay {} ms (every 10 s); \
+             spk0 correction {} ppm, delay {} ms (every second)",
+            spread(&mic_ppm),
+            spread(&mic_ms),
+            spread(&spk_ppm),
+            spread(&spk_ms)
+        );
     }
     let mic_status = status_of(&env, "mic0")["detail"]["jitter"].clone();
     let spk_last = record_lines(&record)
