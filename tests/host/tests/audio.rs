@@ -151,8 +151,24 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     let file = tone_file(&env, 1000.0, 62.0);
     let out = env.path("mic.wav");
     let recorder = pw.record_in_background(MIC, 62.0, RATE, &out, false);
-    pw.play(SPK, &file);
-    recorder.join().expect("recorder");
+    // The microphone's buffer every 3 s once the loop has settled (from 15 s on).
+    let recording = std::sync::atomic::AtomicBool::new(true);
+    let mic_samples = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(15));
+            let mut samples = Vec::new();
+            while recording.load(std::sync::atomic::Ordering::Relaxed) {
+                let j = &status_of(&env, "mic0")["detail"]["jitter"];
+                samples.extend(j["drift_ppm"].as_f64().zip(j["depth_ms"].as_f64()));
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            samples
+        });
+        pw.play(SPK, &file);
+        recorder.join().expect("recorder");
+        recording.store(false, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().expect("sampler")
+    });
     let stalls = watch.finish();
     println!("while the test ran: {stalls}");
 
@@ -166,20 +182,15 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
         &stalls,
         &format!("mic0 {j}"),
     );
-    let depth = j["depth_ms"].as_f64().unwrap_or(0.0);
-    assert!(
-        (depth - 20.0).abs() < 3.0,
-        "mic0 delay {depth} ms, target 20"
-    );
     assert!(j["depth_min_ms"].as_f64().unwrap_or(0.0) > 0.0, "{j}");
     assert!(j["depth_max_ms"].as_f64().unwrap_or(99.0) < 40.0, "{j}");
     // The microphone runs 100 ppm fast: the buffer reads about that much faster to keep its
-    // delay (the loop settles in tens of seconds, so this is only rough after 60).
-    let ppm = j["drift_ppm"].as_f64().unwrap_or(0.0);
-    assert!(
-        (20.0..=180.0).contains(&ppm),
-        "mic0 corrects {ppm} ppm for a 100 ppm drift"
-    );
+    // delay at the target. Medians over the samples: a step of a few ms (the graph lost that
+    // much time to the host, too little to realign) moves both for the controller's time
+    // constant (~20 s), not for most of the run.
+    let (ppm, depth): (Vec<f64>, Vec<f64>) = mic_samples.into_iter().unzip();
+    println!("mic0 every 3 s: {ppm:.0?} ppm, {depth:.1?} ms");
+    steady_correction_and_delay("mic0", &ppm, &depth);
     let rec = wav::read(&out);
     let (freq, _) = measure(&rec.samples, 1.0);
     assert!((freq - 440.0).abs() <= 2.0, "{freq} Hz over 60 s");
@@ -202,19 +213,39 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
         &stalls,
         &format!("spk0 {last:?}"),
     );
-    assert!((last["depth_ms"] - 20.0).abs() < 3.0, "{last:?}");
+    // The lowest and highest delay since play started.
     assert!(
         last["depth_min_ms"] > 0.0 && last["depth_max_ms"] < 40.0,
         "{last:?}"
     );
-    // The speaker consumes 100 ppm slow: over the last 30 s the buffer reads about that much
-    // faster to keep its delay.
-    let tail = &playing[playing.len().saturating_sub(30)..];
-    let ppm = tail.iter().map(|l| l["ratio_ppm"]).sum::<f64>() / tail.len() as f64;
+    // The speaker consumes 100 ppm slow: from 15 s on, the buffer reads about that much
+    // faster to keep its delay (medians of its seconds, as for the microphone).
+    let tail = &playing[15.min(playing.len())..];
+    let ppm: Vec<f64> = tail.iter().map(|l| l["ratio_ppm"]).collect();
+    let depth: Vec<f64> = tail.iter().map(|l| l["depth_ms"]).collect();
+    steady_correction_and_delay("spk0", &ppm, &depth);
+}
+
+/// For a 100 ppm drift: the median correction is about that (20 to 180 ppm) and the median
+/// delay on the 20 ms target (within 3 ms).
+fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
+    assert!(ppm.len() >= 10, "{what}: only {} samples", ppm.len());
+    let (ppm, depth) = (median(ppm), median(depth));
+    println!("{what}: median correction {ppm:.1} ppm, median delay {depth:.2} ms");
     assert!(
         (20.0..=180.0).contains(&ppm),
-        "speaker corrects {ppm} ppm for a 100 ppm drift"
+        "{what} corrects {ppm} ppm for a 100 ppm drift"
     );
+    assert!(
+        (depth - 20.0).abs() < 3.0,
+        "{what} delay {depth} ms, target 20"
+    );
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// No underrun, overrun or realignment, but one of each for each time the host itself stalled
