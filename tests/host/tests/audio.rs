@@ -226,19 +226,27 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     steady_correction_and_delay("spk0", &ppm, &depth);
 }
 
-/// For a 100 ppm drift: the median correction is about that (20 to 180 ppm) and the median
-/// delay on the 20 ms target (within 3 ms).
+/// For a 100 ppm drift: the median delay stays on the 20 ms target (within 2.5 ms; uncorrected,
+/// the drift alone would move it 3.9 ms by the middle of the samples) with a median correction
+/// that reads faster (above 0, at most 600 ppm).
+///
+/// How close the correction comes to 100 ppm is not asserted here: on these machines the
+/// PipeWire graph sometimes loses a few ms to the host, a step in the delay below the
+/// realignment threshold that the controller answers with a few hundred ppm for tens of
+/// seconds (seen in CI: 98 ppm between two such steps, 561 just after one). The simulation
+/// (`cargo test -p xoq-audio`, within 20 ppm) and the drift soak (docs/BENCHMARKS.md,
+/// 101.1 ppm) measure it.
 fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
     assert!(ppm.len() >= 10, "{what}: only {} samples", ppm.len());
     let (ppm, depth) = (median(ppm), median(depth));
     println!("{what}: median correction {ppm:.1} ppm, median delay {depth:.2} ms");
     assert!(
-        (20.0..=180.0).contains(&ppm),
-        "{what} corrects {ppm} ppm for a 100 ppm drift"
+        (depth - 20.0).abs() < 2.5,
+        "{what} delay {depth} ms, target 20"
     );
     assert!(
-        (depth - 20.0).abs() < 3.0,
-        "{what} delay {depth} ms, target 20"
+        ppm > 0.0 && ppm <= 600.0,
+        "{what} corrects {ppm} ppm for a 100 ppm drift"
     );
 }
 
