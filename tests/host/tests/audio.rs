@@ -3,6 +3,7 @@
 //! mounter's PipeWire nodes `xoq.testbot.mic0` (Audio/Source) and `xoq.testbot.spk0`
 //! (Audio/Sink), and Debian's own `pw-record` and `pw-play` on the other side.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -11,6 +12,7 @@ use xoq_tests_host::audio::{measure, record_lines, status_of, tone_file, RATE};
 use xoq_tests_host::pipewire::PipeWire;
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::stall::{StallWatch, Stalls};
+use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{wav, Env, Mount, Server};
 
 const MIC: &str = "xoq.testbot.mic0";
@@ -119,13 +121,16 @@ fn pw_play_to_the_remote_speaker_reaches_it() {
         assert_eq!(w[1]["seq"], w[0]["seq"] + 1.0, "a packet is missing: {w:?}");
     }
     let mut transits: Vec<f64> = packets.iter().map(|l| l["transit_us"] / 1e3).collect();
-    transits.sort_by(f64::total_cmp);
-    let (median, worst) = (transits[transits.len() / 2], transits[transits.len() - 1]);
+    let (median, worst) = (
+        percentile(&mut transits, 0.5),
+        percentile(&mut transits, 1.0),
+    );
     println!(
         "{} packets, capture-to-arrival median {median:.1} ms, worst {worst:.1} ms; {stalls}",
         packets.len()
     );
-    assert!(transits[0] >= 0.0, "a packet arrived before its capture");
+    let first = percentile(&mut transits, 0.0);
+    assert!(first >= 0.0, "a packet arrived before its capture");
     assert!(median < 20.0, "median capture-to-arrival {median:.1} ms");
     let bound = 50.0 + stalls.longest().as_secs_f64() * 1e3;
     assert!(worst < bound, "a packet took {worst:.1} ms; {stalls}");
@@ -152,12 +157,12 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     let out = env.path("mic.wav");
     let recorder = pw.record_in_background(MIC, 62.0, RATE, &out, false);
     // The microphone's buffer every 3 s once the loop has settled (from 15 s on).
-    let recording = std::sync::atomic::AtomicBool::new(true);
+    let recording = AtomicBool::new(true);
     let mic_samples = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
             std::thread::sleep(Duration::from_secs(15));
             let mut samples = Vec::new();
-            while recording.load(std::sync::atomic::Ordering::Relaxed) {
+            while recording.load(Ordering::Relaxed) {
                 let j = &status_of(&env, "mic0")["detail"]["jitter"];
                 samples.extend(j["drift_ppm"].as_f64().zip(j["depth_ms"].as_f64()));
                 std::thread::sleep(Duration::from_secs(3));
@@ -166,7 +171,7 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
         });
         pw.play(SPK, &file);
         recorder.join().expect("recorder");
-        recording.store(false, std::sync::atomic::Ordering::Relaxed);
+        recording.store(false, Ordering::Relaxed);
         sampler.join().expect("sampler")
     });
     let stalls = watch.finish();
@@ -238,7 +243,10 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
 /// 101.1 ppm) measure it.
 fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
     assert!(ppm.len() >= 10, "{what}: only {} samples", ppm.len());
-    let (ppm, depth) = (median(ppm), median(depth));
+    let (ppm, depth) = (
+        percentile(&mut ppm.to_vec(), 0.5),
+        percentile(&mut depth.to_vec(), 0.5),
+    );
     println!("{what}: median correction {ppm:.1} ppm, median delay {depth:.2} ms");
     assert!(
         (depth - 20.0).abs() < 2.5,
@@ -248,12 +256,6 @@ fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
         ppm > 0.0 && ppm <= 600.0,
         "{what} corrects {ppm} ppm for a 100 ppm drift"
     );
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// No underrun, overrun or realignment, but one of each for each time the host itself stalled
