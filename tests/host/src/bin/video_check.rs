@@ -134,6 +134,31 @@ fn number_of(f: &FrameFormat, data: &[u8]) -> Option<(u16, Picture)> {
     Some((pattern::read(p.y_plane(), w, h)?, p))
 }
 
+/// Which frame each quarter of a bad picture matches best (a picture torn between two frames
+/// shows two numbers), for the failure message.
+fn bands_matched(y: &[u8], w: usize, h: usize, num: u16) -> String {
+    let near: Vec<(u32, Picture)> = (u32::from(num).saturating_sub(3)..=u32::from(num) + 3)
+        .map(|k| (k, pattern::render(w, h, k)))
+        .collect();
+    let band = w * (h / 4);
+    let best: Vec<String> = (0..4)
+        .map(|q| {
+            let rows = q * band..(q + 1) * band;
+            let (k, db) = near
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        *k,
+                        quality::psnr(&y[rows.clone()], &p.y_plane()[rows.clone()]),
+                    )
+                })
+                .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+            format!("#{k} {db:.1} dB")
+        })
+        .collect();
+    format!("its quarters match best {}", best.join(", "))
+}
+
 fn read(dev: &Path, n: usize, fails: &mut u32) {
     let (mut cap, f) = open_reader(dev);
     let mjpg = f.fourcc == MJPG;
@@ -180,7 +205,10 @@ fn read(dev: &Path, n: usize, fails: &mut u32) {
             let psnr = quality::psnr(p.y_plane(), pattern::render(w, h, u32::from(num)).y_plane());
             worst = worst.min(psnr);
             if psnr < 30.0 {
-                bad(format!("frame {i} (#{num}): PSNR {psnr:.1} dB < 30"));
+                bad(format!(
+                    "frame {i} (#{num}): PSNR {psnr:.1} dB < 30 ({})",
+                    bands_matched(p.y_plane(), w, h, num)
+                ));
             }
             num
         };
