@@ -6,6 +6,8 @@
 //!   capture times;
 //! - [`jitter`]: the receiving side: reorders packets, conceals lost ones, and plays out at
 //!   the consumer's clock with a constant delay, correcting clock drift by resampling;
+//! - [`playout`]: hands packets from the receiving task to the real-time thread that owns the
+//!   jitter buffer, without a lock between them;
 //! - [`resample`]: the adaptive-ratio interpolator the jitter buffer uses;
 //! - [`tone`]: the simulated microphone's sine, and [`meter`]: frequency and level of what
 //!   arrives, for the simulated speaker and the tests.
@@ -15,10 +17,12 @@ pub mod jitter;
 pub mod meter;
 pub mod packetizer;
 pub mod pcm;
+pub mod playout;
 pub mod resample;
 pub mod tone;
 
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats};
 pub use meter::{ToneMeter, WindowedFrequency};
 pub use packetizer::Packetizer;
+pub use playout::{playout, Playout, PlayoutFeed};
 pub use tone::Tone;

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use tokio::sync::mpsc;
 use xoq_audio::codec::{PacketDecoder, PacketEncoder, DEFAULT_OPUS_BITRATE};
-use xoq_audio::{JitterBuffer, JitterConfig, Packetizer};
+use xoq_audio::{JitterConfig, Packetizer, PlayoutFeed};
 use xoq_link::client::{ClientSession, DeviceStream};
 use xoq_link::clock::monotonic_us;
 use xoq_link::datagrams;
@@ -28,11 +28,11 @@ pub struct AudioMount {
     pub access: Access,
     pub status: Arc<DeviceStatus>,
     pub settings: AudioSettings,
-    /// Microphone: what its node plays.
-    jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// Microphone: feeds the jitter buffer its node plays from.
+    jitter: Option<PlayoutFeed>,
     /// Speaker: what its node received.
     #[cfg(feature = "pipewire")]
-    queue: Option<Arc<super::node::SinkQueue>>,
+    queue: Option<Arc<super::sink_queue::SinkQueue>>,
     /// The PipeWire node, removed on unmount.
     #[cfg(feature = "pipewire")]
     node: Mutex<Option<super::node::Node>>,
@@ -50,7 +50,8 @@ impl AudioMount {
         access: Access,
         latency_ms: u32,
     ) -> Result<AudioMount> {
-        use super::node::{Node, NodeIo, NodeSpec, SinkQueue};
+        use super::node::{Node, NodeIo, NodeSpec};
+        use super::sink_queue::SinkQueue;
         if settings.direction == AudioDirection::Playback && access == Access::ReadOnly {
             bail!("speaker {name} needs read-write access (this mount is read-only)");
         }
@@ -63,8 +64,12 @@ impl AudioMount {
                     usize::from(settings.packet_frames),
                     latency_ms,
                 );
-                let jb = Arc::new(Mutex::new(JitterBuffer::new(cfg)));
-                (NodeIo::Source(jb.clone()), Some(jb), None)
+                let (feed, player) = xoq_audio::playout(cfg);
+                (
+                    NodeIo::Source(Box::new(player), feed.clone()),
+                    Some(feed),
+                    None,
+                )
             }
             AudioDirection::Playback => {
                 let q = Arc::new(SinkQueue::new(&format));
@@ -127,11 +132,8 @@ impl AudioMount {
     }
 
     fn publish_stats(&self) {
-        if let Some(jb) = &self.jitter {
-            let (s, rate) = {
-                let jb = lock(jb);
-                (jb.stats(), f64::from(jb.config().rate))
-            };
+        if let Some(feed) = &self.jitter {
+            let (s, rate) = (feed.stats(), f64::from(feed.config().rate));
             self.status.set_detail(
                 "jitter",
                 json!({
@@ -142,6 +144,7 @@ impl AudioMount {
                     "depth_min_ms": s.depth_min * 1000.0 / rate,
                     "depth_max_ms": s.depth_max * 1000.0 / rate,
                     "drift_ppm": s.ratio_ppm,
+                    "discarded": feed.discarded(),
                 }),
             );
         }
@@ -150,8 +153,18 @@ impl AudioMount {
             json!({
                 "sent": self.sent.load(Ordering::Relaxed),
                 "send_errors": self.send_errors.load(Ordering::Relaxed),
+                "dropped_samples": self.dropped_samples(),
             }),
         );
+    }
+
+    /// Speaker: samples its node received that were dropped unsent (no link).
+    fn dropped_samples(&self) -> u64 {
+        #[cfg(feature = "pipewire")]
+        if let Some(q) = &self.queue {
+            return q.dropped();
+        }
+        0
     }
 
     /// Carries packets until the stream or the connection ends.
@@ -213,7 +226,7 @@ impl AudioMount {
             if let Err(e) = decoder.decode(&p.data, &mut samples) {
                 tracing::debug!(device = %self.name, seq = p.seq, "{e}");
             }
-            lock(jitter).push(p.seq, &samples, monotonic_us());
+            jitter.push(p.seq, &samples, monotonic_us());
         }
         BridgeEnd::LinkLost("audio packets stopped".into())
     }
@@ -232,11 +245,11 @@ impl AudioMount {
         let mut packer = Packetizer::new(&self.name, &self.settings, encoder);
         let mut ready = Vec::new();
         let mut chunk = Vec::new();
-        lock(&queue.samples).clear(); // what played while there was no link is stale
+        queue.clear(); // what played while there was no link is stale
         loop {
             queue.ready.notified().await;
             chunk.clear();
-            chunk.extend(lock(&queue.samples).drain(..));
+            queue.drain_into(&mut chunk);
             let frames = chunk.len() / usize::from(format.channels);
             // The first of these frames left the program one chunk ago.
             let captured = xoq_link::clock::unix_now_us()

@@ -12,5 +12,7 @@
 pub mod bridge;
 #[cfg(feature = "pipewire")]
 pub mod node;
+#[cfg(feature = "pipewire")]
+pub mod sink_queue;
 
 pub use bridge::AudioMount;

@@ -5,23 +5,23 @@
 //! `Audio/Sink` (a remote speaker) and that does not connect itself anywhere: the session
 //! manager lists it as a device that programs record from or play to. The stream offers one
 //! fixed format, F32 at the remote device's rate and channel count; PipeWire converts for each
-//! program. The process callback runs on PipeWire's data thread and only touches what it is
-//! given here: the source pulls from the jitter buffer, the sink pushes into a queue that the
+//! program. The process callback runs on PipeWire's real-time data thread and takes no lock
+//! the bridge holds: the source owns its player (`xoq_audio::playout`), whose jitter buffer the
+//! bridge feeds through a lock-free queue; the sink pushes into a lock-free queue that the
 //! bridge drains.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use pipewire as pw;
 use pw::properties::properties;
 use pw::spa;
-use tokio::sync::Notify;
-use xoq_audio::JitterBuffer;
+use xoq_audio::{Playout, PlayoutFeed};
 use xoq_link::clock::monotonic_us;
-use xoq_link::sync::lock;
 use xoq_wire::{AudioDirection, AudioFormat};
+
+use super::sink_queue::SinkQueue;
 
 /// What the node is and where its samples go.
 pub struct NodeSpec {
@@ -35,47 +35,10 @@ pub struct NodeSpec {
     pub quantum: u32,
 }
 
-/// Samples a sink node received, waiting for the bridge.
-pub struct SinkQueue {
-    pub samples: Mutex<VecDeque<f32>>,
-    pub ready: Notify,
-    capacity: usize,
-    /// Samples dropped because the bridge was not draining (no link).
-    pub dropped: std::sync::atomic::AtomicU64,
-}
-
-impl SinkQueue {
-    pub fn new(format: &AudioFormat) -> Self {
-        // Half a second: beyond that the bridge is not draining (no link) and old audio goes.
-        let capacity = format.rate as usize * usize::from(format.channels) / 2;
-        SinkQueue {
-            samples: Mutex::new(VecDeque::with_capacity(capacity)),
-            ready: Notify::new(),
-            capacity,
-            dropped: Default::default(),
-        }
-    }
-
-    fn push_le_bytes(&self, bytes: &[u8]) {
-        let mut q = lock(&self.samples);
-        for b in bytes.chunks_exact(4) {
-            if q.len() == self.capacity {
-                q.pop_front();
-                self.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            q.push_back(f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        }
-        drop(q);
-        self.ready.notify_one();
-    }
-}
-
 /// Where the node's samples come from or go.
-#[derive(Clone)]
 pub enum NodeIo {
-    /// A source plays what the jitter buffer gives.
-    Source(Arc<Mutex<JitterBuffer>>),
+    /// A source plays what its player gives; the feed hears when nobody listens any more.
+    Source(Box<Playout>, PlayoutFeed),
     /// A sink hands what programs play to the bridge.
     Sink(Arc<SinkQueue>),
 }
@@ -204,19 +167,21 @@ fn run(
     let channels = usize::from(spec.format.channels);
     let stride = 4 * channels;
     let mut scratch: Vec<f32> = Vec::new();
-    let process_io = io.clone();
+    let (mut player, feed, sink) = match io {
+        NodeIo::Source(player, feed) => (Some(player), Some(feed), None),
+        NodeIo::Sink(queue) => (None, None, Some(queue)),
+    };
     let _listener = stream
         .add_local_listener_with_user_data(())
         .state_changed({
             let name = spec.name.clone();
-            let io = io.clone();
             move |_, _, old, new| {
                 tracing::debug!(node = %name, "PipeWire stream {old:?} -> {new:?}");
                 // Nobody records any more: the next recording starts fresh, at the target delay.
-                if let (NodeIo::Source(jb), false) =
-                    (&io, matches!(new, pw::stream::StreamState::Streaming))
+                if let (Some(feed), false) =
+                    (&feed, matches!(new, pw::stream::StreamState::Streaming))
                 {
-                    lock(jb).stop();
+                    feed.stop();
                 }
             }
         })
@@ -228,36 +193,33 @@ fn run(
             let Some(d) = buf.datas_mut().first_mut() else {
                 return;
             };
-            match &process_io {
-                NodeIo::Source(jitter) => {
-                    let frames = {
-                        let Some(bytes) = d.data() else {
-                            return;
-                        };
-                        let max = bytes.len() / stride;
-                        let frames = if requested > 0 {
-                            requested.min(max)
-                        } else {
-                            max
-                        };
-                        scratch.resize(frames * channels, 0.0);
-                        lock(jitter).pull(&mut scratch, monotonic_us());
-                        for (b, s) in bytes.chunks_exact_mut(4).zip(&scratch) {
-                            b.copy_from_slice(&s.to_le_bytes());
-                        }
-                        frames
+            if let Some(player) = player.as_mut() {
+                let frames = {
+                    let Some(bytes) = d.data() else {
+                        return;
                     };
-                    let chunk = d.chunk_mut();
-                    *chunk.offset_mut() = 0;
-                    *chunk.stride_mut() = stride as i32;
-                    *chunk.size_mut() = (frames * stride) as u32;
-                }
-                NodeIo::Sink(queue) => {
-                    let (offset, size) = (d.chunk().offset() as usize, d.chunk().size() as usize);
-                    if let Some(bytes) = d.data() {
-                        let end = (offset + size).min(bytes.len());
-                        queue.push_le_bytes(&bytes[offset.min(end)..end]);
+                    let max = bytes.len() / stride;
+                    let frames = if requested > 0 {
+                        requested.min(max)
+                    } else {
+                        max
+                    };
+                    scratch.resize(frames * channels, 0.0);
+                    player.pull(&mut scratch, monotonic_us());
+                    for (b, s) in bytes.chunks_exact_mut(4).zip(&scratch) {
+                        b.copy_from_slice(&s.to_le_bytes());
                     }
+                    frames
+                };
+                let chunk = d.chunk_mut();
+                *chunk.offset_mut() = 0;
+                *chunk.stride_mut() = stride as i32;
+                *chunk.size_mut() = (frames * stride) as u32;
+            } else if let Some(queue) = &sink {
+                let (offset, size) = (d.chunk().offset() as usize, d.chunk().size() as usize);
+                if let Some(bytes) = d.data() {
+                    let end = (offset + size).min(bytes.len());
+                    queue.push_le_bytes(&bytes[offset.min(end)..end]);
                 }
             }
         })

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 use xoq_audio::codec::{CodecError, PacketDecoder, PacketEncoder};
-use xoq_audio::{JitterBuffer, JitterConfig, Packetizer};
+use xoq_audio::{JitterConfig, Packetizer, PlayoutFeed};
 use xoq_link::clock::monotonic_us;
 use xoq_link::sync::lock;
 use xoq_wire::{
@@ -63,8 +63,8 @@ pub struct AudioDevice {
     settings: AudioSettings,
     /// Microphone: every packet, as its datagram.
     packets: broadcast::Sender<Bytes>,
-    /// Speaker: what it plays from.
-    jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// Speaker: feeds the jitter buffer its playing thread owns.
+    jitter: Option<PlayoutFeed>,
     /// Speaker: a client is feeding it.
     held: AtomicBool,
     /// Speaker: where each packet's arrival is reported (the simulated speaker's record).
@@ -85,7 +85,7 @@ impl AudioDevice {
         name: String,
         describe: String,
         settings: AudioSettings,
-        jitter: Option<Arc<Mutex<JitterBuffer>>>,
+        jitter: Option<PlayoutFeed>,
         arrivals: Option<SyncSender<Arrival>>,
     ) -> Arc<Self> {
         let (packets, _) = broadcast::channel(FANOUT_DEPTH);
@@ -145,15 +145,17 @@ impl AudioDevice {
 
     /// Starts `speaker`, playing what clients send (Opus frames if `opus`, else PCM) with
     /// `latency_ms` of jitter buffer;
-    /// `attach` hands the speaker its jitter buffer (for its reports) and may return where
-    /// to report each packet's arrival.
+    /// `attach` hands the speaker its jitter buffer's feed (for its counters) and may return
+    /// where to report each packet's arrival. The thread that plays owns the jitter buffer;
+    /// packets reach it without a lock (`xoq_audio::playout`), so a preempted receiving task
+    /// never makes the card miss a period.
     pub fn spawn_speaker<S: Speaker>(
         name: String,
         mut speaker: S,
         packet_ms: u32,
         latency_ms: u32,
         opus: bool,
-        attach: impl FnOnce(&mut S, Arc<Mutex<JitterBuffer>>) -> Option<SyncSender<Arrival>>,
+        attach: impl FnOnce(&mut S, PlayoutFeed) -> Option<SyncSender<Arrival>>,
     ) -> std::io::Result<Arc<Self>> {
         let format = wire_format(speaker.format(), opus.then_some(0))?;
         let settings = AudioSettings {
@@ -167,22 +169,18 @@ impl AudioDevice {
             usize::from(settings.packet_frames),
             latency_ms,
         );
-        let jitter = Arc::new(Mutex::new(JitterBuffer::new(cfg)));
-        let arrivals = attach(&mut speaker, jitter.clone());
-        let dev = Self::new(
-            name,
-            speaker.describe(),
-            settings,
-            Some(jitter.clone()),
-            arrivals,
-        );
+        let (feed, player) = xoq_audio::playout(cfg);
+        // Locked only by the thread that plays (one at a time: a retry starts a new one).
+        let player = Arc::new(Mutex::new(player));
+        let arrivals = attach(&mut speaker, feed.clone());
+        let dev = Self::new(name, speaker.describe(), settings, Some(feed), arrivals);
         let d = dev.clone();
         std::thread::Builder::new()
             .name(format!("speaker {}", dev.name))
             .spawn(move || loop {
                 let fill: Fill = {
-                    let jitter = jitter.clone();
-                    Arc::new(move |out: &mut [f32]| lock(&jitter).pull(out, monotonic_us()))
+                    let player = player.clone();
+                    Arc::new(move |out: &mut [f32]| lock(&player).pull(out, monotonic_us()))
                 };
                 if let Err(e) = speaker.run(fill) {
                     tracing::error!(device = %d.name, "speaker {} failed: {e}; retrying in {} s", d.describe, RETRY.as_secs());
@@ -251,7 +249,7 @@ impl AudioDevice {
         if let Err(e) = decoder.decode(&p.data, scratch) {
             tracing::debug!(device = %self.name, seq = p.seq, "{e}");
         }
-        lock(jitter).push(p.seq, scratch, monotonic_us());
+        jitter.push(p.seq, scratch, monotonic_us());
         if let Some(a) = &self.arrivals {
             // A full report queue drops the report, never the audio.
             let _ = a.try_send(Arrival {

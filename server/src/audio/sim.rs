@@ -7,10 +7,9 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xoq_audio::{JitterBuffer, Tone, ToneMeter, WindowedFrequency};
+use xoq_audio::{PlayoutFeed, Tone, ToneMeter, WindowedFrequency};
 use xoq_wire::AudioFormat;
 
 use super::backend::{Fill, Microphone, Speaker};
@@ -105,7 +104,8 @@ pub struct SimSpeaker {
     pub drift_ppm: f64,
     /// Where to write one line per second of measurements.
     pub record: Option<PathBuf>,
-    pub jitter: Option<Arc<Mutex<JitterBuffer>>>,
+    /// The jitter buffer's counters.
+    pub jitter: Option<PlayoutFeed>,
     /// Each packet's arrival, written to the record as it comes.
     pub arrivals: Option<Receiver<Arrival>>,
 }
@@ -121,17 +121,14 @@ impl SimSpeaker {
         let freq = freq.median().unwrap_or(0.0);
         let level = meter.level_dbfs().unwrap_or(f64::NEG_INFINITY).max(-200.0);
         write!(out, "t={t:.1} freq_hz={freq:.2} level_dbfs={level:.2}")?;
-        if let Some(jb) = &self.jitter {
-            let (s, rate) = {
-                let jb = xoq_link::sync::lock(jb);
-                (jb.stats(), jb.config().rate)
-            };
+        if let Some(feed) = &self.jitter {
+            let (s, rate) = (feed.stats(), feed.config().rate);
             let ms = |frames: f64| frames * 1000.0 / f64::from(rate);
             write!(
                 out,
-                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1}",
+                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1} discarded={}",
                 s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs, s.realigned,
-                ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm
+                ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm, feed.discarded()
             )?;
         }
         writeln!(out)?;

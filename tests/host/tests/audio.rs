@@ -190,9 +190,9 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
     assert!(j["depth_min_ms"].as_f64().unwrap_or(0.0) > 0.0, "{j}");
     assert!(j["depth_max_ms"].as_f64().unwrap_or(99.0) < 40.0, "{j}");
     // The microphone runs 100 ppm fast: the buffer reads about that much faster to keep its
-    // delay at the target. Medians over the samples: a step of a few ms (the graph lost that
-    // much time to the host, too little to realign) moves both for the controller's time
-    // constant (~20 s), not for most of the run.
+    // delay at the target. Medians over the samples: a step of a few ms (the host held the
+    // graph up, too little to realign) moves both for the controller's time constant (~20 s),
+    // not for most of the run.
     let (ppm, depth): (Vec<f64>, Vec<f64>) = mic_samples.into_iter().unzip();
     println!("mic0 every 3 s: {ppm:.0?} ppm, {depth:.1?} ms");
     steady_correction_and_delay("mic0", &ppm, &depth);
@@ -232,15 +232,10 @@ fn sixty_seconds_with_clocks_100_ppm_apart_run_without_underruns_at_a_steady_del
 }
 
 /// For a 100 ppm drift: the median delay stays on the 20 ms target (within 2.5 ms; uncorrected,
-/// the drift alone would move it 3.9 ms by the middle of the samples) with a median correction
-/// that reads faster (above 0, at most 600 ppm).
-///
-/// How close the correction comes to 100 ppm is not asserted here: on these machines the
-/// PipeWire graph sometimes loses a few ms to the host, a step in the delay below the
-/// realignment threshold that the controller answers with a few hundred ppm for tens of
-/// seconds (seen in CI: 98 ppm between two such steps, 561 just after one). The simulation
-/// (`cargo test -p xoq-audio`, within 20 ppm) and the drift soak (docs/BENCHMARKS.md,
-/// 101.1 ppm) measure it.
+/// the drift alone would move it 3.9 ms by the middle of the samples) and the median correction
+/// reads 100 ppm faster, within 80 ppm (the controller's answer to the jitter of a busy 2-core
+/// machine; the simulation, `cargo test -p xoq-audio`, holds it within 20 ppm, and the drift
+/// soak in docs/BENCHMARKS.md measures it over ten minutes).
 fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
     assert!(ppm.len() >= 10, "{what}: only {} samples", ppm.len());
     let (ppm, depth) = (
@@ -253,7 +248,7 @@ fn steady_correction_and_delay(what: &str, ppm: &[f64], depth: &[f64]) {
         "{what} delay {depth} ms, target 20"
     );
     assert!(
-        ppm > 0.0 && ppm <= 600.0,
+        (ppm - 100.0).abs() <= 80.0,
         "{what} corrects {ppm} ppm for a 100 ppm drift"
     );
 }
