@@ -8,6 +8,8 @@
 //!   the consumer's clock with a constant delay, correcting clock drift by resampling;
 //! - [`playout`]: hands packets from the receiving task to the real-time thread that owns the
 //!   jitter buffer, without a lock between them;
+//! - [`sample_queue`]: a bounded lock-free queue of sample chunks between a real-time thread
+//!   and a task (under `playout`, and behind the mounter's speaker nodes);
 //! - [`resample`]: the adaptive-ratio interpolator the jitter buffer uses;
 //! - [`tone`]: the simulated microphone's sine, and [`meter`]: frequency and level of what
 //!   arrives, for the simulated speaker and the tests.
@@ -19,10 +21,12 @@ pub mod packetizer;
 pub mod pcm;
 pub mod playout;
 pub mod resample;
+pub mod sample_queue;
 pub mod tone;
 
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats};
 pub use meter::{ToneMeter, WindowedFrequency};
 pub use packetizer::Packetizer;
 pub use playout::{playout, Playout, PlayoutFeed};
+pub use sample_queue::SampleQueue;
 pub use tone::Tone;

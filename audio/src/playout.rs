@@ -14,25 +14,16 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use crossbeam_queue::ArrayQueue;
-
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats};
+use crate::sample_queue::SampleQueue;
 
 /// Packets waiting for the player, with spare room beyond what the buffer holds at most.
 const SPARE_PACKETS: usize = 8;
 
-/// One packet on its way to the player.
-struct Packet {
-    seq: u32,
-    arrived_us: u64,
-    samples: Vec<f32>,
-}
-
 struct Shared {
     cfg: JitterConfig,
-    packets: ArrayQueue<Packet>,
-    /// Sample vectors the player is done with, for the feed to fill again.
-    spare: ArrayQueue<Vec<f32>>,
+    /// Packets on their way to the player, with their sequence numbers and arrival times.
+    packets: SampleQueue<(u32, u64)>,
     stop: AtomicBool,
     /// Packets dropped unplayed because the queue was full (nobody pulled).
     discarded: AtomicU64,
@@ -53,15 +44,9 @@ pub struct Playout {
 
 /// A player with a jitter buffer of `cfg`, and its feed.
 pub fn playout(cfg: JitterConfig) -> (PlayoutFeed, Playout) {
-    let capacity = cfg.max_frames / cfg.packet_frames + SPARE_PACKETS;
-    let spare = ArrayQueue::new(capacity);
-    for _ in 0..capacity {
-        let _ = spare.push(Vec::with_capacity(cfg.packet_frames * cfg.channels));
-    }
     let shared = Arc::new(Shared {
         cfg,
-        packets: ArrayQueue::new(capacity),
-        spare,
+        packets: SampleQueue::new(cfg.max_frames / cfg.packet_frames + SPARE_PACKETS),
         stop: AtomicBool::new(false),
         discarded: AtomicU64::new(0),
         stats: Mutex::new(JitterStats::default()),
@@ -81,17 +66,12 @@ impl PlayoutFeed {
     /// Hands over one packet's interleaved samples, arrived at `now_us` (the clock the player
     /// is given). Never blocks.
     pub fn push(&self, seq: u32, samples: &[f32], now_us: u64) {
-        let mut v = self.shared.spare.pop().unwrap_or_default();
-        v.clear();
-        v.extend_from_slice(samples);
-        let p = Packet {
-            seq,
-            arrived_us: now_us,
-            samples: v,
-        };
-        if let Some(old) = self.shared.packets.force_push(p) {
+        let full = self
+            .shared
+            .packets
+            .push((seq, now_us), |v| v.extend_from_slice(samples));
+        if full.is_some() {
             self.shared.discarded.fetch_add(1, Ordering::Relaxed);
-            let _ = self.shared.spare.push(old.samples);
         }
     }
 
@@ -128,10 +108,11 @@ impl Playout {
         if shared.stop.swap(false, Ordering::AcqRel) {
             self.jitter.stop();
         }
-        while let Some(p) = shared.packets.pop() {
-            self.jitter.push(p.seq, &p.samples, p.arrived_us);
-            let _ = shared.spare.push(p.samples);
-        }
+        let jitter = &mut self.jitter;
+        while shared
+            .packets
+            .pop_with(|(seq, arrived_us), samples| jitter.push(seq, samples, arrived_us))
+        {}
         self.jitter.pull(out, now_us);
         match shared.stats.try_lock() {
             Ok(mut s) => *s = self.jitter.stats(),
@@ -139,10 +120,6 @@ impl Playout {
             // A reader is copying them: the next pull publishes.
             Err(TryLockError::WouldBlock) => {}
         }
-    }
-
-    pub fn config(&self) -> &JitterConfig {
-        self.jitter.config()
     }
 }
 

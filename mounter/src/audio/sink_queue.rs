@@ -1,10 +1,10 @@
 //! What a speaker node's real-time callback received, on its way to the bridge that sends it:
-//! chunks of samples in a lock-free queue, so the callback never waits on the bridge.
+//! chunks of samples in a lock-free `SampleQueue`, so the callback never waits on the bridge.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
+use xoq_audio::SampleQueue;
 use xoq_wire::AudioFormat;
 
 /// The shortest graph cycle expected, in frames (PipeWire's quantum floor on desktops).
@@ -12,9 +12,7 @@ const MIN_QUANTUM: usize = 64;
 
 /// Samples a sink node received, waiting for the bridge.
 pub struct SinkQueue {
-    chunks: ArrayQueue<Vec<f32>>,
-    /// Chunks the bridge is done with, for the callback to fill again.
-    spare: ArrayQueue<Vec<f32>>,
+    chunks: SampleQueue<()>,
     /// Rung after each chunk.
     pub ready: Notify,
     /// Samples dropped because the bridge was not draining (no link).
@@ -25,10 +23,8 @@ impl SinkQueue {
     /// Room for about half a second: beyond that the bridge is not draining (no link) and
     /// the oldest audio goes.
     pub fn new(format: &AudioFormat) -> Self {
-        let chunks = (format.rate as usize / 2 / MIN_QUANTUM).max(8);
         SinkQueue {
-            chunks: ArrayQueue::new(chunks),
-            spare: ArrayQueue::new(chunks),
+            chunks: SampleQueue::new((format.rate as usize / 2 / MIN_QUANTUM).max(8)),
             ready: Notify::new(),
             dropped: AtomicU64::new(0),
         }
@@ -36,33 +32,27 @@ impl SinkQueue {
 
     /// From the node's callback: one cycle's F32LE samples. Never blocks.
     pub fn push_le_bytes(&self, bytes: &[u8]) {
-        let mut v = self.spare.pop().unwrap_or_default();
-        v.clear();
-        v.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        if let Some(old) = self.chunks.force_push(v) {
-            self.dropped.fetch_add(old.len() as u64, Ordering::Relaxed);
-            let _ = self.spare.push(old);
+        let full = self.chunks.push((), |v| {
+            v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            )
+        });
+        if let Some(n) = full {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
         self.ready.notify_one();
     }
 
     /// Appends every waiting sample to `out`.
     pub fn drain_into(&self, out: &mut Vec<f32>) {
-        while let Some(v) = self.chunks.pop() {
-            out.extend_from_slice(&v);
-            let _ = self.spare.push(v);
-        }
+        while self.chunks.pop_with(|(), s| out.extend_from_slice(s)) {}
     }
 
     /// Forgets what is waiting (it played while there was no link: stale).
     pub fn clear(&self) {
-        while let Some(v) = self.chunks.pop() {
-            let _ = self.spare.push(v);
-        }
+        self.chunks.clear();
     }
 
     pub fn dropped(&self) -> u64 {

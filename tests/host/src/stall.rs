@@ -29,6 +29,11 @@ impl Stalls {
     pub fn longest(&self) -> Duration {
         self.stalls.iter().map(|s| s.late).max().unwrap_or_default()
     }
+
+    /// How late the wake-ups were, all stalls together.
+    pub fn total(&self) -> Duration {
+        self.stalls.iter().map(|s| s.late).sum()
+    }
 }
 
 impl std::fmt::Display for Stalls {

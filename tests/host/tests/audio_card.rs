@@ -89,12 +89,7 @@ fn a_sound_card_microphone_and_speaker_carry_their_tones() {
     println!("ALSA speaker, recorded at the sink: {freq:.2} Hz at {level:.2} dBFS; {stalls}");
     // Within 2 Hz, as for the microphone; a stall of the host drops samples somewhere on the way
     // (the tap's recording included), and n ms lost in these two seconds read n/2 Hz high.
-    let allowed = 2.0
-        + stalls
-            .stalls
-            .iter()
-            .map(|s| s.late.as_secs_f64() * 1e3 / 2.0)
-            .sum::<f64>();
+    let allowed = 2.0 + stalls.total().as_secs_f64() * 1e3 / 2.0;
     assert!((freq - 1000.0).abs() <= allowed, "{freq} Hz; {stalls}");
     assert!((level + 9.03).abs() <= 1.0, "{level} dBFS");
     let _ = feeder.kill();

@@ -103,27 +103,31 @@ fn spread(v: &[f64]) -> String {
     format!("{mean:.1} ({min:.1} to {max:.1})")
 }
 
+/// The value after `name` on the command line, or `default`; a value that does not parse stops
+/// the benchmark with a message.
+fn opt<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    match args
+        .iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(v) => v
+            .parse()
+            .unwrap_or_else(|e| panic!("{name} {v}: {e} (see the usage at the top)")),
+        None => default,
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let opt = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let clicks = opt("--clicks", 100) as usize;
-    let soak = opt("--soak", 0);
-    let latency_ms = opt("--latency-ms", 20);
-    let packet_ms = opt("--packet-ms", 10);
-    let drift_ppm: f64 = args
-        .iter()
-        .position(|a| a == "--drift-ppm")
-        .and_then(|i| args.get(i + 1))
-        .map_or(0.0, |v| {
-            v.parse()
-                .unwrap_or_else(|e| panic!("--drift-ppm {v}: {e} (a number of ppm)"))
-        });
+    let clicks: usize = opt(&args, "--clicks", 100);
+    let soak: u64 = opt(&args, "--soak", 0);
+    let latency_ms: u64 = opt(&args, "--latency-ms", 20);
+    let packet_ms: u64 = opt(&args, "--packet-ms", 10);
+    let drift_ppm: f64 = opt(&args, "--drift-ppm", 0.0);
 
     let pw = PipeWire::start();
     for (k, v) in pw.vars() {
