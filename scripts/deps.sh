@@ -11,7 +11,8 @@ set -euo pipefail
 # pipewire, pipewire-bin, wireplumber, dbus, dbus-user-session: the private PipeWire session the
 # audio tests start (pw-record, pw-play, pw-cli, pw-dump, pw-loopback; WirePlumber needs a
 # session bus); pipewire-alsa: ALSA's `pipewire` device, the sound card of the card-backend test.
-APT_PACKAGES=(pkg-config libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+# stress-ng: the load scripts/repeat-tests.sh --load puts on both cores.
+APT_PACKAGES=(pkg-config stress-ng libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
   libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 

@@ -12,11 +12,17 @@
 //! - Clock drift: the sender's and the consumer's clocks differ by some ppm, so the queue
 //!   slowly fills or empties. A PI controller on the smoothed queue depth sets the ratio at
 //!   which the interpolator reads the queue, so the depth stays at the target.
-//! - A delay that strays far from the target at once (one end stalled and lost time, as a
-//!   PipeWire graph does; or the path's delay changed) is measured and moved back onto it, as
-//!   at start-up, instead of being left to the drift controller, which would take tens of
-//!   seconds and unlearn the drift meanwhile.
+//! - A step in the delay (one end stalled and lost time, as a PipeWire graph does after its host
+//!   froze; or the path's delay changed) is not drift. A fast average of the depth tells the
+//!   two apart: when it leaves the target by [`JitterConfig::realign_frames`], the delay is
+//!   measured and moved back onto the target, as at start-up (counted as `realigned`). The
+//!   drift controller learns only while no step is in progress, and its proportional term is
+//!   bounded, so no stall ever reads as drift.
 //! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
+//! - Every frame is accounted for: `inserted_frames` counts frames played that were not the
+//!   sender's (silence, concealment), `skipped_frames` the sender's frames never played (cut,
+//!   lost or late). The sender's time covered by `n` frames played is `n - inserted + skipped`
+//!   (times the read ratio), so a pitch measured downstream can be checked against them.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -39,10 +45,10 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
-    /// How far the smoothed delay may stray from the target before it is moved back at once:
-    /// half the target, and at least a packet.
+    /// How far the fast average of the delay may stray from the target before it is measured
+    /// and moved back at once: a quarter of the target, and at least half a packet.
     pub fn realign_frames(&self) -> usize {
-        (self.target_frames / 2).max(self.packet_frames)
+        (self.target_frames / 4).max(self.packet_frames / 2).max(1)
     }
 
     /// A configuration for `rate`/`channels`, packets of `packet_frames`, holding `target_ms`.
@@ -74,11 +80,18 @@ pub struct JitterStats {
     pub overruns: u64,
     /// Times the sequence restarted (a jump beyond the reorder window).
     pub resyncs: u64,
-    /// Times the delay strayed from the target by more than [`JitterConfig::realign_frames`]
-    /// and was moved back onto it (a moment of silence or a few frames skipped).
+    /// Times a step of the delay (its fast average away from the target by more than
+    /// [`JitterConfig::realign_frames`], and still away once measured) was moved back onto the
+    /// target: a moment of silence or a few frames skipped.
     pub realigned: u64,
     /// Packets with a length that is not whole frames; dropped.
     pub malformed: u64,
+    /// Frames played that were not the sender's: silence while buffering, realigning or after
+    /// an underrun, and concealment.
+    pub inserted_frames: u64,
+    /// Frames of the sender's never played: lost or late packets (concealed), excess cut at
+    /// start, at a realignment or an overrun.
+    pub skipped_frames: u64,
     /// Smoothed queue depth, in frames.
     pub depth: f64,
     /// Lowest and highest queue depth seen while playing, after a pull (since the start-up
@@ -113,7 +126,10 @@ pub struct JitterBuffer {
     /// Drift controller state.
     integral: f64,
     ratio: f64,
+    /// Slow average of the depth, which the drift controller steers.
     depth_ema: Option<f64>,
+    /// Fast average of the depth, which tells a step from drift.
+    depth_fast: Option<f64>,
     stats: JitterStats,
 }
 
@@ -131,12 +147,19 @@ struct Alignment {
 const KP: f64 = 0.1;
 /// Integral gain: with KP, a critically damped loop that learns a constant drift.
 const KI: f64 = 0.003;
+/// Most the proportional term moves the ratio from the drift learnt: a small step of the delay
+/// (below the realignment threshold) is taken back at this rate, never faster.
+const MAX_PROPORTIONAL: f64 = 200e-6;
 /// Most the read ratio departs from 1 (clocks of real devices are within +/-500 ppm).
 const MAX_CORRECTION: f64 = 0.002;
 /// How long the depth is measured after play starts, before it is moved onto the target.
 const ALIGN_SECONDS: f64 = 0.5;
 /// Time constant of the depth average, in seconds.
 const DEPTH_TAU: f64 = 1.0;
+/// Time constant of the fast depth average that detects steps, in seconds: long enough to
+/// ride out a late packet and the burst after it, short enough that a step is taken back
+/// before the controller has moved much.
+const STEP_TAU: f64 = 0.2;
 
 impl JitterBuffer {
     pub fn new(cfg: JitterConfig) -> Self {
@@ -155,6 +178,7 @@ impl JitterBuffer {
             integral: 0.0,
             ratio: 1.0,
             depth_ema: None,
+            depth_fast: None,
             stats: JitterStats::default(),
         };
         b.restart_queue();
@@ -242,11 +266,12 @@ impl JitterBuffer {
         let avail = self.reader.available(&self.queue);
         if avail > self.cfg.max_frames as f64 {
             let excess = avail as usize - self.cfg.target_frames;
-            self.reader.skip(&mut self.queue, excess);
+            self.skip(excess);
             if self.playing {
                 self.stats.overruns += 1;
             }
             self.depth_ema = Some(self.cfg.target_frames as f64);
+            self.depth_fast = self.depth_ema;
         }
     }
 
@@ -279,6 +304,8 @@ impl JitterBuffer {
             self.queue.extend(self.last.iter().map(|v| v * g));
         }
         self.stats.concealed += u64::from(packets);
+        self.stats.inserted_frames += frames as u64;
+        self.stats.skipped_frames += frames as u64;
         self.advance_seq(packets);
         let bridged = self.bridged;
         self.take_in_order();
@@ -302,10 +329,11 @@ impl JitterBuffer {
                 // Start at the target exactly: a packet may have brought more.
                 let excess = self.reader.available(&self.queue) - start;
                 if excess >= 1.0 {
-                    self.reader.skip(&mut self.queue, excess as usize);
+                    self.skip(excess as usize);
                 }
                 self.playing = true;
                 self.depth_ema = None;
+                self.depth_fast = None;
                 self.aligning = Some(Alignment {
                     at_start: true,
                     ..Alignment::default()
@@ -313,12 +341,14 @@ impl JitterBuffer {
                 self.hold = 0;
             } else {
                 out.fill(0.0);
+                self.stats.inserted_frames += (out.len() / c) as u64;
                 return;
             }
         }
         for frame in out.chunks_exact_mut(c) {
             if self.hold > 0 {
                 self.hold -= 1;
+                self.stats.inserted_frames += 1;
                 frame.fill(0.0);
                 continue;
             }
@@ -336,6 +366,7 @@ impl JitterBuffer {
                     self.stats.underruns += 1;
                 }
                 // Fade what was playing, then silence.
+                self.stats.inserted_frames += 1;
                 for (o, l) in frame.iter_mut().zip(self.last.iter_mut()) {
                     *l *= 0.9;
                     *o = *l;
@@ -379,33 +410,73 @@ impl JitterBuffer {
                 return;
             }
             self.aligning = None;
-            let shift = self.cfg.target_frames as f64 - a.sum / f64::from(a.pulls);
-            if shift >= 1.0 {
-                self.hold = shift as usize;
-            } else if shift <= -1.0 {
-                self.reader.skip(&mut self.queue, (-shift) as usize);
+            let target = self.cfg.target_frames as f64;
+            let shift = target - a.sum / f64::from(a.pulls);
+            // After a step, a delay measured back near the target was a passing burst, not a
+            // step: the controller takes the rest, without a glitch.
+            let least = if a.at_start {
+                1.0
+            } else {
+                (self.cfg.realign_frames() as f64 / 4.0).max(1.0)
+            };
+            if shift.abs() >= least {
+                if shift > 0.0 {
+                    self.hold = shift as usize;
+                } else {
+                    self.skip((-shift) as usize);
+                }
+                if !a.at_start {
+                    self.stats.realigned += 1;
+                }
+                self.depth_ema = Some(target);
+                self.depth_fast = Some(target);
+            } else {
+                self.depth_ema = Some(a.sum / f64::from(a.pulls));
+                self.depth_fast = self.depth_ema;
             }
-            self.depth_ema = Some(self.cfg.target_frames as f64);
             if a.at_start {
                 self.reset_depth_range();
             }
             return;
         }
-        let ema = match self.depth_ema {
+        let average = |e: Option<f64>, tau: f64| match e {
             None => depth,
-            Some(e) => e + (depth - e) * (dt / DEPTH_TAU).min(1.0),
+            Some(e) => e + (depth - e) * (dt / tau).min(1.0),
         };
-        self.depth_ema = Some(ema);
-        if (ema - self.cfg.target_frames as f64).abs() > self.cfg.realign_frames() as f64 {
+        let (slow, fast) = (
+            average(self.depth_ema, DEPTH_TAU),
+            average(self.depth_fast, STEP_TAU),
+        );
+        self.depth_ema = Some(slow);
+        self.depth_fast = Some(fast);
+        let target = self.cfg.target_frames as f64;
+        let step = self.cfg.realign_frames() as f64;
+        if (fast - target).abs() > step {
             // Drift moves the delay by a fraction of a millisecond a second; this is a step
-            // (an end stalled and lost time): measure where it is now and move it back.
-            self.stats.realigned += 1;
+            // (an end stalled and lost time, or a burst): measure where it is now and move it
+            // back. The controller keeps what it learnt.
             self.aligning = Some(Alignment::default());
             return;
         }
-        let err = (ema - self.cfg.target_frames as f64) / rate;
-        self.integral = (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
-        self.ratio = 1.0 + (KP * err + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+        let err = (slow - target) / rate;
+        // Learn only while no step is under way: a step taken back by the proportional term
+        // must not be remembered as drift.
+        if (fast - target).abs() < step / 2.0 {
+            self.integral =
+                (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
+        }
+        let proportional = (KP * err).clamp(-MAX_PROPORTIONAL, MAX_PROPORTIONAL);
+        self.ratio =
+            1.0 + (proportional + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+    }
+
+    /// Drops `frames` of the sender's audio unplayed.
+    fn skip(&mut self, frames: usize) {
+        let before = self.reader.available(&self.queue);
+        let frames = frames.min(before.max(0.0) as usize);
+        self.reader.skip(&mut self.queue, frames);
+        let gone = (before - self.reader.available(&self.queue)).max(0.0);
+        self.stats.skipped_frames += gone.round() as u64;
     }
 
     /// The consumer stopped pulling (nobody listens): play starts over, at the target delay,

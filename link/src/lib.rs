@@ -17,6 +17,7 @@ pub mod framed;
 pub mod frames;
 pub mod identity;
 pub mod paths;
+pub mod realtime;
 pub mod runtime;
 pub mod stats;
 pub mod sync;

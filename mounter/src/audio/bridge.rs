@@ -140,6 +140,7 @@ impl AudioMount {
                     "received": s.received, "late": s.late, "concealed": s.concealed,
                     "underruns": s.underruns, "overruns": s.overruns, "resyncs": s.resyncs,
                     "realigned": s.realigned, "malformed": s.malformed,
+                    "inserted_frames": s.inserted_frames, "skipped_frames": s.skipped_frames,
                     "depth_ms": s.depth * 1000.0 / rate,
                     "depth_min_ms": s.depth_min * 1000.0 / rate,
                     "depth_max_ms": s.depth_max * 1000.0 / rate,

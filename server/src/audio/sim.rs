@@ -2,7 +2,9 @@
 //! and speaker (plays into a meter and writes, once a second, the frequency (median of 100 ms
 //! windows) and level it heard
 //! and its jitter buffer's counters to a record file, the arrival of each packet, and the time
-//! each click it plays is heard). Each can run its clock off by some ppm, as real sound cards do.
+//! each click it plays is heard; beside the record, `<record>.pcm` holds every sample of the
+//! first channel it played, as 32-bit float, for a test to analyse). Each can run its clock off
+//! by some ppm, as real sound cards do.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -76,6 +78,7 @@ impl Microphone for SimMicrophone {
     }
 
     fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
+        super::device::keep_time("simulated microphone");
         let (period, rate) = clock(&self.format, self.drift_ppm);
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];
@@ -126,8 +129,9 @@ impl SimSpeaker {
             let ms = |frames: f64| frames * 1000.0 / f64::from(rate);
             write!(
                 out,
-                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1} discarded={}",
+                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} inserted_frames={} skipped_frames={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1} discarded={}",
                 s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs, s.realigned,
+                s.inserted_frames, s.skipped_frames,
                 ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm, feed.discarded()
             )?;
         }
@@ -146,15 +150,24 @@ impl Speaker for SimSpeaker {
     }
 
     fn run(&mut self, fill: Fill) -> io::Result<()> {
+        super::device::keep_time("simulated speaker");
         let (period, rate) = clock(&self.format, self.drift_ppm);
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];
         let mut meter = ToneMeter::new(self.format.rate);
         let mut freq = WindowedFrequency::new(self.format.rate);
-        let mut record = match &self.record {
-            Some(p) => Some(std::fs::File::create(p).map_err(|e| {
+        let create = |p: &std::path::Path| {
+            std::fs::File::create(p).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display()))
-            })?),
+            })
+        };
+        let mut record = self.record.as_deref().map(create).transpose()?;
+        let mut pcm = match &self.record {
+            Some(p) => {
+                let mut name = p.as_os_str().to_owned();
+                name.push(".pcm");
+                Some(io::BufWriter::new(create(std::path::Path::new(&name))?))
+            }
             None => None,
         };
         let start = Instant::now();
@@ -187,10 +200,18 @@ impl Speaker for SimSpeaker {
             }
             meter.feed(&buf, channels);
             freq.feed(&buf, channels);
+            if let Some(pcm) = pcm.as_mut() {
+                for f in buf.chunks(channels) {
+                    pcm.write_all(&f[0].to_le_bytes())?;
+                }
+            }
             frames += period as u64;
             if meter.frames() >= u64::from(self.format.rate) {
                 if let Some(out) = record.as_mut() {
                     self.report(out, frames as f64 / rate, &meter, &freq)?;
+                }
+                if let Some(pcm) = pcm.as_mut() {
+                    pcm.flush()?;
                 }
                 meter.reset();
                 freq.reset();

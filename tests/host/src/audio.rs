@@ -1,34 +1,121 @@
-//! What the audio tests share: tone files to play, measurements of what was recorded, the
-//! simulated speaker's record file and the mounter's status of a device.
+//! What the audio tests share: tone files to play, measurements of what was recorded (the
+//! pitch over every continuous stretch, and the junctions between them), the simulated
+//! speaker's record and sample files and the mounter's status of a device.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use xoq_audio::{Tone, ToneMeter, WindowedFrequency};
+use xoq_audio::{Tone, ToneMeter};
 
 use crate::{wav, Env};
 
 /// The rate every audio test runs at.
 pub const RATE: u32 = 48_000;
 
-/// Frequency (the median of 100 ms windows) and level of `samples` after skipping `skip`
-/// seconds. Glitches are the jitter buffers' counters' business; this checks the tone.
-pub fn measure(samples: &[f32], skip: f64) -> (f64, f64) {
-    let from = ((skip * f64::from(RATE)) as usize).min(samples.len());
-    let mut m = ToneMeter::new(RATE);
-    m.feed(&samples[from..], 1);
-    (
-        median_frequency(&samples[from..]),
-        m.level_dbfs().unwrap_or(f64::NEG_INFINITY),
-    )
+/// A recording of a steady tone, taken apart: where the waveform jumps (a skip, a repeat, a
+/// moment of silence: a *junction*) and the pitch over everything between them.
+///
+/// A zero-crossing count over a whole recording is not a pitch measure once it has junctions:
+/// each one adds or removes a fraction of a crossing (a quarter on average), so a recording
+/// with twenty junctions a second reads 1 % sharp although no stretch of it is. The pitch here
+/// counts the crossings of each continuous stretch over that stretch's own duration, so a path
+/// that resamples wrongly or drops samples inside a stretch still shows.
+#[derive(Debug, Clone, Copy)]
+pub struct ToneAnalysis {
+    /// Crossings per second over the continuous stretches, in Hz.
+    pub freq: f64,
+    /// RMS level of the whole recording, dBFS.
+    pub level_dbfs: f64,
+    /// Places where the waveform is not the tone continued.
+    pub junctions: usize,
+    /// Seconds of recording covered by the continuous stretches.
+    pub continuous_s: f64,
+    pub seconds: f64,
 }
 
-/// The median of the frequencies of `samples` measured in 100 ms windows: one short glitch
-/// (a gap, a skip) spoils one window, not the whole measure.
-pub fn median_frequency(samples: &[f32]) -> f64 {
-    let mut w = WindowedFrequency::new(RATE);
-    w.feed(samples, 1);
-    w.median().unwrap_or(0.0)
+impl std::fmt::Display for ToneAnalysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.3} Hz at {:.2} dBFS over {:.2} of {:.2} s, {} junctions",
+            self.freq, self.level_dbfs, self.continuous_s, self.seconds, self.junctions
+        )
+    }
+}
+
+/// Analyses `samples` (mono, at [`RATE`]) of a tone of about `nominal` Hz, from `skip` s on.
+pub fn analyse_tone(samples: &[f32], nominal: f64, skip: f64) -> ToneAnalysis {
+    let rate = f64::from(RATE);
+    let x = &samples[((skip * rate) as usize).min(samples.len())..];
+    // A sine obeys x[n] = 2 cos(w) x[n-1] - x[n-2]; where it does not (beyond 16-bit rounding
+    // and codec noise), the waveform jumped.
+    let c = 2.0 * (2.0 * std::f64::consts::PI * nominal / rate).cos();
+    let broken: Vec<bool> = (0..x.len())
+        .map(|i| {
+            i >= 2 && {
+                let (a, b, y) = (f64::from(x[i - 2]), f64::from(x[i - 1]), f64::from(x[i]));
+                let quiet = a.abs().max(b.abs()).max(y.abs()) < 0.01;
+                quiet || (y - (c * b - a)).abs() > 0.05
+            }
+        })
+        .collect();
+    // Junctions: runs of broken samples, those closer than 2 ms merged.
+    let guard = (rate / 500.0) as usize;
+    let mut stretches = Vec::new();
+    let mut junctions = 0;
+    let mut start = 2;
+    let mut i = 2;
+    while i < x.len() {
+        if broken[i] {
+            let mut end = i;
+            while end < x.len() && broken[end..(end + guard).min(x.len())].iter().any(|b| *b) {
+                end += 1;
+            }
+            if i > 2 {
+                junctions += 1;
+            }
+            stretches.push((start, i.saturating_sub(1)));
+            start = (end + 1).min(x.len());
+            i = start;
+        } else {
+            i += 1;
+        }
+    }
+    stretches.push((start, x.len()));
+    let (mut crossings, mut span) = (0.0, 0.0);
+    for (a, b) in stretches {
+        if b <= a {
+            continue;
+        }
+        let mut m = ToneMeter::new(RATE);
+        m.feed(&x[a..b], 1);
+        if let Some(f) = m.frequency() {
+            // crossings - 1 periods between the first and the last crossing.
+            let s = (b - a) as f64 / rate;
+            crossings += f * s;
+            span += s;
+        }
+    }
+    let mut level = ToneMeter::new(RATE);
+    level.feed(x, 1);
+    ToneAnalysis {
+        freq: if span > 0.0 { crossings / span } else { 0.0 },
+        level_dbfs: level.level_dbfs().unwrap_or(f64::NEG_INFINITY),
+        junctions,
+        continuous_s: span,
+        seconds: x.len() as f64 / rate,
+    }
+}
+
+/// The samples the simulated speaker whose record is `record` played (its `.pcm` file).
+pub fn speaker_samples(record: &Path) -> Vec<f32> {
+    let mut name = record.as_os_str().to_owned();
+    name.push(".pcm");
+    std::fs::read(&name)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// One line of the simulated speaker's record, as key=value pairs.
@@ -64,4 +151,39 @@ pub fn status_of(env: &Env, name: &str) -> serde_json::Value {
         .flat_map(|m| m["devices"].as_array().cloned().unwrap_or_default())
         .find(|d| d["name"] == name)
         .unwrap_or_else(|| panic!("no device {name} in {out}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xoq_audio::Tone;
+
+    fn tone(seconds: f64) -> Vec<f32> {
+        let mut v = vec![0.0; (seconds * f64::from(RATE)) as usize];
+        Tone::new(440.0, 0.5, RATE).fill(&mut v, 1);
+        v
+    }
+
+    #[test]
+    fn skips_and_gaps_are_junctions_and_leave_the_pitch_alone() {
+        let clean = analyse_tone(&tone(2.0), 440.0, 0.0);
+        assert_eq!(clean.junctions, 0, "{clean}");
+        assert!((clean.freq - 440.0).abs() < 0.05, "{clean}");
+        // Twenty skips of a 256-frame quantum a second, and a 10 ms gap: a crossing count
+        // over the whole would read sharp; the stretches do not.
+        let mut v = Vec::new();
+        for (i, chunk) in tone(2.2).chunks(2048).enumerate() {
+            let keep = if i % 2 == 0 { 2048 - 256 } else { 2048 };
+            v.extend_from_slice(&chunk[..keep.min(chunk.len())]);
+        }
+        v.splice(48_000..48_000, std::iter::repeat_n(0.0, 480));
+        let a = analyse_tone(&v, 440.0, 0.0);
+        assert!(a.junctions >= 20, "{a}");
+        assert!((a.freq - 440.0).abs() < 0.2, "{a}");
+        // A tone resampled 1 % fast reads 1 % sharp.
+        let mut fast = vec![0.0; 96_000];
+        Tone::new(444.4, 0.5, RATE).fill(&mut fast, 1);
+        let f = analyse_tone(&fast, 440.0, 0.0);
+        assert!((f.freq - 444.4).abs() < 0.1, "{f}");
+    }
 }
