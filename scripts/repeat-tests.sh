@@ -19,6 +19,8 @@ runs=$1
 filter=$2
 load=${3:-}
 
+# The host tests run the daemons from target/debug.
+cargo build --workspace --bins
 cargo nextest run --workspace --no-run >/dev/null
 loaders=()
 stop_load() { [ ${#loaders[@]} -eq 0 ] || kill "${loaders[@]}" 2>/dev/null || true; }

@@ -10,14 +10,16 @@
 //!   When the queue runs dry (the link stalled), the output fades to silence and buffering
 //!   starts over; the consumer never waits.
 //! - Clock drift: the sender's and the consumer's clocks differ by some ppm, so the queue
-//!   slowly fills or empties. A PI controller on the smoothed queue depth sets the ratio at
-//!   which the interpolator reads the queue, so the depth stays at the target.
+//!   slowly fills or empties. The ratio at which the interpolator reads the queue is the drift
+//!   learnt from the depth's slope ([`crate::drift`], a median that steps do not move) plus a
+//!   bounded proportional term on the smoothed depth's distance from the target, so the depth
+//!   stays at the target.
 //! - A step in the delay (one end stalled and lost time, as a PipeWire graph does after its host
 //!   froze; or the path's delay changed) is not drift. A fast average of the depth tells the
 //!   two apart: when it leaves the target by [`JitterConfig::realign_frames`], the delay is
 //!   measured and moved back onto the target, as at start-up (counted as `realigned`). The
-//!   drift controller learns only while no step is in progress, and its proportional term is
-//!   bounded, so no stall ever reads as drift.
+//!   drift is not measured across a step, and the proportional term is bounded, so no stall
+//!   ever reads as drift.
 //! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
 //! - Every frame is accounted for: `inserted_frames` counts frames played that were not the
 //!   sender's (silence, concealment), `skipped_frames` the sender's frames never played (cut,
@@ -26,6 +28,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::drift::DriftEstimator;
 use crate::resample::Interpolator;
 
 /// How a jitter buffer behaves.
@@ -123,8 +126,8 @@ pub struct JitterBuffer {
     aligning: Option<Alignment>,
     /// Frames of silence still to play before reading on (to raise the delay to the target).
     hold: usize,
-    /// Drift controller state.
-    integral: f64,
+    /// The clock drift learnt so far, which the ratio follows.
+    drift: DriftEstimator,
     ratio: f64,
     /// Slow average of the depth, which the drift controller steers.
     depth_ema: Option<f64>,
@@ -143,10 +146,10 @@ struct Alignment {
     at_start: bool,
 }
 
-/// Proportional gain: 1/s of ratio per second of excess delay (a 10 s time constant).
+/// Proportional gain: 1/s of ratio per second of excess delay (a 10 s time constant). The
+/// ratio is the drift learnt ([`DriftEstimator`]) plus this term, which takes back what the
+/// delay still differs from its target.
 const KP: f64 = 0.1;
-/// Integral gain: with KP, a critically damped loop that learns a constant drift.
-const KI: f64 = 0.003;
 /// Most the proportional term moves the ratio from the drift learnt: a small step of the delay
 /// (below the realignment threshold) is taken back at this rate, never faster.
 const MAX_PROPORTIONAL: f64 = 200e-6;
@@ -175,7 +178,7 @@ impl JitterBuffer {
             last_arrival_us: None,
             aligning: None,
             hold: 0,
-            integral: 0.0,
+            drift: DriftEstimator::new(),
             ratio: 1.0,
             depth_ema: None,
             depth_fast: None,
@@ -332,6 +335,7 @@ impl JitterBuffer {
                     self.skip(excess as usize);
                 }
                 self.playing = true;
+                self.drift.interrupt();
                 self.depth_ema = None;
                 self.depth_fast = None;
                 self.aligning = Some(Alignment {
@@ -456,18 +460,19 @@ impl JitterBuffer {
             // (an end stalled and lost time, or a burst): measure where it is now and move it
             // back. The controller keeps what it learnt.
             self.aligning = Some(Alignment::default());
+            self.drift.interrupt();
             return;
         }
-        let err = (slow - target) / rate;
-        // Learn only while no step is under way: a step taken back by the proportional term
-        // must not be remembered as drift.
-        if (fast - target).abs() < step / 2.0 {
-            self.integral =
-                (self.integral + err * dt).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
+        if (fast - slow).abs() > step / 3.0 {
+            // A smaller step is under way (drift never parts the two averages this far): the
+            // depth's slope across it is no measure of the drift.
+            self.drift.interrupt();
         }
+        self.drift.sample(depth, self.ratio - 1.0, dt, rate);
+        let err = (slow - target) / rate;
         let proportional = (KP * err).clamp(-MAX_PROPORTIONAL, MAX_PROPORTIONAL);
-        self.ratio =
-            1.0 + (proportional + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION);
+        let drift = self.drift.estimate().unwrap_or(0.0);
+        self.ratio = 1.0 + (drift + proportional).clamp(-MAX_CORRECTION, MAX_CORRECTION);
     }
 
     /// Drops `frames` of the sender's audio unplayed.

@@ -15,6 +15,7 @@
 //!   arrives, for the simulated speaker and the tests.
 
 pub mod codec;
+pub mod drift;
 pub mod jitter;
 pub mod meter;
 pub mod packetizer;
