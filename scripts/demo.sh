@@ -29,14 +29,14 @@ trap cleanup EXIT INT TERM
 "$BIN/xoq-server" serve --name demo-robot --listen "127.0.0.1:$PORT" \
   --sim-serial "echo0=$DEMO/echo0-record.jsonl" >"$DEMO/server.out" 2>"$DEMO/server.log" &
 pids+=($!)
-for _ in $(seq 100); do grep -q '^ticket: ' "$DEMO/server.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '^ticket: ' "$DEMO/server.out" 2>/dev/null && break; sleep 0.1; done  # up to 60 s: a busy host
 TICKET=$(sed -n 's/^ticket: //p' "$DEMO/server.out")
 [ -n "$TICKET" ] || { echo "xoq-server did not start:"; cat "$DEMO/server.log"; exit 1; }
 
 # 2. The laptop: mount it.
 "$BIN/xoq-mount" "$TICKET" --link-dir "$LINK_DIR" >"$DEMO/mount.out" 2>"$DEMO/mount.log" &
 pids+=($!)
-for _ in $(seq 100); do grep -q '^mounted ' "$DEMO/mount.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '^mounted ' "$DEMO/mount.out" 2>/dev/null && break; sleep 0.1; done
 TTY=$(sed -n 's/^mounted .*->  \([^ ]*\).*/\1/p' "$DEMO/mount.out" | head -n1)
 [ -n "$TTY" ] || { echo "xoq-mount did not mount:"; cat "$DEMO/mount.log"; exit 1; }
 

@@ -123,14 +123,12 @@ impl CameraMount {
                             continue; // older than what we have: overtaken
                         }
                         if f.seq != prev.wrapping_add(1) && !f.keyframe {
-                            self.decoder.needs_keyframe.store(true, Ordering::Relaxed);
+                            self.decoder.broken_chain();
                         }
                     }
                     last_seq = Some(f.seq);
                     self.status.rx_bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
-                    if !self.decoder.push(f) {
-                        self.decoder.needs_keyframe.store(true, Ordering::Relaxed);
-                    }
+                    self.decoder.push(f);
                 }
                 _ = tick.tick() => {
                     self.publish_stats();

@@ -1,8 +1,10 @@
 //! The decoding thread of one mounted camera: H.264 frames are decoded (JPEG passes
 //! through), written to the sink, and while no frame comes (a stalled link, a reconnection)
-//! the last picture is written again every frame and a half, so readers never starve. A frame
-//! that cannot be decoded (a loss broke the reference chain) raises `needs_keyframe` for the
-//! bridge to ask the server.
+//! the last picture is written again every frame and a half, so readers never starve. When the
+//! reference chain breaks (a frame lost, dropped or undecodable), H.264 frames are skipped
+//! until the next keyframe, so no picture decoded from a broken chain ever reaches the sink
+//! (the last good one is repeated meanwhile), and `needs_keyframe` asks the bridge to request
+//! one from the server.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -46,7 +48,10 @@ pub struct VideoStats {
 /// The mount's side of the thread.
 pub struct DecoderHandle {
     tx: SyncSender<Input>,
+    /// Raised when a keyframe should be requested; the bridge takes it down when it asks.
     pub needs_keyframe: Arc<AtomicBool>,
+    /// Raised while the decoder waits for a keyframe (skipping what cannot be decoded right).
+    awaiting_keyframe: Arc<AtomicBool>,
     pub stats: Arc<VideoStats>,
 }
 
@@ -60,28 +65,46 @@ impl DecoderHandle {
     ) -> std::io::Result<DecoderHandle> {
         let (tx, rx) = mpsc::sync_channel(DEPTH);
         let needs_keyframe = Arc::new(AtomicBool::new(false));
+        // A stream is decodable from its first keyframe on.
+        let awaiting_keyframe = Arc::new(AtomicBool::new(true));
         let stats = Arc::new(VideoStats::default());
-        let (nk, st, device) = (needs_keyframe.clone(), stats.clone(), name.to_string());
+        let chain = Chain {
+            needs: needs_keyframe.clone(),
+            awaiting: awaiting_keyframe.clone(),
+        };
+        let (st, device) = (stats.clone(), name.to_string());
         std::thread::Builder::new()
             .name(format!("decode {name}"))
-            .spawn(move || run(&device, codec, mode, sink, &rx, &nk, &st))?;
+            .spawn(move || run(&device, codec, mode, sink, &rx, &chain, &st))?;
         Ok(DecoderHandle {
             tx,
             needs_keyframe,
+            awaiting_keyframe,
             stats,
         })
     }
 
-    /// Hands over a frame; false if the decoder is behind and it was dropped.
-    pub fn push(&self, f: VideoFrame) -> bool {
+    /// Hands over a frame; a frame the decoder is too far behind to take is dropped, and the
+    /// chain is broken until the next keyframe.
+    pub fn push(&self, f: VideoFrame) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Input::Frame(f)) {
-            Ok(()) => true,
+            Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                false
+                self.broken_chain();
             }
         }
+    }
+
+    /// A frame never arrived (or was dropped): nothing decodes right until the next keyframe,
+    /// which is requested.
+    pub fn broken_chain(&self) {
+        Chain {
+            needs: self.needs_keyframe.clone(),
+            awaiting: self.awaiting_keyframe.clone(),
+        }
+        .broken();
     }
 
     /// Closes the sink (so its device can be removed) and stops the thread.
@@ -98,6 +121,19 @@ impl DecoderHandle {
     }
 }
 
+/// The two flags a broken reference chain raises.
+struct Chain {
+    needs: Arc<AtomicBool>,
+    awaiting: Arc<AtomicBool>,
+}
+
+impl Chain {
+    fn broken(&self) {
+        self.awaiting.store(true, Ordering::Release);
+        self.needs.store(true, Ordering::Relaxed);
+    }
+}
+
 enum Last {
     None,
     Picture(Picture),
@@ -110,7 +146,7 @@ fn run(
     mut mode: VideoMode,
     mut sink: Sink,
     rx: &mpsc::Receiver<Input>,
-    needs_keyframe: &AtomicBool,
+    chain: &Chain,
     stats: &VideoStats,
 ) {
     let mut decoder: Option<Decoder> = None;
@@ -149,6 +185,14 @@ fn run(
                         let Some(dec) = decoder.as_mut() else {
                             return;
                         };
+                        if chain.awaiting.load(Ordering::Acquire) {
+                            if !f.keyframe {
+                                // Decoded, it would show a picture from a broken chain.
+                                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            chain.awaiting.store(false, Ordering::Release);
+                        }
                         match dec.decode(&f.data) {
                             Ok(Some(p)) => {
                                 if (usize::from(mode.width), usize::from(mode.height))
@@ -168,7 +212,7 @@ fn run(
                             Err(e) => {
                                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                                 tracing::debug!(%device, seq = f.seq, "{e}: asking for a keyframe");
-                                needs_keyframe.store(true, Ordering::Relaxed);
+                                chain.broken();
                                 None
                             }
                         }

@@ -82,11 +82,20 @@ fn a_read_only_client_sees_the_port_but_cannot_write_or_configure_it() {
         speed_before,
         "a read-only client changed the speed"
     );
-    let status = env.run("xoq-mount", "viewer", &["status", "--json"]);
-    assert!(
-        status.contains("\"errors\":") && !status.contains("\"errors\":0"),
-        "refusals are counted: {status}"
-    );
+    // The server's refusal reaches the mounter's counters when it arrives.
+    let deadline = std::time::Instant::now() + T;
+    let status = loop {
+        let status = env.run("xoq-mount", "viewer", &["status", "--json"]);
+        if status.contains("\"errors\":") && !status.contains("\"errors\":0") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refusals are not counted: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("viewer status: {status}");
 
     // A read-write client alongside it is unaffected and its output is seen by both.
     let driver = Mount::start(&env, "driver", &server.ticket, 1, &[]);

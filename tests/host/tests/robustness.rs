@@ -181,8 +181,18 @@ fn server_restart_keeps_the_tty_and_traffic_resumes() {
 
     let server2 = Server::start(&env, port, &devices);
     assert_eq!(server2.id, server.id, "same key, same id");
+    // Connected again, after at least one reconnection (a busy host may drop the new link
+    // once more before it holds: that is a count, not a failure).
+    let reconnected = || {
+        let s = env.run("xoq-mount", "laptop", &["status", "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(s.lines().next().unwrap_or("{}")).unwrap_or_default();
+        let all = v.as_array().cloned().unwrap_or_else(|| vec![v]);
+        all.iter()
+            .any(|m| m["link"] == "connected" && m["reconnects"].as_u64().is_some_and(|n| n >= 1))
+    };
     assert!(
-        wait_until(Duration::from_secs(30), || status_says("\"reconnects\":1")),
+        wait_until(Duration::from_secs(30), reconnected),
         "mounter reconnected"
     );
     // Bytes written while down may still be queued; look for a fresh token.
