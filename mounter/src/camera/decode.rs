@@ -257,3 +257,99 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xoq_video::h264::{Encoder, EncoderSettings};
+    use xoq_video::{pattern, quality};
+
+    const W: usize = 160;
+    const H: usize = 128;
+
+    /// The pictures of a Y4M file: each one's Y plane.
+    fn y_planes(path: &std::path::Path) -> Vec<Vec<u8>> {
+        let data = std::fs::read(path).expect("y4m written");
+        let frame = W * H * 3 / 2;
+        let mut out = Vec::new();
+        let mut rest = &data[..];
+        while let Some(i) = rest.windows(6).position(|w| w == b"FRAME\n") {
+            let start = i + 6;
+            if rest.len() < start + frame {
+                break;
+            }
+            out.push(rest[start..start + W * H].to_vec());
+            rest = &rest[start + frame..];
+        }
+        out
+    }
+
+    #[test]
+    fn after_a_lost_frame_nothing_is_shown_until_the_next_keyframe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cam0.y4m");
+        let mode = VideoMode {
+            width: W as u16,
+            height: H as u16,
+            fps: 30,
+        };
+        let handle = DecoderHandle::spawn("cam0", VideoCodec::H264, mode, Sink::y4m(&path))
+            .expect("decoder");
+        let mut enc = Encoder::new(EncoderSettings {
+            width: W,
+            height: H,
+            fps: 30,
+            bitrate_bps: None,
+            gop: 1000,
+        })
+        .expect("encoder");
+        for n in 0..40u32 {
+            if n >= 30 && n % 5 == 0 {
+                enc.force_keyframe();
+            }
+            let e = enc.encode(&pattern::render(W, H, n)).expect("encode");
+            let f = VideoFrame {
+                device: "cam0".into(),
+                seq: n,
+                capture_us: 0,
+                keyframe: e.keyframe,
+                codec: VideoCodec::H264,
+                width: W as u16,
+                height: H as u16,
+                data: e.data,
+            };
+            match n {
+                // Frame 10 is lost on the way: the bridge sees the gap at 11.
+                10 => continue,
+                11 => handle.broken_chain(),
+                _ => {}
+            }
+            handle.push(f);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        handle.close();
+        let pictures = y_planes(&path);
+        assert!(!pictures.is_empty(), "nothing written");
+        let mut last = 0;
+        for (i, y) in pictures.iter().enumerate() {
+            let n = pattern::read(y, W, H).unwrap_or_else(|| panic!("picture {i}: no number"));
+            let psnr = quality::psnr(y, pattern::render(W, H, u32::from(n)).y_plane());
+            assert!(psnr >= 30.0, "picture {i} (#{n}): {psnr:.1} dB");
+            assert!(
+                !(10..30).contains(&n),
+                "picture {i} is #{n}, from a broken chain"
+            );
+            assert!(n >= last, "picture {i}: #{n} after #{last}");
+            last = n;
+        }
+        assert!(
+            last >= 30,
+            "the keyframe at 30 was never shown (last #{last})"
+        );
+        // The decoder was never handed the broken chain (a decoder that conceals instead of
+        // refusing, as OpenH264 does, would have shown it): frames 11 to 29 were skipped.
+        let s = &handle.stats;
+        assert_eq!(s.decode_errors.load(Ordering::Relaxed), 0);
+        assert!(s.dropped.load(Ordering::Relaxed) >= 19);
+    }
+}

@@ -24,7 +24,7 @@ pub const RATE: u32 = 48_000;
 pub struct ToneAnalysis {
     /// Crossings per second over the continuous stretches, in Hz.
     pub freq: f64,
-    /// RMS level of the whole recording, dBFS.
+    /// RMS level over the continuous stretches, dBFS (a gap is a junction, not a quieter tone).
     pub level_dbfs: f64,
     /// Places where the waveform is not the tone continued.
     pub junctions: usize,
@@ -83,6 +83,7 @@ pub fn analyse_tone(samples: &[f32], nominal: f64, skip: f64) -> ToneAnalysis {
     }
     stretches.push((start, x.len()));
     let (mut crossings, mut span) = (0.0, 0.0);
+    let mut level = ToneMeter::new(RATE);
     for (a, b) in stretches {
         if b <= a {
             continue;
@@ -90,14 +91,13 @@ pub fn analyse_tone(samples: &[f32], nominal: f64, skip: f64) -> ToneAnalysis {
         let mut m = ToneMeter::new(RATE);
         m.feed(&x[a..b], 1);
         if let Some(f) = m.frequency() {
+            level.feed(&x[a..b], 1);
             // crossings - 1 periods between the first and the last crossing.
             let s = (b - a) as f64 / rate;
             crossings += f * s;
             span += s;
         }
     }
-    let mut level = ToneMeter::new(RATE);
-    level.feed(x, 1);
     ToneAnalysis {
         freq: if span > 0.0 { crossings / span } else { 0.0 },
         level_dbfs: level.level_dbfs().unwrap_or(f64::NEG_INFINITY),

@@ -13,8 +13,11 @@
 //!   `--drift-ppm PPM` runs the simulated microphone's clock that much fast and the speaker's
 //!   that much slow, so both jitter buffers correct drift throughout.
 //!
+//! - `--load`: both cores kept busy by normal-priority work (`stress-ng --cpu 2`) for the whole
+//!   run, baseline included, as on a busy laptop or robot.
+//!
 //! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
-//!                    [--packet-ms MS] [--drift-ppm PPM]
+//!                    [--packet-ms MS] [--drift-ppm PPM] [--load]
 
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -121,6 +124,16 @@ where
     }
 }
 
+/// A child process killed when this is dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let clicks: usize = opt(&args, "--clicks", 100);
@@ -128,6 +141,14 @@ fn main() {
     let latency_ms: u64 = opt(&args, "--latency-ms", 20);
     let packet_ms: u64 = opt(&args, "--packet-ms", 10);
     let drift_ppm: f64 = opt(&args, "--drift-ppm", 0.0);
+    let _load = args.iter().any(|a| a == "--load").then(|| {
+        let child = std::process::Command::new("stress-ng")
+            .args(["--cpu", "2", "--quiet", "--timeout", "0"])
+            .spawn()
+            .expect("stress-ng (scripts/deps.sh installs it)");
+        println!("load: stress-ng --cpu 2 on both cores");
+        KillOnDrop(child)
+    });
 
     let pw = PipeWire::start();
     for (k, v) in pw.vars() {
