@@ -15,9 +15,11 @@ printf 'listen = ["127.0.0.1:4730"]\nname = "robot1"\n[[camera]]\nname = "cam0"\
 echo "-- YUYV camera, H.264 on the wire"
 video_check feed /dev/video10 320x240@15 yuyv >/tmp/feed.log 2>&1 &
 FEED=$!
-sleep 1
+# the server needs the feeder's format on the device: wait for the feeder to have set it
+wait_for /tmp/feed.log '^feeding ' 20 || bad "feeder: $(cat /tmp/feed.log)"
 start_server /tmp/server.toml
-grep -q 'serving: camera cam0 (/dev/video10)' /tmp/server.out && ok "server captures /dev/video10" || bad "server: $(cat /tmp/server.out /tmp/server.log | tail -5)"
+# the server prints the ticket first, then what it serves
+wait_for /tmp/server.out 'serving: camera cam0 (/dev/video10)' 20 && ok "server captures /dev/video10" || bad "server: $(cat /tmp/server.out /tmp/server.log | tail -5)"
 xoq-mount "$T" >/tmp/mount.out 2>/tmp/mount.log &
 MOUNT=$!
 wait_for /tmp/mount.out 'mounted  camera  cam0' 30 || { bad "mount"; cat /tmp/mount.out /tmp/mount.log; exit 1; }
@@ -48,7 +50,7 @@ kill $SERVER $FEED; wait $SERVER $FEED 2>/dev/null
 echo "-- MJPEG camera, passed through"
 video_check feed /dev/video10 320x240@15 mjpg >/tmp/feed2.log 2>&1 &
 FEED=$!
-sleep 1
+wait_for /tmp/feed2.log '^feeding ' 20 || bad "feeder: $(cat /tmp/feed2.log)"
 start_server /tmp/server.toml
 xoq-mount "$T" >/tmp/mount2.out 2>/tmp/mount2.log &
 MOUNT=$!

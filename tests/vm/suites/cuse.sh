@@ -46,7 +46,8 @@ echo "-- busybox stty"
 stty -F $DEV 57600 cs7 parenb -parodd cstopb && ok "stty -F $DEV 57600 cs7 parenb -parodd cstopb" || bad "stty set"
 out=$(stty -F $DEV 2>&1)
 echo "$out" | grep -q 'speed 57600 baud' && ok "stty reads back: $(echo "$out" | head -1)" || bad "stty read: $out"
-sleep 0.5
+# the change travels to the port asynchronously: wait until the port has recorded it
+wait_for $REC '"event":"line".*"baud":57600' 20 || bad "the port never got 57600 baud"
 last=$(grep '"event":"line"' $REC | tail -n 1)
 echo "$last" | grep -q '"baud":57600' && echo "$last" | grep -q '"data_bits":7' &&
   echo "$last" | grep -q '"parity":"even"' && echo "$last" | grep -q '"stop_bits":2' &&
