@@ -19,6 +19,7 @@
 //! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
 //!                    [--packet-ms MS] [--drift-ppm PPM] [--load]
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -124,12 +125,14 @@ where
     }
 }
 
-/// A child process killed when this is dropped.
+/// A child process, leader of its own process group, whose group is stopped when this is
+/// dropped (stress-ng's workers with it).
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
         let _ = self.0.wait();
     }
 }
@@ -144,6 +147,7 @@ fn main() {
     let _load = args.iter().any(|a| a == "--load").then(|| {
         let child = std::process::Command::new("stress-ng")
             .args(["--cpu", "2", "--quiet", "--timeout", "0"])
+            .process_group(0)
             .spawn()
             .expect("stress-ng (scripts/deps.sh installs it)");
         println!("load: stress-ng --cpu 2 on both cores");
