@@ -105,6 +105,7 @@ impl PipeWire {
             .expect("pw-loopback");
         self.daemons.push(child);
         self.wait_until("the loopback source", |pw| pw.has_node(name));
+        self.wait_default("audio.source", name);
     }
 
     /// A null sink called `name`, the default sink; `pw-record --target name` records what
@@ -125,6 +126,25 @@ impl PipeWire {
             String::from_utf8_lossy(&out.stderr)
         );
         self.wait_until("the null sink", |pw| pw.has_node(name));
+        self.wait_default("audio.sink", name);
+    }
+
+    /// Waits until WirePlumber has made `node` the default `what` (`audio.source`,
+    /// `audio.sink`): a program that opens "the default" right after a node appeared may
+    /// otherwise get the previous one.
+    fn wait_default(&self, what: &str, node: &str) {
+        let key = format!("'default.{what}'");
+        let value = format!("\"name\":\"{node}\"");
+        self.wait_until(&format!("{node} as the default {what}"), |pw| {
+            pw.command("pw-metadata")
+                .args(["-n", "default"])
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l.contains(&key) && l.contains(&value))
+                })
+        });
     }
 
     /// `pw-dump`: every object, as JSON text.
