@@ -69,7 +69,11 @@ fn a_sound_card_microphone_and_speaker_carry_their_tones() {
     pw.record("xoq.testbot.mic0", 3.5, RATE, &out);
     let a = analyse_tone(&wav::read(&out).samples, 440.0, 1.0);
     println!("ALSA microphone via pw-record: {a}");
-    assert!(a.continuous_s >= 0.25, "{a}");
+    assert!(
+        a.continuous_s >= 0.25,
+        "{a}; mic0 {}",
+        xoq_tests_host::audio::status_of(&env, "mic0")["detail"]
+    );
     assert!((a.freq / 440.0 - 1.0).abs() <= 0.001, "{a}");
     assert!((a.level_dbfs + 9.03).abs() <= 1.0, "{a}");
 
