@@ -146,7 +146,7 @@ impl CameraMount {
         last: &mut Option<Instant>,
     ) -> Result<(), BridgeEnd> {
         if last.is_some_and(|t| t.elapsed() < KEYFRAME_EVERY)
-            || !self.decoder.needs_keyframe.swap(false, Ordering::Relaxed)
+            || !self.decoder.take_keyframe_request()
         {
             return Ok(());
         }

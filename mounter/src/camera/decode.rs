@@ -3,7 +3,7 @@
 //! the last picture is written again every frame and a half, so readers never starve. When the
 //! reference chain breaks (a frame lost, dropped or undecodable), H.264 frames are skipped
 //! until the next keyframe, so no picture decoded from a broken chain ever reaches the sink
-//! (the last good one is repeated meanwhile), and `needs_keyframe` asks the bridge to request
+//! (the last good one is repeated meanwhile), and the bridge is asked to request
 //! one from the server.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,10 +48,8 @@ pub struct VideoStats {
 /// The mount's side of the thread.
 pub struct DecoderHandle {
     tx: SyncSender<Input>,
-    /// Raised when a keyframe should be requested; the bridge takes it down when it asks.
-    pub needs_keyframe: Arc<AtomicBool>,
-    /// Raised while the decoder waits for a keyframe (skipping what cannot be decoded right).
-    awaiting_keyframe: Arc<AtomicBool>,
+    /// The state of the reference chain, shared with the decoding thread.
+    chain: Arc<Chain>,
     pub stats: Arc<VideoStats>,
 }
 
@@ -64,24 +62,17 @@ impl DecoderHandle {
         sink: Sink,
     ) -> std::io::Result<DecoderHandle> {
         let (tx, rx) = mpsc::sync_channel(DEPTH);
-        let needs_keyframe = Arc::new(AtomicBool::new(false));
         // A stream is decodable from its first keyframe on.
-        let awaiting_keyframe = Arc::new(AtomicBool::new(true));
+        let chain = Arc::new(Chain {
+            needs: AtomicBool::new(false),
+            awaiting: AtomicBool::new(true),
+        });
         let stats = Arc::new(VideoStats::default());
-        let chain = Chain {
-            needs: needs_keyframe.clone(),
-            awaiting: awaiting_keyframe.clone(),
-        };
-        let (st, device) = (stats.clone(), name.to_string());
+        let (ch, st, device) = (chain.clone(), stats.clone(), name.to_string());
         std::thread::Builder::new()
             .name(format!("decode {name}"))
-            .spawn(move || run(&device, codec, mode, sink, &rx, &chain, &st))?;
-        Ok(DecoderHandle {
-            tx,
-            needs_keyframe,
-            awaiting_keyframe,
-            stats,
-        })
+            .spawn(move || run(&device, codec, mode, sink, &rx, &ch, &st))?;
+        Ok(DecoderHandle { tx, chain, stats })
     }
 
     /// Hands over a frame; a frame the decoder is too far behind to take is dropped, and the
@@ -100,11 +91,12 @@ impl DecoderHandle {
     /// A frame never arrived (or was dropped): nothing decodes right until the next keyframe,
     /// which is requested.
     pub fn broken_chain(&self) {
-        Chain {
-            needs: self.needs_keyframe.clone(),
-            awaiting: self.awaiting_keyframe.clone(),
-        }
-        .broken();
+        self.chain.broken();
+    }
+
+    /// Whether a keyframe should be requested now; the request is taken (asked once).
+    pub fn take_keyframe_request(&self) -> bool {
+        self.chain.needs.swap(false, Ordering::Relaxed)
     }
 
     /// Closes the sink (so its device can be removed) and stops the thread.
@@ -123,8 +115,10 @@ impl DecoderHandle {
 
 /// The two flags a broken reference chain raises.
 struct Chain {
-    needs: Arc<AtomicBool>,
-    awaiting: Arc<AtomicBool>,
+    /// A keyframe should be requested; the bridge takes it down when it asks.
+    needs: AtomicBool,
+    /// The decoder waits for a keyframe (skipping what cannot be decoded right).
+    awaiting: AtomicBool,
 }
 
 impl Chain {

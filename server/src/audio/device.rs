@@ -56,17 +56,6 @@ fn wire_format(mut format: AudioFormat, opus_bitrate: Option<u32>) -> std::io::R
     Ok(format)
 }
 
-/// Makes the calling thread, which keeps a device's clock itself (a simulated device; a sound
-/// card's clock is the card's, and its sound server's threads are real-time already),
-/// real-time where the process may, so a busy robot does not make it miss periods; says why
-/// not otherwise.
-pub fn keep_time(name: &str) {
-    if let Err(why) = xoq_link::realtime::promote_current_thread(xoq_link::realtime::AUDIO_PRIORITY)
-    {
-        tracing::warn!(device = %name, "{why}");
-    }
-}
-
 /// One served audio device.
 pub struct AudioDevice {
     pub name: String,

@@ -30,6 +30,16 @@ fn wait_for_frame(start: Instant, frames: u64, rate: f64) {
     }
 }
 
+/// Makes the calling thread, which keeps a simulated device's clock, real-time where the
+/// process may, so a busy robot does not make it miss periods; says why not otherwise. (A sound
+/// card's clock is the card's, and its sound server's threads are real-time already.)
+fn keep_time(name: &str) {
+    if let Err(why) = xoq_link::realtime::promote_current_thread(xoq_link::realtime::AUDIO_PRIORITY)
+    {
+        tracing::warn!(device = %name, "{why}");
+    }
+}
+
 /// Frames per period and the effective rate of a clock `ppm` off.
 fn clock(format: &AudioFormat, ppm: f64) -> (usize, f64) {
     let frames = format.frames_in(PERIOD.as_micros() as u64).max(1);
@@ -78,7 +88,7 @@ impl Microphone for SimMicrophone {
     }
 
     fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
-        super::device::keep_time("simulated microphone");
+        keep_time("simulated microphone");
         let (period, rate) = clock(&self.format, self.drift_ppm);
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];
@@ -150,7 +160,7 @@ impl Speaker for SimSpeaker {
     }
 
     fn run(&mut self, fill: Fill) -> io::Result<()> {
-        super::device::keep_time("simulated speaker");
+        keep_time("simulated speaker");
         let (period, rate) = clock(&self.format, self.drift_ppm);
         let channels = usize::from(self.format.channels);
         let mut buf = vec![0.0; period * channels];

@@ -61,25 +61,22 @@ pub fn analyse_tone(samples: &[f32], nominal: f64, skip: f64) -> ToneAnalysis {
         .collect();
     // Junctions: runs of broken samples, those closer than 2 ms merged.
     let guard = (rate / 500.0) as usize;
+    let broken_at: Vec<usize> = (2..x.len()).filter(|&i| broken[i]).collect();
     let mut stretches = Vec::new();
     let mut junctions = 0;
     let mut start = 2;
-    let mut i = 2;
-    while i < x.len() {
-        if broken[i] {
-            let mut end = i;
-            while end < x.len() && broken[end..(end + guard).min(x.len())].iter().any(|b| *b) {
-                end += 1;
-            }
-            if i > 2 {
-                junctions += 1;
-            }
-            stretches.push((start, i.saturating_sub(1)));
-            start = (end + 1).min(x.len());
-            i = start;
-        } else {
-            i += 1;
+    let mut k = 0;
+    while k < broken_at.len() {
+        let first = broken_at[k];
+        while k + 1 < broken_at.len() && broken_at[k + 1] - broken_at[k] <= guard {
+            k += 1;
         }
+        if first > 2 {
+            junctions += 1;
+        }
+        stretches.push((start, first.saturating_sub(1)));
+        start = (broken_at[k] + 1).min(x.len());
+        k += 1;
     }
     stretches.push((start, x.len()));
     let (mut crossings, mut span) = (0.0, 0.0);
