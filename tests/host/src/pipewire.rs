@@ -156,6 +156,16 @@ impl PipeWire {
             .unwrap_or_default()
     }
 
+    /// `pw-link --links`: every port-to-port link, for a failure's message.
+    pub fn links(&self) -> String {
+        self.command("pw-link")
+            .arg("--links")
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Whether a node named `name` exists.
     pub fn has_node(&self, name: &str) -> bool {
         self.dump().contains(&format!("\"node.name\": \"{name}\""))
