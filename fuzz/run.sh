@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan): `decode`
 # (the xoq-wire decoders), `cuse` (the /dev/cuse request parser and the CUSE tty) and `jpeg`
-# (cutting a camera's MJPEG buffer to its image) and `audio` (a packet's samples, PCM or Opus,
-# into the jitter buffer).
+# (cutting a camera's MJPEG buffer to its image), `audio` (a packet's samples, PCM or Opus,
+# into the jitter buffer) and `catalog` (a hostile server's catalog: every name that decodes is
+# safe to make local names of).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc accept the -Z flags that
 # cargo-fuzz passes. Exits non-zero if a target crashes; the input is saved under
 # fuzz/artifacts/<target>/. Extra arguments after SECONDS go to libFuzzer. FUZZ_TARGETS
@@ -27,7 +28,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-for target in ${FUZZ_TARGETS:-decode cuse jpeg audio}; do
+for target in ${FUZZ_TARGETS:-decode cuse jpeg audio catalog}; do
     echo "== fuzz $target ($secs s)"
     cargo fuzz run "$target" -- -max_total_time="$secs" "$@"
 done

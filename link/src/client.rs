@@ -132,6 +132,18 @@ async fn connect_inner(
         Ok(None) => Err(ConnectError::Protocol(
             "server closed the control stream".into(),
         )),
+        // The ticket pins the server's key, so a catalog that does not decode (a name that
+        // could become a path, too many devices) is that server's doing, not the network's:
+        // refused for good, with the reason, and nothing is mounted.
+        Err(StreamError::Wire(e)) => {
+            conn.close(
+                VarInt::from_u32(crate::CLOSE_PROTOCOL),
+                b"malformed catalog",
+            );
+            Err(ConnectError::Protocol(format!(
+                "the server's catalog is refused: {e}"
+            )))
+        }
         Err(e) => Err(refusal_from_close(&conn, e.into())),
     }
 }

@@ -64,6 +64,10 @@ pub fn mount_one(
     opts: &MountOptions,
     server_name: &str,
 ) -> Result<Option<Mounted>> {
+    // Checked when decoded; checked again here, where the names become local names (links,
+    // files, PipeWire nodes, v4l2loopback labels) made by a mounter that may run as root.
+    xoq_wire::check_name("server name", server_name)?;
+    xoq_wire::check_name("device name", &d.name)?;
     Ok(Some(match (d.kind, &d.settings) {
         (DeviceKind::Serial, DeviceSettings::Serial { line, modem }) => {
             let cuse = match opts.serial_device {
@@ -159,8 +163,9 @@ fn mount_camera(
             (Sink::loopback(&c.path, cs.codec), Some(c))
         }
         CameraSink::Y4m(dir) => {
+            let file = xoq_link::paths::confined_join(dir, &format!("{}.y4m", d.name))?;
             std::fs::create_dir_all(dir)?;
-            (Sink::y4m(&dir.join(format!("{}.y4m", d.name))), None)
+            (Sink::y4m(&file), None)
         }
         CameraSink::Null => (
             Sink::Null {

@@ -187,9 +187,11 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
         audio_latency_ms: args.audio_latency_ms,
         first_index: args.first_index,
         read_only: args.read_only,
+        // Shown in the server's log only; a hostname that is not a valid name is not sent.
         client_name: nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
+            .filter(|h| xoq_wire::is_valid_name(h))
             .unwrap_or_default(),
     };
     let mounts = Arc::new(Mounts::default());

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use xoq_link::client::{connect, ClientSession, ConnectError};
 use xoq_link::sync::lock;
 use xoq_link::Ticket;
+use xoq_wire::limits::MAX_DEVICES;
 use xoq_wire::{Access, ErrorCode, Welcome};
 
 use crate::local::{mount_one, CameraSink, SerialDevice};
@@ -133,6 +134,17 @@ fn mount_new_devices(
     let mut failures = Vec::new();
     for d in &welcome.devices {
         if list.iter().any(|m| m.name() == d.name) {
+            continue;
+        }
+        // Each catalog is bounded by the decoder; this bounds their union, so a server that
+        // announces new names on every reconnect cannot make this mounter create devices
+        // without end.
+        if list.len() >= MAX_DEVICES {
+            println!(
+                "not mounted  {}  {}: already {MAX_DEVICES} devices mounted from this server, the most one mount holds",
+                d.kind, d.name
+            );
+            tracing::warn!(device = %d.name, "device limit reached; not mounted");
             continue;
         }
         let access = if opts.read_only {

@@ -192,14 +192,14 @@ impl SerialConfig {
     }
 }
 
-/// A device name must be 1 to `MAX_NAME` bytes and used by one device only.
+/// A device name must be a valid wire name (see `xoq_wire::name`) used by one device only.
 fn unique_name<'a>(seen: &mut std::collections::HashSet<&'a str>, name: &'a str) -> Result<()> {
-    if name.is_empty() || name.len() > xoq_wire::limits::MAX_NAME {
-        bail!(
-            "device name `{name}` must be 1 to {} bytes",
-            xoq_wire::limits::MAX_NAME
-        );
-    }
+    xoq_wire::check_name("device name", name).with_context(|| {
+        format!(
+            "device `{}` cannot be served",
+            xoq_wire::name::printable(name)
+        )
+    })?;
     if !seen.insert(name) {
         bail!("device name `{name}` is used twice");
     }
@@ -345,6 +345,16 @@ impl ServerConfig {
             }
             s.initial_line()?;
         }
+        let count = self.serial.len() + self.can.len() + self.camera.len() + self.audio.len();
+        if count > xoq_wire::limits::MAX_DEVICES {
+            bail!(
+                "{count} devices configured; one server serves at most {} (run a second server for the rest)",
+                xoq_wire::limits::MAX_DEVICES
+            );
+        }
+        xoq_wire::check_name("server name", &self.display_name()).context(
+            "the server's name cannot be announced: set `name = \"...\"` in the config or --name",
+        )?;
         if self.serial.is_empty()
             && self.can.is_empty()
             && self.camera.is_empty()

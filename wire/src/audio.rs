@@ -259,7 +259,7 @@ impl AudioPacket {
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         Ok(AudioPacket {
-            device: r.str("device", MAX_NAME)?,
+            device: r.name("device")?,
             seq: r.u32("seq")?,
             capture_us: r.u64("capture_us")?,
             data: r.bytes16("samples", MAX_AUDIO_DATA)?.to_vec(),

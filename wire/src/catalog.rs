@@ -156,7 +156,7 @@ impl DeviceInfo {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let name = r.str("device_name", MAX_NAME)?;
+        let name = r.name("device_name")?;
         let kind = DeviceKind::from_u8(r.u8("kind")?);
         let access = Access::from_u8(r.u8("access")?)?;
         let capabilities = r.u32("capabilities")?;

@@ -90,6 +90,12 @@ impl<'a> Reader<'a> {
             .map(str::to_owned)
             .map_err(|_| WireError::BadUtf8 { field })
     }
+    /// A name (server, client, device): a string that must pass [`crate::name::check_name`].
+    pub(crate) fn name(&mut self, field: &'static str) -> Result<String, WireError> {
+        let s = self.str(field, crate::limits::MAX_NAME)?;
+        crate::name::check_name(field, &s)?;
+        Ok(s)
+    }
     /// Everything that is left, for fields that run to the end of the body.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)

@@ -19,10 +19,22 @@ pub enum WireError {
         len: usize,
         max: usize,
     },
+    #[error("{count} {field} listed, more than the limit of {max}")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error("field {field} is not valid UTF-8")]
     BadUtf8 { field: &'static str },
     #[error("field {field} has the invalid value {value}")]
     BadValue { field: &'static str, value: u64 },
+    #[error(
+        "field {field} is not a valid name: \"{name}\" (1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+    )]
+    BadName { field: &'static str, name: String },
+    #[error("the catalog lists the device name \"{name}\" more than once")]
+    DuplicateName { name: String },
 }
 
 /// Machine-readable reason in an `Error` or `Refused` message; the text beside it is for people.

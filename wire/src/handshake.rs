@@ -11,7 +11,7 @@ use crate::error::ErrorCode;
 pub struct Hello {
     pub min_version: u16,
     pub max_version: u16,
-    /// Free-form, for the server's logs (e.g. the client's host name).
+    /// For the server's logs (e.g. the client's host name): empty or a valid name.
     pub client_name: String,
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod handshake;
 pub mod limits;
 pub mod message;
+pub mod name;
 pub mod serial;
 pub mod video;
 
@@ -27,6 +28,7 @@ pub use decoder::FrameDecoder;
 pub use error::{ErrorCode, WireError};
 pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
 pub use message::Message;
+pub use name::{check_name, is_valid_name};
 pub use serial::{
     FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
 };

@@ -15,8 +15,9 @@ pub const MAX_MODES: usize = 64;
 pub const MAX_NAME: usize = 64;
 /// Longest human-readable error or refusal text, in bytes of UTF-8.
 pub const MAX_TEXT: usize = 1024;
-/// Most devices one catalog may list.
-pub const MAX_DEVICES: usize = 256;
+/// Most devices one catalog may list (a robot with more is several servers): bounds what a
+/// hostile server can make a mounter create.
+pub const MAX_DEVICES: usize = 64;
 /// Largest opaque kind-specific settings blob inside a catalog entry.
 pub const MAX_SETTINGS: usize = 1024;
 /// Highest baud rate accepted in line settings (16 Mbaud covers every UART we know).

@@ -315,22 +315,34 @@ impl Message {
             ty::HELLO => Message::Hello(Hello {
                 min_version: r.u16("min_version")?,
                 max_version: r.u16("max_version")?,
-                client_name: r.str("client_name", MAX_NAME)?,
+                // Informational (logs only), so it may be empty; otherwise a valid name.
+                client_name: {
+                    let n = r.str("client_name", MAX_NAME)?;
+                    if !n.is_empty() {
+                        crate::name::check_name("client_name", &n)?;
+                    }
+                    n
+                },
             }),
             ty::WELCOME => {
                 let version = r.u16("version")?;
-                let server_name = r.str("server_name", MAX_NAME)?;
+                let server_name = r.name("server_name")?;
                 let n = usize::from(r.u16("device_count")?);
                 if n > MAX_DEVICES {
-                    return Err(WireError::FieldTooLong {
+                    return Err(WireError::TooMany {
                         field: "devices",
-                        len: n,
+                        count: n,
                         max: MAX_DEVICES,
                     });
                 }
-                let mut devices = Vec::with_capacity(n);
+                let mut devices: Vec<DeviceInfo> = Vec::with_capacity(n);
                 for _ in 0..n {
-                    devices.push(DeviceInfo::decode(&mut r)?);
+                    let d = DeviceInfo::decode(&mut r)?;
+                    // Two devices of one name: a mounter could not tell their streams apart.
+                    if devices.iter().any(|e| e.name == d.name) {
+                        return Err(WireError::DuplicateName { name: d.name });
+                    }
+                    devices.push(d);
                 }
                 Message::Welcome(Welcome {
                     version,
@@ -343,7 +355,7 @@ impl Message {
                 text: r.str("text", MAX_TEXT)?,
             }),
             ty::OPEN => Message::Open {
-                device: r.str("device", MAX_NAME)?,
+                device: r.name("device")?,
                 access: Access::from_u8(r.u8("access")?)?,
             },
             ty::OPENED => Message::Opened(DeviceInfo::decode(&mut r)?),
@@ -383,9 +395,9 @@ impl Message {
             ty::CAN_FRAMES => {
                 let n = usize::from(r.u16("frame_count")?);
                 if n > MAX_BATCH {
-                    return Err(WireError::FieldTooLong {
+                    return Err(WireError::TooMany {
                         field: "frames",
-                        len: n,
+                        count: n,
                         max: MAX_BATCH,
                     });
                 }

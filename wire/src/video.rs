@@ -147,9 +147,9 @@ impl CameraSettings {
         let mode = VideoMode::decode(r)?;
         let n = usize::from(r.u8("mode_count")?);
         if n > MAX_MODES {
-            return Err(WireError::FieldTooLong {
+            return Err(WireError::TooMany {
                 field: "modes",
-                len: n,
+                count: n,
                 max: MAX_MODES,
             });
         }
@@ -195,7 +195,7 @@ impl VideoFrame {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let device = r.str("device", MAX_NAME)?;
+        let device = r.name("device")?;
         let seq = r.u32("seq")?;
         let capture_us = r.u64("capture_us")?;
         let keyframe = match r.u8("keyframe")? {

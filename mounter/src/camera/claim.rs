@@ -174,8 +174,8 @@ pub struct NamedLink {
 
 impl NamedLink {
     pub fn create(dir: &Path, name: &str, target: &Path) -> Result<NamedLink> {
+        let path = xoq_link::paths::confined_join(dir, name)?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(name);
         if let Ok(old) = std::fs::read_link(&path) {
             if !old.exists() || old == target {
                 let _ = std::fs::remove_file(&path);

@@ -120,7 +120,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, stderr_path: PathBuf) -> Proc {
+    pub fn spawn(mut cmd: Command, stderr_path: PathBuf) -> Proc {
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = cmd
             .stdout(Stdio::piped())

@@ -40,8 +40,12 @@ pub fn text(max: usize) -> impl Strategy<Value = String> {
     ]
 }
 
+/// A valid name (see `xoq_wire::name`), up to the longest allowed.
 pub fn name() -> impl Strategy<Value = String> {
-    text(MAX_NAME)
+    prop_oneof![
+        6 => "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+        1 => Just("n".repeat(MAX_NAME)),
+    ]
 }
 
 pub fn bytes_up_to(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -354,11 +358,16 @@ pub fn message() -> impl Strategy<Value = Message> {
             name(),
             prop::collection::vec(device_info(), 0..8)
         )
-            .prop_map(|(version, server_name, devices)| Message::Welcome(Welcome {
-                version,
-                server_name,
-                devices
-            })),
+            .prop_map(|(version, server_name, mut devices)| {
+                // A catalog names each device once.
+                let mut seen = std::collections::HashSet::new();
+                devices.retain(|d| seen.insert(d.name.clone()));
+                Message::Welcome(Welcome {
+                    version,
+                    server_name,
+                    devices,
+                })
+            }),
         (error_code(), text(MAX_TEXT))
             .prop_map(|(code, text)| Message::Refused(Refusal { code, text })),
         (name(), access()).prop_map(|(device, access)| Message::Open { device, access }),
