@@ -10,7 +10,7 @@ use iroh::endpoint::{ConnectionError, VarInt};
 use iroh::Endpoint;
 use thiserror::Error;
 use xoq_wire::{
-    Access, DeviceInfo, ErrorCode, Hello, Message, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
+    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
 };
 
 use crate::framed::{MessageReader, MessageWriter, StreamError};
@@ -89,9 +89,14 @@ async fn connect_inner(
             id: ticket.id.fmt_short().to_string(),
             reason: e.to_string(),
         })?;
-    let (send, recv) = conn.open_bi().await?;
+    // An unknown key is refused right after the TLS handshake by a close with the reason: it
+    // may arrive as any of the errors below.
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| refusal_from_close(&conn, e.into()))?;
     let mut writer = MessageWriter::new(send);
-    let mut reader = MessageReader::new(recv);
+    let mut reader = MessageReader::new(recv, Peer::Server);
     let hello = Hello {
         min_version: MIN_VERSION,
         max_version: MAX_VERSION,
@@ -148,13 +153,26 @@ async fn connect_inner(
     }
 }
 
-/// If the server closed the connection with a refusal, report that instead of a link error.
+/// If the server closed the connection with a refusal, report that instead of a link error;
+/// a server at its connection limit is a link error that says so (retried).
 fn refusal_from_close(conn: &iroh::endpoint::Connection, fallback: ConnectError) -> ConnectError {
     if let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+        // The reason is the peer's bytes: shown, never trusted to be short or printable.
+        let text: String = String::from_utf8_lossy(&close.reason)
+            .chars()
+            .take(xoq_wire::limits::MAX_TEXT)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if close.error_code == VarInt::from_u32(crate::CLOSE_REFUSED) {
             return ConnectError::Refused {
                 code: ErrorCode::Unauthorized,
-                text: String::from_utf8_lossy(&close.reason).into_owned(),
+                text,
+            };
+        }
+        if close.error_code == VarInt::from_u32(crate::CLOSE_FULL) {
+            return ConnectError::Unreachable {
+                id: conn.remote_id().fmt_short().to_string(),
+                reason: text,
             };
         }
     }
@@ -170,7 +188,7 @@ impl ClientSession {
     ) -> Result<DeviceStream, ConnectError> {
         let (send, recv) = self.conn.open_bi().await?;
         let mut writer = MessageWriter::new(send);
-        let mut reader = MessageReader::new(recv);
+        let mut reader = MessageReader::new(recv, Peer::Server);
         writer
             .send(&Message::Open {
                 device: name.to_string(),

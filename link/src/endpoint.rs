@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use iroh::endpoint::{presets, IdleTimeout, PortmapperConfig, QuicTransportConfig};
+use iroh::endpoint::{
+    presets, IdleTimeout, PortmapperConfig, QuicTransportConfig, QuicTransportConfigBuilder,
+};
 use iroh::{Endpoint, RelayMode, SecretKey};
 
 /// Keep-alive period: an idle link still carries a packet this often.
@@ -27,7 +29,8 @@ pub struct EndpointOptions {
 /// Binds an endpoint with this host's key.
 pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endpoint> {
     let idle = IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout out of range")?;
-    let transport = QuicTransportConfig::builder()
+    let server = !opts.alpns.is_empty();
+    let transport = stream_limits(QuicTransportConfig::builder(), server)
         .keep_alive_interval(KEEP_ALIVE)
         .max_idle_timeout(Some(idle))
         .build();
@@ -59,4 +62,32 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         )
     })?;
     Ok(ep)
+}
+
+/// Streams a client may open on a server: the control stream and one per device, with room
+/// for reopening devices while old streams close.
+pub const SERVER_MAX_BIDI: u32 = 1 + xoq_wire::limits::MAX_DEVICES as u32 + 15;
+/// Camera frames in flight towards a client, one unidirectional stream each.
+pub const CLIENT_MAX_UNI: u32 = 32;
+/// What a server buffers for one client stream, and for a whole connection: serial data,
+/// CAN frames and control messages are small; a megabyte is ample at any link's RTT.
+const SERVER_STREAM_WINDOW: u32 = 256 * 1024;
+const SERVER_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Sets, explicitly, what the peer may open and how much it may send unread, for what each
+/// side legitimately does: a client opens bidirectional streams (control and devices) and no
+/// unidirectional ones; a server opens unidirectional streams (camera frames) and no
+/// bidirectional ones. The QUIC defaults (100 of each, ~1.25 MB a stream) would let any peer
+/// make the other buffer far more than the protocol ever needs.
+fn stream_limits(b: QuicTransportConfigBuilder, server: bool) -> QuicTransportConfigBuilder {
+    if server {
+        b.max_concurrent_bidi_streams(SERVER_MAX_BIDI.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .stream_receive_window(SERVER_STREAM_WINDOW.into())
+            .receive_window(SERVER_CONNECTION_WINDOW.into())
+    } else {
+        // Windows stay at the defaults: one camera frame may be several megabytes.
+        b.max_concurrent_bidi_streams(0u32.into())
+            .max_concurrent_uni_streams(CLIENT_MAX_UNI.into())
+    }
 }

@@ -2,7 +2,7 @@
 
 use iroh::endpoint::{ReadError, RecvStream, SendStream, WriteError};
 use thiserror::Error;
-use xoq_wire::{FrameDecoder, Message, WireError};
+use xoq_wire::{FrameDecoder, Message, Peer, WireError};
 
 /// Why a framed stream stopped.
 #[derive(Debug, Error)]
@@ -23,10 +23,21 @@ pub struct MessageReader {
 }
 
 impl MessageReader {
-    pub fn new(recv: RecvStream) -> Self {
+    /// A reader of what `peer` sends: types only the other end sends are refused from their
+    /// header (see `FrameDecoder::from_peer`).
+    pub fn new(recv: RecvStream, peer: Peer) -> Self {
+        Self::with_decoder(recv, FrameDecoder::from_peer(peer))
+    }
+
+    /// The same, with no body over `max` bytes (a stream that carries only small messages).
+    pub fn limited(recv: RecvStream, peer: Peer, max: usize) -> Self {
+        Self::with_decoder(recv, FrameDecoder::from_peer(peer).with_limit(max))
+    }
+
+    fn with_decoder(recv: RecvStream, decoder: FrameDecoder) -> Self {
         MessageReader {
             recv,
-            decoder: FrameDecoder::new(),
+            decoder,
             buf: vec![0; 64 * 1024].into(),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use iroh::endpoint::Connection;
 use tokio::sync::mpsc;
-use xoq_wire::{Message, VideoFrame};
+use xoq_wire::{Message, Peer, VideoFrame};
 
 use crate::framed::MessageReader;
 use crate::sync::lock;
@@ -50,7 +50,7 @@ impl FrameRouter {
         while let Ok(recv) = conn.accept_uni().await {
             let router = self.clone();
             tokio::spawn(async move {
-                let mut reader = MessageReader::new(recv);
+                let mut reader = MessageReader::new(recv, Peer::Server);
                 match reader.next().await {
                     Ok(Some(Message::VideoFrame(f))) => router.deliver(f),
                     Ok(Some(m)) => {

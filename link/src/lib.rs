@@ -33,6 +33,8 @@ pub use ticket::Ticket;
 
 /// QUIC application close code: the server refused this client (see `Refused`).
 pub const CLOSE_REFUSED: u32 = 2;
+/// QUIC application close code: the server is at its connection limit; try again later.
+pub const CLOSE_FULL: u32 = 3;
 /// QUIC application close code: orderly shutdown by either side.
 pub const CLOSE_NORMAL: u32 = 0;
 /// QUIC application close code: the peer broke the protocol on the control stream.

@@ -7,6 +7,9 @@ use anyhow::Result;
 use tracing::Instrument;
 use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 
+use tokio::sync::Semaphore;
+
+use crate::admission::{Sessions, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};
 use crate::config::ServerConfig;
 use crate::devices::Devices;
 use crate::session::{serve_connection, ServerCtx};
@@ -53,17 +56,35 @@ pub async fn serve(
             .map_or("test pattern".to_string(), |d| d.display().to_string());
         println!("serving: camera {} ({what})", c.name);
     }
+    let sessions = Arc::new(Sessions::default());
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let accept = async {
+        let mut turned_away = 0u64;
         while let Some(incoming) = ep.accept().await {
-            let ctx = ctx.clone();
+            // A flood of handshakes is refused before any cryptography is done for it.
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                incoming.refuse();
+                turned_away += 1;
+                if turned_away.is_power_of_two() {
+                    tracing::warn!(
+                        turned_away,
+                        "{MAX_HANDSHAKES} handshakes in progress; refusing more"
+                    );
+                }
+                continue;
+            };
+            let (ctx, sessions) = (ctx.clone(), sessions.clone());
             tokio::spawn(async move {
-                match incoming.await {
-                    Ok(conn) => {
+                let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await;
+                drop(permit);
+                match conn {
+                    Ok(Ok(conn)) => {
                         let span =
                             tracing::info_span!("client", id = %conn.remote_id().fmt_short());
-                        serve_connection(ctx, conn).instrument(span).await
+                        serve_connection(ctx, conn, sessions).instrument(span).await
                     }
-                    Err(e) => tracing::debug!("incoming connection failed: {e}"),
+                    Ok(Err(e)) => tracing::debug!("incoming connection failed: {e}"),
+                    Err(_) => tracing::debug!("incoming handshake took over {HANDSHAKE_TIMEOUT:?}"),
                 }
             });
         }

@@ -1,5 +1,6 @@
 //! `xoq-server`: serves this robot's hardware to authorized XoQ clients.
 
+mod admission;
 mod audio;
 mod camera;
 mod can;

@@ -10,13 +10,16 @@ use tokio::sync::mpsc;
 use xoq_link::datagrams::{DatagramEnd, DatagramRouter};
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
 use xoq_wire::{
-    negotiate_version, Access, ErrorCode, Message, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
+    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
 };
 
+use crate::admission::Sessions;
 use crate::devices::{Device, Devices};
 
 /// How long a client may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message body a client may send on its control stream (a `Hello` is 70 bytes).
+const CONTROL_LIMIT: usize = 4096;
 /// Messages queued towards one client before the device waits (rw) or drops (ro).
 const OUTBOX_DEPTH: usize = 256;
 
@@ -28,13 +31,31 @@ pub struct ServerCtx {
     pub authorized_path: PathBuf,
 }
 
-/// Serves one connection until the client leaves or breaks the protocol.
-pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection) {
+/// Serves one connection until the client leaves or breaks the protocol. The client's key
+/// is checked before anything else: an unknown key is refused by closing the connection with
+/// the reason, before any stream of it is accepted.
+pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: Arc<Sessions>) {
     let client = conn.remote_id();
     let short = client.fmt_short().to_string();
-    match handshake(&ctx, &conn, client).await {
+    let auth = match authorized(&ctx, client) {
+        Ok(a) => a,
+        Err(text) => {
+            conn.close(VarInt::from_u32(xoq_link::CLOSE_REFUSED), text.as_bytes());
+            tracing::warn!(client = %short, "refused: {text}");
+            return;
+        }
+    };
+    let _slot = match sessions.admit(client) {
+        Ok(s) => s,
+        Err(text) => {
+            conn.close(VarInt::from_u32(xoq_link::CLOSE_FULL), text.as_bytes());
+            tracing::warn!(client = %short, "turned away: {text}");
+            return;
+        }
+    };
+    match handshake(&ctx, &conn, auth).await {
         Ok((auth, control)) => {
-            tracing::info!(client = %short, "client connected");
+            tracing::info!(client = %short, sessions = sessions.count(), "client connected");
             run_session(&ctx, &conn, client, auth, control).await;
             tracing::info!(client = %short, "client disconnected");
         }
@@ -44,17 +65,39 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection) {
 
 type Control = (MessageWriter, MessageReader);
 
+/// The authorized clients, if `client` is one of them; otherwise the refusal's text.
+fn authorized(ctx: &ServerCtx, client: EndpointId) -> Result<AuthorizedClients, String> {
+    let auth = AuthorizedClients::load(&ctx.authorized_path).map_err(|e| {
+        tracing::error!("{e:#}");
+        format!(
+            "server {} cannot read its authorized-clients file; ask its operator to check the server log",
+            ctx.name
+        )
+    })?;
+    if auth.client(&client).is_none() {
+        return Err(format!(
+            "client {client} is not authorized on server `{}` ({}); on the server run: \
+             xoq-server authorize {client}",
+            ctx.name,
+            ctx.id.fmt_short()
+        ));
+    }
+    Ok(auth)
+}
+
 async fn handshake(
     ctx: &ServerCtx,
     conn: &Connection,
-    client: EndpointId,
+    auth: AuthorizedClients,
 ) -> Result<(AuthorizedClients, Control), String> {
+    let client = conn.remote_id();
     let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
         .await
         .map_err(|_| "no control stream".to_string())?
         .map_err(|e| e.to_string())?;
     let mut writer = MessageWriter::new(send);
-    let mut reader = MessageReader::new(recv);
+    // The control stream carries one Hello from a client: a few KiB is the most it buffers.
+    let mut reader = MessageReader::limited(recv, Peer::Client, CONTROL_LIMIT);
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
         Ok(Ok(Some(Message::Hello(h)))) => h,
         Ok(Ok(Some(m))) => {
@@ -71,27 +114,6 @@ async fn handshake(
         Ok(v) => v,
         Err(r) => return Err(refuse(conn, &mut writer, r).await),
     };
-    let auth = match AuthorizedClients::load(&ctx.authorized_path) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            let r = Refusal { code: ErrorCode::Unauthorized, text: format!("server {} cannot read its authorized-clients file; ask its operator to check the server log", ctx.name) };
-            return Err(refuse(conn, &mut writer, r).await);
-        }
-    };
-    if auth.client(&client).is_none() {
-        let text = format!(
-            "client {client} is not authorized on server `{}` ({}); on the server run: \
-             xoq-server authorize {client}",
-            ctx.name,
-            ctx.id.fmt_short()
-        );
-        let r = Refusal {
-            code: ErrorCode::Unauthorized,
-            text,
-        };
-        return Err(refuse(conn, &mut writer, r).await);
-    }
     let devices = ctx.devices.catalog_for(&client, &auth);
     let welcome = Welcome {
         version,
@@ -182,7 +204,7 @@ async fn serve_device(
     recv: RecvStream,
 ) {
     let mut writer = MessageWriter::new(send);
-    let mut reader = MessageReader::new(recv);
+    let mut reader = MessageReader::new(recv, Peer::Client);
     let (device, access) = match reader.next().await {
         Ok(Some(Message::Open { device, access })) => (device, access),
         Ok(Some(m)) => {
@@ -260,16 +282,18 @@ fn open_device(
     access: Access,
     tx: mpsc::Sender<Message>,
 ) -> Result<(Attached, xoq_wire::DeviceInfo), (ErrorCode, String)> {
-    let Some(dev) = ctx.devices.get(device) else {
-        return Err((
-            ErrorCode::UnknownDevice,
-            format!("server `{}` has no device `{device}`", ctx.name),
-        ));
-    };
+    // The grant first: a client not granted a name gets the same answer whether or not a
+    // device of that name exists, so it cannot probe for names.
     let Some(granted) = auth.access(&client, device) else {
         return Err((
             ErrorCode::NotPermitted,
             format!("this client is not authorized for `{device}`"),
+        ));
+    };
+    let Some(dev) = ctx.devices.get(device) else {
+        return Err((
+            ErrorCode::UnknownDevice,
+            format!("server `{}` has no device `{device}`", ctx.name),
         ));
     };
     if access > granted {
@@ -280,7 +304,7 @@ fn open_device(
     }
     match dev {
         Device::Serial(d) => {
-            let att = d.attach(access, &client.fmt_short().to_string(), tx)?;
+            let att = d.attach(access, tx)?;
             Ok((Attached::Serial(att), d.info(access)))
         }
         Device::Can(d) => {

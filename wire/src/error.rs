@@ -7,6 +7,8 @@ use thiserror::Error;
 pub enum WireError {
     #[error("message type 0x{0:02x} is unknown to this protocol version")]
     UnknownType(u8),
+    #[error("message type 0x{ty:02x} travels the other way; this peer may not send it")]
+    WrongDirection { ty: u8 },
     #[error("message of type 0x{ty:02x} declares {len} bytes, more than the limit of {max}")]
     TooLong { ty: u8, len: usize, max: usize },
     #[error("message of type 0x{ty:02x} is truncated: {field} is missing")]

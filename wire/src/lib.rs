@@ -7,6 +7,7 @@
 //!
 //! Framing: each message is `type: u8`, `len: u32 BE`, then `len` body bytes. See
 //! `docs/PROTOCOL.md` for the normative description.
+#![forbid(unsafe_code)]
 
 pub mod audio;
 pub mod can;
@@ -27,7 +28,7 @@ pub use catalog::{Access, DeviceInfo, DeviceKind, DeviceSettings};
 pub use decoder::FrameDecoder;
 pub use error::{ErrorCode, WireError};
 pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
-pub use message::Message;
+pub use message::{Message, Peer};
 pub use name::{check_name, is_valid_name};
 pub use serial::{
     FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,

@@ -95,6 +95,44 @@ mod ty {
     pub const AUDIO_PACKET: u8 = 0x50;
 }
 
+/// Which end of a connection sends a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Client,
+    Server,
+}
+
+/// Whether `peer` may send messages of type `t` (docs/PROTOCOL.md §4): a decoder that knows
+/// who is at the other end refuses a type that only travels the other way before buffering
+/// its body (a client's 8 MiB "VideoFrame", say).
+pub(crate) fn may_send(peer: Peer, t: u8) -> bool {
+    let client = matches!(
+        t,
+        ty::HELLO
+            | ty::OPEN
+            | ty::SET_MODEM
+            | ty::BREAK
+            | ty::SET_BREAK
+            | ty::FLUSH
+            | ty::DRAIN
+            | ty::KEYFRAME_REQUEST
+    );
+    let server = matches!(
+        t,
+        ty::WELCOME
+            | ty::REFUSED
+            | ty::OPENED
+            | ty::MODEM_STATUS
+            | ty::DRAINED
+            | ty::CAN_COUNTERS
+            | ty::VIDEO_FRAME
+    );
+    match peer {
+        Peer::Client => !server,
+        Peer::Server => !client,
+    }
+}
+
 /// Largest body each type may declare; checked before the body is buffered.
 pub(crate) fn max_body(t: u8) -> Option<usize> {
     Some(match t {

@@ -56,7 +56,7 @@ struct Subscriber {
 struct State {
     line: LineSettings,
     modem: ModemStatus,
-    writer: Option<(u64, String)>,
+    writer: Option<(u64, std::time::Instant)>,
     subs: Vec<Subscriber>,
     gone: Option<String>,
 }
@@ -114,7 +114,6 @@ impl SerialDevice {
     pub fn attach(
         self: &Arc<Self>,
         access: Access,
-        client: &str,
         outbox: Outbox,
     ) -> Result<Attachment, (ErrorCode, String)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -126,17 +125,19 @@ impl SerialDevice {
             ));
         }
         if access == Access::ReadWrite {
-            if let Some((_, holder)) = &st.writer {
+            // Says since when, not who: another client's identity is not this one's business.
+            if let Some((_, since)) = &st.writer {
                 return Err((
                     ErrorCode::Busy,
                     format!(
-                        "busy: {} is open read-write by client {holder}; open it read-only, or \
-                         stop that client first",
-                        self.name
+                        "busy: {} is open read-write by another client (for {} s); open it \
+                         read-only, or stop that client first",
+                        self.name,
+                        since.elapsed().as_secs()
                     ),
                 ));
             }
-            st.writer = Some((id, client.to_string()));
+            st.writer = Some((id, std::time::Instant::now()));
         }
         st.subs.push(Subscriber {
             id,

@@ -137,7 +137,14 @@ fn a_second_read_write_client_is_refused_as_busy() {
         second
             .proc
             .stderr()
-            .contains("busy: echo0 is open read-write by client"),
+            .contains("busy: echo0 is open read-write by another client (for "),
+        "{}",
+        second.proc.stderr()
+    );
+    // Busy says since when, never who.
+    let first_id = env.client_id("first");
+    assert!(
+        !second.proc.stderr().contains(&first_id[..10]),
         "{}",
         second.proc.stderr()
     );
@@ -145,4 +152,58 @@ fn a_second_read_write_client_is_refused_as_busy() {
     let tty = Tty::open_raw(&first.links[0]);
     tty.write_all(b"still mine", T);
     assert_eq!(tty.read_exact(10, T), b"still mine");
+}
+
+#[test]
+fn an_ungranted_name_gets_the_same_answer_whether_or_not_the_device_exists() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &[
+            "--sim-serial".into(),
+            "echo0".into(),
+            "--sim-serial".into(),
+            "secret0".into(),
+        ],
+    );
+    // This test is the client, granted echo0 only.
+    let key = xoq_link::SecretKey::generate();
+    let id = key.public().to_string();
+    env.run(
+        "xoq-server",
+        "server",
+        &["authorize", &id, "--devices", "echo0"],
+    );
+    let ticket: xoq_link::Ticket = server.ticket.parse().expect("ticket");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let answers = rt.block_on(async {
+        let ep = xoq_link::bind_endpoint(key, xoq_link::EndpointOptions::default())
+            .await
+            .expect("endpoint");
+        let session = xoq_link::connect(&ep, &ticket, "prober", T)
+            .await
+            .expect("connect");
+        let mut answers = Vec::new();
+        for name in ["secret0", "nosuch0"] {
+            match session.open_device(name, xoq_wire::Access::ReadOnly).await {
+                Err(xoq_link::ConnectError::Refused { code, text }) => {
+                    answers.push((code, text.replace(name, "NAME")))
+                }
+                Err(e) => panic!("{name}: {e}"),
+                Ok(_) => panic!("{name} opened without a grant"),
+            }
+        }
+        assert!(session
+            .open_device("echo0", xoq_wire::Access::ReadWrite)
+            .await
+            .is_ok());
+        answers
+    });
+    assert_eq!(
+        answers[0].0,
+        xoq_wire::ErrorCode::NotPermitted,
+        "{answers:?}"
+    );
+    assert_eq!(answers[0], answers[1], "the answers tell the names apart");
 }

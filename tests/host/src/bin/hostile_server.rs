@@ -112,7 +112,7 @@ fn welcome(scenario: &str, n: usize) -> Result<Vec<u8>> {
 
 async fn serve_one(conn: iroh::endpoint::Connection, scenario: &str, n: usize) -> Result<()> {
     let (send, recv) = conn.accept_bi().await?;
-    let mut reader = MessageReader::new(recv);
+    let mut reader = MessageReader::new(recv, xoq_wire::Peer::Client);
     let mut writer = MessageWriter::new(send);
     match reader.next().await? {
         Some(Message::Hello(_)) => {}
