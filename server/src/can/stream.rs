@@ -16,8 +16,21 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: CanAttachme
                 let text = format!("{READ_ONLY_TEXT} ({} frames)", frames.len());
                 att.reply_error(ErrorCode::ReadOnly, text).await;
             }
-            Message::CanFrames(frames) => {
-                if att.submit(frames).await.is_err() {
+            Message::CanFrames(mut frames) => {
+                // An error frame is the bus's report, not something a client may transmit:
+                // vcan would echo it to every client as a bus error. Refused and counted (each
+                // refusal is an `Error` the mounter counts); the rest of the batch goes out.
+                let before = frames.len();
+                frames.retain(|f| !f.is_error());
+                let refused = before - frames.len();
+                if refused > 0 {
+                    tracing::warn!(refused, "a client sent error frames; not put on the bus");
+                    let text = format!(
+                        "{refused} error frame(s) refused: a client may not put error frames on the bus"
+                    );
+                    att.reply_error(ErrorCode::NotPermitted, text).await;
+                }
+                if !frames.is_empty() && att.submit(frames).await.is_err() {
                     return;
                 }
             }

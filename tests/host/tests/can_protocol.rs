@@ -215,3 +215,65 @@ fn damiao_bus_answers_enforces_max_age_and_respects_read_only() {
         );
     });
 }
+
+#[test]
+fn error_frames_from_a_client_are_refused_and_the_rest_of_its_batch_goes_out() {
+    let env = Env::new();
+    env.authorize("driver", &[]);
+    env.authorize("viewer", &["--read-only"]);
+    let args = [
+        "--sim-can".to_string(),
+        "motors".into(),
+        "--can-max-age-ms".into(),
+        "2000".into(),
+    ];
+    let server = Server::start(&env, free_udp_port(), &args);
+    tokio::runtime::Runtime::new().expect("rt").block_on(async {
+        let (_e1, _s1, mut driver) = open(&env, "driver", &server.ticket, Access::ReadWrite).await;
+        let (_e2, _s2, mut viewer) = open(&env, "viewer", &server.ticket, Access::ReadOnly).await;
+        // A bus-off report dressed as a frame, then a real command to motor 2.
+        let bogus = CanFrame {
+            id: 0x40,
+            flags: xoq_wire::can::flags::ERR,
+            len: 8,
+            data: vec![0; 8],
+            timestamp_us: now_us(),
+        };
+        driver
+            .writer
+            .send(&Message::CanFrames(vec![
+                bogus,
+                cmd(0x02, ENABLE, now_us()),
+            ]))
+            .await
+            .expect("send");
+        let err = wait_for(&mut driver, |m| matches!(m, Message::Error { .. })).await;
+        let Some(Message::Error { code, text }) = err else {
+            panic!("no refusal: {err:?}")
+        };
+        assert_eq!(code, ErrorCode::NotPermitted, "{text}");
+        assert!(text.contains("1 error frame(s) refused"), "{text}");
+        // The command went out (motor 2 answers) and the other client never saw an error frame.
+        let mut saw_error_frame = false;
+        let reply = wait_for(&mut viewer, |m| {
+            if let Message::CanFrames(f) = m {
+                saw_error_frame |= f.iter().any(|f| f.is_error());
+                f.iter().any(|f| f.id == 0x12)
+            } else {
+                false
+            }
+        })
+        .await;
+        assert!(reply.is_some(), "motor 2 did not answer");
+        assert!(!saw_error_frame, "the viewer was shown the error frame");
+        let counters = wait_for(
+            &mut driver,
+            |m| matches!(m, Message::CanCounters(c) if c.tx_frames >= 1),
+        )
+        .await;
+        let Some(Message::CanCounters(c)) = counters else {
+            panic!("no counters")
+        };
+        assert_eq!(c.tx_frames, 1, "only the command was sent: {c:?}");
+    });
+}
