@@ -2,6 +2,7 @@
 //! device that captures, encodes and fans frames out, and the per-client frame sender.
 
 pub mod device;
+pub mod keyframes;
 pub mod sender;
 pub mod sim;
 pub mod source;

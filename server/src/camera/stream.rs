@@ -3,6 +3,9 @@
 
 use xoq_wire::{Access, ErrorCode, Message};
 
+use std::time::Instant;
+
+use super::keyframes::KeyframeLimiter;
 use super::sender::send_frames;
 use super::CameraAttachment;
 use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
@@ -20,12 +23,29 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
         tracing::info!(device = %dev.name, sent = stats.sent, abandoned = stats.abandoned, missed = stats.missed, "frame sender stopped");
     };
     let requests = async {
+        let mut keyframes = KeyframeLimiter::default();
         loop {
-            let Some(m) = requests.next().await else {
+            let due = keyframes.due();
+            let m = tokio::select! {
+                m = requests.next() => m,
+                _ = sleep_until(due), if due.is_some() => {
+                    keyframes.fire(Instant::now());
+                    att.dev.request_keyframe();
+                    continue;
+                }
+            };
+            let Some(m) = m else {
+                if keyframes.merged > 0 {
+                    tracing::info!(device = %att.dev.name, merged = keyframes.merged, "keyframe requests merged by the rate limit");
+                }
                 return;
             };
             match m {
-                Message::KeyframeRequest => att.dev.request_keyframe(),
+                Message::KeyframeRequest => {
+                    if keyframes.request(Instant::now()) {
+                        att.dev.request_keyframe();
+                    }
+                }
                 Message::VideoMode(mode) => {
                     let reply = if let Err((code, text)) = att.dev.check_mode(mode) {
                         Message::Error { code, text }
@@ -56,4 +76,10 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
         _ = sender => {}
         _ = requests => {}
     }
+}
+
+/// Sleeps until `due` (a far future when there is none; the caller guards on it).
+async fn sleep_until(due: Option<Instant>) {
+    let at = due.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+    tokio::time::sleep_until(at.into()).await;
 }
