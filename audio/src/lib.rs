@@ -13,6 +13,7 @@
 //! - [`resample`]: the adaptive-ratio interpolator the jitter buffer uses;
 //! - [`tone`]: the simulated microphone's sine, and [`meter`]: frequency and level of what
 //!   arrives, for the simulated speaker and the tests.
+#![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod drift;

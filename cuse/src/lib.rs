@@ -10,6 +10,7 @@
 //!
 //! The mounter owns the file descriptor and the link; everything here is testable on a host
 //! that has no `/dev/cuse`.
+#![forbid(unsafe_code)]
 
 pub mod abi;
 pub mod ioctl;

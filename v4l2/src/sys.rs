@@ -191,10 +191,46 @@ pub const VIDIOC_S_PARM: u64 = ioc(RW, 22, 204);
 pub const VIDIOC_ENUM_FRAMESIZES: u64 = ioc(RW, 74, 44);
 pub const VIDIOC_ENUM_FRAMEINTERVALS: u64 = ioc(RW, 75, 52);
 
-/// All-zero value of a plain-old-data ABI struct.
-pub fn zeroed<T: Copy>() -> T {
-    // SAFETY: only used with the `#[repr(C)]` structs above, which are plain integers and
-    // byte arrays (and a timeval): all-zero is a valid value of each.
+/// Plain-old-data ABI structs: every field an integer, a byte array, a `timeval` or another
+/// such struct, so the all-zero bit pattern is a valid value.
+///
+/// # Safety
+/// Implement only for types of which all-zero bytes are a valid value (no references, no
+/// `NonZero`, no enums, no function pointers). Sealed: implemented below, in this module only.
+pub unsafe trait Pod: Copy + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        // SAFETY: a `#[repr(C)]` struct of integers, byte arrays, a timeval and other structs
+        // of this list: all-zero is a valid value.
+        unsafe impl Pod for $t {}
+    )*};
+}
+
+pod!(
+    v4l2_capability,
+    v4l2_fmtdesc,
+    v4l2_pix_format,
+    v4l2_format,
+    v4l2_format_union,
+    v4l2_fract,
+    v4l2_streamparm,
+    v4l2_frmsizeenum,
+    v4l2_frmivalenum,
+    v4l2_requestbuffers,
+    v4l2_timecode,
+    v4l2_buffer,
+);
+
+/// All-zero value of a plain-old-data ABI struct; sound for every [`Pod`] type, and only
+/// those types can be asked for.
+pub fn zeroed<T: Pod>() -> T {
+    // SAFETY: `T: Pod` guarantees all-zero bytes are a valid `T`.
     unsafe { std::mem::zeroed() }
 }
 
