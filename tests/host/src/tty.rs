@@ -162,3 +162,31 @@ impl Default for HardwarePty {
         HardwarePty::new()
     }
 }
+
+/// Size of one round-trip message of the serial benchmarks.
+pub const ECHO_MSG: usize = 32;
+const ECHO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`.
+pub fn round_trips(tty: &Tty, n: usize) -> Vec<f64> {
+    let msg = [0x5au8; ECHO_MSG];
+    for _ in 0..200 {
+        tty.write_all(&msg, ECHO_TIMEOUT);
+        assert_eq!(
+            tty.read_exact(ECHO_MSG, ECHO_TIMEOUT).len(),
+            ECHO_MSG,
+            "warm-up echo"
+        );
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut m = msg;
+        m[0] = i as u8;
+        let t0 = Instant::now();
+        tty.write_all(&m, ECHO_TIMEOUT);
+        let got = tty.read_exact(ECHO_MSG, ECHO_TIMEOUT);
+        out.push(t0.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(got, m, "echo {i}");
+    }
+    out
+}

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::stats::percentile;
+use xoq_tests_host::tty::{round_trips, ECHO_MSG as MSG};
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
-const MSG: usize = 32;
 const T: Duration = Duration::from_secs(60);
 
 struct Args {
@@ -37,26 +37,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`.
-fn round_trips(tty: &Tty, n: usize) -> Vec<f64> {
-    let msg = [0x5au8; MSG];
-    for _ in 0..200 {
-        tty.write_all(&msg, T);
-        assert_eq!(tty.read_exact(MSG, T).len(), MSG, "warm-up echo");
-    }
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut m = msg;
-        m[0] = i as u8;
-        let t0 = Instant::now();
-        tty.write_all(&m, T);
-        let got = tty.read_exact(MSG, T);
-        out.push(t0.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(got, m, "echo {i}");
-    }
-    out
 }
 
 fn report(name: &str, mut v: Vec<f64>) -> (f64, f64) {

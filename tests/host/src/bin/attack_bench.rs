@@ -1,0 +1,156 @@
+//! Unauthorized flood benchmark: many connections from throwaway keys, each trying to push an
+//! 8 MiB "VideoFrame" at the server, while an authorized client measures serial round trips
+//! through `/dev/ttyXOQ0`. Reports the server's peak memory and the client's latency with and
+//! without the attack, in the same run.
+//!
+//! Run (release): `cargo build --release --workspace --bins && target/release/attack_bench`
+//! Options: `--attackers N` (default 200), `--round-trips N` (default 3000).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
+use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::stats::percentile;
+use xoq_tests_host::tty::round_trips;
+use xoq_tests_host::{Env, Mount, Server, Tty};
+
+/// What each attacker tries to make the server buffer.
+const PUSH: usize = 8 * 1024 * 1024;
+
+#[derive(Default)]
+struct Tally {
+    connected: AtomicU64,
+    failed: AtomicU64,
+    bytes_accepted: AtomicU64,
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let v: Vec<String> = std::env::args().collect();
+    v.windows(2)
+        .find(|w| w[0] == name)
+        .map_or(default, |w| w[1].parse().expect("a number"))
+}
+
+/// The server's resident memory now, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One attacker: its own key, connecting again and again, each time opening a stream and
+/// pushing a VideoFrame header declaring 8 MiB followed by that much junk.
+async fn attacker(ticket: Ticket, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let Ok(ep) = bind_endpoint(iroh::SecretKey::generate(), EndpointOptions::default()).await
+    else {
+        tally.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let junk = vec![0xa5u8; 64 * 1024];
+    let mut header = vec![0x42u8];
+    header.extend_from_slice(&(PUSH as u32).to_be_bytes());
+    while !stop.load(Ordering::Relaxed) {
+        let attempt = async {
+            let conn = ep
+                .connect(ticket.endpoint_addr(), xoq_wire::ALPN)
+                .await
+                .ok()?;
+            tally.connected.fetch_add(1, Ordering::Relaxed);
+            let (mut send, _recv) = conn.open_bi().await.ok()?;
+            send.write_all(&header).await.ok()?;
+            let mut sent = 0;
+            while sent < PUSH {
+                send.write_all(&junk).await.ok()?;
+                sent += junk.len();
+                tally
+                    .bytes_accepted
+                    .fetch_add(junk.len() as u64, Ordering::Relaxed);
+            }
+            Some(())
+        };
+        if tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    ep.close().await;
+}
+
+fn report(name: &str, mut v: Vec<f64>) -> f64 {
+    let (p50, p99) = (percentile(&mut v, 0.50), percentile(&mut v, 0.99));
+    println!("| {name} | {} | {p50:.0} | {p99:.0} |", v.len());
+    p50
+}
+
+fn main() {
+    let attackers = arg("--attackers", 200);
+    let n = arg("--round-trips", 3000);
+    let env = Env::new();
+    env.authorize("bench", &[]);
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--sim-serial".into(), "echo0".into()],
+    );
+    let pid = server.proc.child.id();
+    let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    tty.drain();
+    println!(
+        "attack_bench: {attackers} attackers pushing {} MiB each, {n} round trips of 32 B\n",
+        PUSH >> 20
+    );
+    println!("| phase | round trips | p50 us | p99 us |\n|---|---:|---:|---:|");
+    let rss_idle = rss_mib(pid);
+    let quiet = report("no attack (baseline)", round_trips(&tty, n));
+
+    let ticket: Ticket = server.ticket.parse().expect("ticket");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for _ in 0..attackers {
+        rt.spawn(attacker(ticket.clone(), stop.clone(), tally.clone()));
+    }
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max((rss_mib(pid) * 1024.0) as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    // Let the flood build up before measuring under it.
+    std::thread::sleep(Duration::from_secs(3));
+    let attacked = report("during the attack", round_trips(&tty, n));
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let after = report("after the attack", round_trips(&tty, n / 3));
+    let peak = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    println!(
+        "\nserver RSS: {rss_idle:.1} MiB before, {peak:.1} MiB peak during the attack (limit 64)"
+    );
+    println!(
+        "attack: {} connections established, {} attempts ended in refusal or error, {:.1} MiB accepted by QUIC from attackers in total",
+        tally.connected.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+        tally.bytes_accepted.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "authorized client p50: {:.2}x the baseline during the attack (limit 1.2x), {:.2}x after",
+        attacked / quiet,
+        after / quiet
+    );
+}
