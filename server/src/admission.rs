@@ -7,11 +7,15 @@
 //! - right after the TLS handshake, which proves the client's key, a key that is not in the
 //!   authorized-clients file is refused by closing the connection with the reason (the
 //!   mounter shows it): no stream of it is ever accepted;
-//! - at most [`MAX_CONNECTIONS`] sessions at once, [`MAX_PER_CLIENT`] of them for one key.
+//! - at most [`MAX_CONNECTIONS`] sessions at once, [`MAX_PER_CLIENT`] of them for one key;
+//! - at most [`HANDSHAKE_RATE`] new handshakes a second on average (bursts of as many): each
+//!   costs a signature check and a key exchange, so a flood of throwaway keys reconnecting
+//!   as fast as they are refused would otherwise take a core. A legitimate mounter refused by
+//!   the limit retries with its backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iroh::EndpointId;
 use xoq_link::sync::lock;
@@ -24,6 +28,38 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 64;
 /// Sessions of one client key at once (a mounter has one; a reconnect may overlap the old).
 pub const MAX_PER_CLIENT: usize = 4;
+
+/// New handshakes a second, on average; also the largest burst.
+pub const HANDSHAKE_RATE: f64 = 16.0;
+
+/// A token bucket of handshakes.
+#[derive(Debug)]
+pub struct HandshakeRate {
+    tokens: f64,
+    last: Instant,
+}
+
+impl HandshakeRate {
+    pub fn new(now: Instant) -> Self {
+        HandshakeRate {
+            tokens: HANDSHAKE_RATE,
+            last: now,
+        }
+    }
+
+    /// Whether a handshake may start at `now`.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * HANDSHAKE_RATE).min(HANDSHAKE_RATE);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Live sessions, counted in total and per client key.
 #[derive(Debug, Default)]
@@ -98,6 +134,19 @@ mod tests {
         drop(slots);
         assert_eq!(s.count(), 0);
         assert!(s.admit(key(1)).is_ok());
+    }
+
+    #[test]
+    fn handshakes_beyond_the_rate_wait_for_the_bucket_to_refill() {
+        let t0 = Instant::now();
+        let mut r = HandshakeRate::new(t0);
+        let burst = (0..1000).filter(|_| r.allow(t0)).count();
+        assert_eq!(burst, HANDSHAKE_RATE as usize);
+        assert!(!r.allow(t0 + Duration::from_millis(5)));
+        // A second later, a second's worth again.
+        let t1 = t0 + Duration::from_secs(1);
+        let refill = (0..1000).filter(|_| r.allow(t1)).count();
+        assert_eq!(refill, HANDSHAKE_RATE as usize);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 
 use tokio::sync::Semaphore;
 
-use crate::admission::{Sessions, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};
+use crate::admission::{
+    HandshakeRate, Sessions, HANDSHAKE_RATE, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES,
+};
 use crate::config::ServerConfig;
 use crate::devices::Devices;
 use crate::session::{serve_connection, ServerCtx};
@@ -60,15 +62,21 @@ pub async fn serve(
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let accept = async {
         let mut turned_away = 0u64;
+        let mut rate = HandshakeRate::new(std::time::Instant::now());
         while let Some(incoming) = ep.accept().await {
             // A flood of handshakes is refused before any cryptography is done for it.
-            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            let permit = if rate.allow(std::time::Instant::now()) {
+                handshakes.clone().try_acquire_owned().ok()
+            } else {
+                None
+            };
+            let Some(permit) = permit else {
                 incoming.refuse();
                 turned_away += 1;
                 if turned_away.is_power_of_two() {
                     tracing::warn!(
                         turned_away,
-                        "{MAX_HANDSHAKES} handshakes in progress; refusing more"
+                        "over {HANDSHAKE_RATE} handshakes a second or {MAX_HANDSHAKES} at once; refusing more"
                     );
                 }
                 continue;
