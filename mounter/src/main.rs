@@ -175,6 +175,8 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
     let status = MountStatus::new(ticket.id.to_string());
     let runtime = paths::runtime_dir();
     let sock = status::socket_path(&runtime, &ticket.id.to_string());
+    // Before anything is mounted: a second mounter of the same server stops here.
+    let listener = status::bind(&sock)?;
     let link_dir = args.link_dir.unwrap_or_else(naming::default_link_dir);
     if !paths::is_root() {
         println!("links go in {} (not root)", link_dir.display());
@@ -195,7 +197,7 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
             .unwrap_or_default(),
     };
     let mounts = Arc::new(Mounts::default());
-    let status_server = status::serve(sock.clone(), status.clone());
+    let status_server = status::serve(listener, status.clone());
     let result = tokio::select! {
         r = supervisor::run(ep.clone(), ticket, opts, mounts.clone(), status.clone()) => r,
         r = status_server => r.context("status socket failed"),

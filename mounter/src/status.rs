@@ -114,17 +114,44 @@ pub fn socket_path(dir: &Path, server_id: &str) -> PathBuf {
     ))
 }
 
-/// Serves status requests until the task is dropped. Each connection sends one line,
-/// `status` or `umount`, and gets one JSON line back.
-pub async fn serve(path: PathBuf, status: Arc<MountStatus>) -> Result<()> {
+/// Longest request line read from the socket (`status`, `umount`).
+const MAX_REQUEST: u64 = 256;
+
+/// Binds the status socket: owner-only (0600), and never over the live socket of another
+/// mounter (one that answers is left alone; a dead one from a crash is replaced).
+pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)
-        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "another xoq-mount of this server is running (its status socket {} answers); \
+             stop it first (`xoq-mount umount`)",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(path);
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} owner-only", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves status requests until the task is dropped. Each connection sends one line,
+/// `status` or `umount`, and gets one JSON line back; only this user (or root) is answered.
+pub async fn serve(listener: UnixListener, status: Arc<MountStatus>) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
     loop {
         let (stream, _) = listener.accept().await?;
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == me || c.uid() == 0 => {}
+            other => {
+                tracing::warn!(peer = ?other.map(|c| c.uid()), "status request from another user refused");
+                continue;
+            }
+        }
         let status = status.clone();
         tokio::spawn(async move {
             if let Err(e) = answer(stream, &status).await {
@@ -135,9 +162,12 @@ pub async fn serve(path: PathBuf, status: Arc<MountStatus>) -> Result<()> {
 }
 
 async fn answer(stream: UnixStream, status: &MountStatus) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await?;
+    BufReader::new(r.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let reply = match line.trim() {
         "umount" => {
             status.umount.notify_one();
@@ -249,4 +279,30 @@ pub fn render(v: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_socket_is_owner_only_and_a_live_one_is_never_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = socket_path(dir.path(), "0123456789abcdef");
+        let listener = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let status = MountStatus::new("0123456789abcdef".into());
+        let server = tokio::spawn(serve(listener, status));
+        let err = bind(&path).unwrap_err().to_string();
+        assert!(err.contains("another xoq-mount"), "{err}");
+        // Still answering.
+        let v = query(&path, "status").await.unwrap();
+        assert!(v.is_object(), "{v}");
+        server.abort();
+        let _ = server.await;
+        // A dead socket (its mounter gone) is replaced.
+        assert!(bind(&path).is_ok());
+    }
 }
