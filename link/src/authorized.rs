@@ -8,8 +8,9 @@
 //! devices = { "*" = "ro", ttyUSB0 = "rw" }
 //! ```
 //!
-//! An exact device name wins over `*`. The server reads the file on every new connection, so
-//! `xoq-server authorize` takes effect without a restart.
+//! An exact device name wins over `*`. The server reads the file on every new connection and
+//! watches it (`server/src/grants.rs`), so `xoq-server authorize` and `revoke` take effect
+//! without a restart, on live connections too.
 
 use std::collections::BTreeMap;
 use std::fs;

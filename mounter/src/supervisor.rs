@@ -180,9 +180,22 @@ fn mount_new_devices(
 async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
     loop {
         let incoming = m.listen(&session);
-        match session.open_device(m.name(), m.access()).await {
+        let mut state = "open";
+        let opened = match session.open_device(m.name(), m.access()).await {
+            // The server narrowed this client's grant to read-only: keep the device, read-only
+            // (its writes are refused by the server and counted).
+            Err(ConnectError::Refused {
+                code: ErrorCode::NotPermitted,
+                ..
+            }) if m.access() == Access::ReadWrite => {
+                state = "open read-only (the server narrowed this client's grant)";
+                session.open_device(m.name(), Access::ReadOnly).await
+            }
+            other => other,
+        };
+        match opened {
             Ok(stream) => {
-                m.status().set_state("open");
+                m.status().set_state(state);
                 match m.bridge(stream, incoming, &session).await {
                     BridgeEnd::LinkLost(why) => {
                         tracing::debug!(device = %m.name(), "bridge stopped: {why}");

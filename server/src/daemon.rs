@@ -14,6 +14,7 @@ use crate::admission::{
 };
 use crate::config::ServerConfig;
 use crate::devices::Devices;
+use crate::grants::Grants;
 use crate::session::{serve_connection, ServerCtx};
 
 /// Runs until the process is told to stop.
@@ -38,8 +39,9 @@ pub async fn serve(
         name: cfg.display_name(),
         id,
         devices: Devices::start(&cfg)?,
-        authorized_path: authorized_path.clone(),
+        grants: Grants::load(authorized_path.clone()),
     });
+    tokio::spawn(ctx.grants.clone().watch());
     tracing::info!(name = %ctx.name, %id, authorized = %authorized_path.display(), "xoq-server ready");
     // Scripts and tests read these two lines from stdout.
     println!("id: {id}");

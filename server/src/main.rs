@@ -7,6 +7,7 @@ mod can;
 mod config;
 mod daemon;
 mod devices;
+mod grants;
 mod reopen;
 mod serial;
 mod session;

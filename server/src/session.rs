@@ -1,6 +1,5 @@
 //! One client connection: handshake, authorization, and a task per opened device stream.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use xoq_wire::{
 
 use crate::admission::Sessions;
 use crate::devices::{Device, Devices};
+use crate::grants::{self, Grants};
 
 /// How long a client may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +28,8 @@ pub struct ServerCtx {
     pub name: String,
     pub id: EndpointId,
     pub devices: Devices,
-    pub authorized_path: PathBuf,
+    /// The authorized clients, followed live (see `grants`).
+    pub grants: Arc<Grants>,
 }
 
 /// Serves one connection until the client leaves or breaks the protocol. The client's key
@@ -54,9 +55,9 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
         }
     };
     match handshake(&ctx, &conn, auth).await {
-        Ok((auth, control)) => {
+        Ok(control) => {
             tracing::info!(client = %short, sessions = sessions.count(), "client connected");
-            run_session(&ctx, &conn, client, auth, control).await;
+            run_session(&ctx, &conn, client, control).await;
             tracing::info!(client = %short, "client disconnected");
         }
         Err(e) => tracing::warn!(client = %short, "handshake failed: {e}"),
@@ -65,15 +66,10 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
 
 type Control = (MessageWriter, MessageReader);
 
-/// The authorized clients, if `client` is one of them; otherwise the refusal's text.
-fn authorized(ctx: &ServerCtx, client: EndpointId) -> Result<AuthorizedClients, String> {
-    let auth = AuthorizedClients::load(&ctx.authorized_path).map_err(|e| {
-        tracing::error!("{e:#}");
-        format!(
-            "server {} cannot read its authorized-clients file; ask its operator to check the server log",
-            ctx.name
-        )
-    })?;
+/// The authorized clients (read again if the file changed), if `client` is one of them;
+/// otherwise the refusal's text.
+fn authorized(ctx: &ServerCtx, client: EndpointId) -> Result<Arc<AuthorizedClients>, String> {
+    let auth = ctx.grants.refresh();
     if auth.client(&client).is_none() {
         return Err(format!(
             "client {client} is not authorized on server `{}` ({}); on the server run: \
@@ -88,8 +84,8 @@ fn authorized(ctx: &ServerCtx, client: EndpointId) -> Result<AuthorizedClients, 
 async fn handshake(
     ctx: &ServerCtx,
     conn: &Connection,
-    auth: AuthorizedClients,
-) -> Result<(AuthorizedClients, Control), String> {
+    auth: Arc<AuthorizedClients>,
+) -> Result<Control, String> {
     let client = conn.remote_id();
     let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
         .await
@@ -125,7 +121,7 @@ async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     tracing::debug!(client_name = %hello.client_name, version, "welcomed");
-    Ok((auth, (writer, reader)))
+    Ok((writer, reader))
 }
 
 /// Sends the refusal, gives the client a moment to read it, then closes with the reason.
@@ -149,21 +145,30 @@ async fn run_session(
     ctx: &Arc<ServerCtx>,
     conn: &Connection,
     client: EndpointId,
-    auth: AuthorizedClients,
     control: Control,
 ) {
     let (_writer, mut reader) = control;
-    let auth = Arc::new(auth);
     let datagrams = Arc::new(DatagramRouter::default());
     let datagrams_ended = datagrams.run(conn);
     tokio::pin!(datagrams_ended);
+    // A client taken off the authorized list loses its whole connection.
+    let removed = grants::client_removed(ctx.grants.subscribe(), client);
+    tokio::pin!(removed);
     loop {
         tokio::select! {
+            _ = &mut removed => {
+                tracing::warn!("this client is no longer authorized; closing its connection");
+                conn.close(
+                    VarInt::from_u32(xoq_link::CLOSE_REFUSED),
+                    format!("this client's authorization on server `{}` was revoked", ctx.name).as_bytes(),
+                );
+                return;
+            }
             s = conn.accept_bi() => match s {
                 Ok((send, recv)) => {
-                    let (ctx, conn, auth) = (ctx.clone(), conn.clone(), auth.clone());
+                    let (ctx, conn) = (ctx.clone(), conn.clone());
                     let datagrams = datagrams.clone();
-                    tokio::spawn(async move { serve_device(ctx, conn, client, auth, datagrams, send, recv).await });
+                    tokio::spawn(async move { serve_device(ctx, conn, client, datagrams, send, recv).await });
                 }
                 Err(e) => {
                     tracing::debug!("connection ended: {e}");
@@ -198,7 +203,6 @@ async fn serve_device(
     ctx: Arc<ServerCtx>,
     conn: Connection,
     client: EndpointId,
-    auth: Arc<AuthorizedClients>,
     datagrams: Arc<DatagramRouter>,
     send: SendStream,
     recv: RecvStream,
@@ -220,7 +224,8 @@ async fn serve_device(
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
     let outbox = tx.clone();
-    let attached = open_device(&ctx, &auth, client, &device, access, tx);
+    let notice = tx.clone();
+    let attached = open_device(&ctx, &ctx.grants.refresh(), client, &device, access, tx);
     let attachment = match attached {
         Ok((att, info)) => {
             if writer.send(&Message::Opened(info)).await.is_err() {
@@ -229,6 +234,7 @@ async fn serve_device(
             att
         }
         Err((code, text)) => {
+            drop(notice);
             tracing::info!(%device, "open refused: {text}");
             let _ = writer.send(&Message::Error { code, text }).await;
             writer.finish();
@@ -259,11 +265,41 @@ async fn serve_device(
             Attached::Audio(a) => crate::audio::stream::handle_requests(&mut requests, a).await,
         }
     };
-    tokio::select! {
-        _ = &mut pump => {}
-        _ = handle => pump.await,
+    // The grant is followed while the stream is open: revoked or narrowed below what it was
+    // opened with, the stream is closed with the reason (the mounter reopens it if it may).
+    let lost = grants::lost(ctx.grants.subscribe(), client, &device, access);
+    let ended = tokio::select! {
+        _ = &mut pump => Ended::Sent,
+        _ = handle => Ended::Requests,
+        why = lost => Ended::Lost(why),
+    };
+    // `handle` is gone here: the attachment is released and its senders dropped.
+    match ended {
+        Ended::Sent => drop(notice),
+        Ended::Requests => {
+            drop(notice);
+            pump.await
+        }
+        Ended::Lost(text) => {
+            tracing::warn!(%device, "{text}; closing the device stream");
+            let tell = async move {
+                let code = ErrorCode::NotPermitted;
+                let _ = notice.send(Message::Error { code, text }).await;
+            };
+            tokio::join!(tell, pump);
+        }
     }
     tracing::info!(%device, "device closed");
+}
+
+/// Why a device stream's service stopped.
+enum Ended {
+    /// The stream to the client failed or every sender was dropped.
+    Sent,
+    /// The client's requests ended (its stream or the connection).
+    Requests,
+    /// The client's grant no longer covers the stream.
+    Lost(String),
 }
 
 /// A client's hold on a device of any kind.

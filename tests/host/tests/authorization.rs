@@ -207,3 +207,58 @@ fn an_ungranted_name_gets_the_same_answer_whether_or_not_the_device_exists() {
     );
     assert_eq!(answers[0], answers[1], "the answers tell the names apart");
 }
+
+#[test]
+fn a_narrowed_grant_and_a_revocation_reach_a_live_connection() {
+    let env = Env::new();
+    let hw = HardwarePty::new();
+    env.authorize("laptop", &[]);
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--serial".into(), hw.serve_arg("ttyUSB0")],
+    );
+    let mut mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    hw.master.drain();
+    tty.write_all(b"rw", T);
+    assert_eq!(hw.master.read_exact(2, T), b"rw");
+
+    // Narrowed to read-only while connected: the stream is closed and reopened read-only.
+    let t0 = std::time::Instant::now();
+    env.authorize("laptop", &["--read-only"]);
+    let deadline = t0 + T;
+    loop {
+        let s = env.run("xoq-mount", "laptop", &["status", "--json"]);
+        if s.contains("open read-only (the server narrowed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not narrowed: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("narrowed and reopened read-only after {:?}", t0.elapsed());
+    hw.master.drain();
+    tty.write_all(b"motor on", T);
+    assert_eq!(
+        hw.master.read_for(Duration::from_secs(1)),
+        b"",
+        "a narrowed client still wrote to the port"
+    );
+    hw.master.write_all(b"seen", T);
+    assert_eq!(tty.read_exact(4, T), b"seen", "reads go on read-only");
+
+    // Revoked while connected: the connection is closed with the reason and the mounter,
+    // refused on reconnecting, exits saying so.
+    let t0 = std::time::Instant::now();
+    let id = env.client_id("laptop");
+    env.run("xoq-server", "server", &["revoke", &id]);
+    let code = mount.proc.wait_exit(T);
+    println!("mounter exited {:?} after the revocation", t0.elapsed());
+    assert_eq!(code, Some(1), "{}", mount.proc.stderr());
+    let stderr = mount.proc.stderr();
+    assert!(
+        stderr.contains("revoked") || stderr.contains("not authorized"),
+        "{stderr}"
+    );
+}
