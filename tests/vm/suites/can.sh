@@ -73,16 +73,24 @@ dump /tmp/d1 vcan0; cansend "$IF" 123#DEADBEEF; got /tmp/d1 1; undump $P
 dump /tmp/d2 "$IF"; cansend vcan0 456#CAFE; got /tmp/d2 1; undump $P
 [ "$(frames /tmp/d2)" = "456#CAFE" ] && ok "vcan0 456#CAFE arrived on $IF" || bad "$IF got '$(frames /tmp/d2)'"
 
-# 2. every frame shape keeps its fields (FD 64 B with BRS, FD of 8 B, RTR, extended id, error)
+# 2. every frame shape keeps its fields (FD 64 B with BRS, FD of 8 B, RTR, extended id; error
+#    frames only from the bus: a client's error frame is refused, counted, never on the bus)
 FD64=$(i=0; while [ $i -lt 64 ]; do printf '%02X' $i; i=$((i + 1)); done)
-SHAPES="123##1$FD64 124##00102030405060708 125#R4 12345678#0102 20000004#0004000000000000"
+SENDABLE="123##1$FD64 124##00102030405060708 125#R4 12345678#0102"
+ERRFRAME=20000004#0004000000000000
+SHAPES="$SENDABLE $ERRFRAME"
 dump /tmp/d3 'vcan0,0:0,#FFFFFFFF'
-for f in $SHAPES; do cansend "$IF" "$f"; done; got /tmp/d3 5; undump $P
-for f in $SHAPES; do
+# 126#AA after the error frame is the fence: frames travel in order, so once it arrived the
+# error frame had its chance.
+for f in $SENDABLE $ERRFRAME 126#AA; do cansend "$IF" "$f"; done; got /tmp/d3 5; undump $P
+for f in $SENDABLE; do
   # candump shows the kernel's FD flags nibble, which includes CANFD_FDF (4): ##1 is sent as ##5
   case $f in *##1*) want=$(echo "$f" | sed 's/##1/##5/');; *##0*) want=$(echo "$f" | sed 's/##0/##4/');; *) want=$f;; esac
   frames /tmp/d3 | grep -qx "$want" && ok "shape $want" || bad "shape $want missing; got: $(frames /tmp/d3 | tr '\n' ' ')"
 done
+frames /tmp/d3 | grep -qx "126#AA" && ok "fence 126#AA arrived" || bad "fence missing; got: $(frames /tmp/d3 | tr '\n' ' ')"
+frames /tmp/d3 | grep -qx "$ERRFRAME" && bad "a client's error frame reached the bus" || ok "a client's error frame did not reach the bus"
+wait_for /tmp/mount.log 'error frame(s) refused' 10 && ok "the refusal is reported to the client" || bad "no refusal in the mount log"
 
 # ... and the same shapes from the remote bus to the local interface
 dump /tmp/d3r "$IF,0:0,#FFFFFFFF"
