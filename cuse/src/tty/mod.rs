@@ -35,6 +35,9 @@ pub const RX_CAP: usize = 256 * 1024;
 pub const MAX_IO: u32 = MAX_DATA as u32;
 
 /// How the tty starts.
+/// Most pollers waiting at once (far more than the open files of any real program).
+pub const MAX_POLL_WAITERS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct TtyConfig {
     /// The `N` of `ttyXOQ<N>`, reported by `TIOCGSERIAL`.
@@ -129,7 +132,9 @@ pub struct Tty {
     drains: Vec<PendingDrain>,
     waits: Vec<PendingWait>,
     next_seq: u32,
-    poll_waiters: Vec<u64>,
+    /// Pollers to notify on the next rise of readiness: (file handle, poll handle). Entries of
+    /// a file go when it is released, and there are at most [`MAX_POLL_WAITERS`].
+    poll_waiters: Vec<(u64, u64)>,
     /// Readiness (readable, writable) when we last looked, to notify pollers on a rise.
     ready: (bool, bool),
     replies: Vec<Vec<u8>>,
@@ -181,8 +186,11 @@ impl Tty {
             Op::Read { size, flags, .. } => self.read(u, *size, *flags, now),
             Op::Write { flags, data, .. } => self.write(u, *flags, data),
             Op::Poll {
-                kh, flags, events, ..
-            } => self.poll(u, *kh, *flags, *events),
+                fh,
+                kh,
+                flags,
+                events,
+            } => self.poll(u, *fh, *kh, *flags, *events),
             Op::Ioctl {
                 flags,
                 cmd,
@@ -356,6 +364,7 @@ impl Tty {
 
     fn release(&mut self, unique: u64, fh: u64) {
         self.files.retain(|f| *f != fh);
+        self.poll_waiters.retain(|w| w.0 != fh);
         if self.files.is_empty() {
             self.exclusive = false;
             // ... and drops them on last close when HUPCL is set (the default).
@@ -411,7 +420,13 @@ impl Tty {
         !self.link || (self.writes.is_empty() && self.uplink_bytes < TX_CAP)
     }
 
-    fn poll(&mut self, unique: u64, kh: u64, flags: u32, events: u32) {
+    /// Pollers waiting for a notification.
+    #[cfg(test)]
+    pub(crate) fn poll_waiter_count(&self) -> usize {
+        self.poll_waiters.len()
+    }
+
+    fn poll(&mut self, unique: u64, fh: u64, kh: u64, flags: u32, events: u32) {
         let mut revents = 0u32;
         if self.readable() {
             revents |= (libc::POLLIN | libc::POLLRDNORM) as u32;
@@ -422,8 +437,13 @@ impl Tty {
         if events != 0 {
             revents &= events | (libc::POLLERR | libc::POLLHUP) as u32;
         }
-        if flags & POLL_SCHEDULE_NOTIFY != 0 && !self.poll_waiters.contains(&kh) {
-            self.poll_waiters.push(kh);
+        if flags & POLL_SCHEDULE_NOTIFY != 0 && !self.poll_waiters.iter().any(|w| w.1 == kh) {
+            if self.poll_waiters.len() >= MAX_POLL_WAITERS {
+                // Woken early rather than forgotten: a spurious wakeup only makes it poll again.
+                let (_, oldest) = self.poll_waiters.remove(0);
+                self.reply(abi::poll_wakeup(oldest));
+            }
+            self.poll_waiters.push((fh, kh));
         }
         self.reply(abi::poll_reply(unique, revents));
     }
@@ -523,7 +543,7 @@ impl Tty {
         let rose = (ready.0 && !self.ready.0) || (ready.1 && !self.ready.1);
         self.ready = ready;
         if rose {
-            for kh in std::mem::take(&mut self.poll_waiters) {
+            for (_, kh) in std::mem::take(&mut self.poll_waiters) {
                 self.reply(abi::poll_wakeup(kh));
             }
         }

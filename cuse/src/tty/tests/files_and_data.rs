@@ -109,6 +109,44 @@ fn poll_reports_readiness_and_wakes_the_poller_when_data_arrives() {
 }
 
 #[test]
+fn an_open_poll_close_loop_leaves_no_poller_behind() {
+    let mut r = Rig::new(false);
+    let pollin = libc::POLLIN as u32;
+    // 5000 files, each polled once (a new poll handle each) and closed.
+    for kh in 1..=5000u64 {
+        let fh = r.open();
+        assert_eq!(r.poll_file(fh, kh, pollin), 0);
+        r.release(fh);
+    }
+    assert_eq!(r.tty.poll_waiter_count(), 0);
+    // Data arriving now wakes nobody: every poller's file is gone.
+    r.remote(Message::Data(b"x".to_vec()));
+    assert!(r.replies().is_empty());
+}
+
+#[test]
+fn pollers_that_never_close_are_bounded_and_the_evicted_are_woken() {
+    let mut r = Rig::new(false);
+    let fh = r.open();
+    let n = super::super::MAX_POLL_WAITERS as u64;
+    for kh in 1..=n {
+        r.poll_file(fh, kh, libc::POLLIN as u32);
+    }
+    let mut woken = Vec::new();
+    for kh in n + 1..=n + 10 {
+        r.poll_request(fh, kh, libc::POLLIN as u32);
+        woken.extend(r.replies().into_iter().filter(|x| x.unique == 0));
+    }
+    assert_eq!(r.tty.poll_waiter_count(), n as usize);
+    // The 10 oldest were woken early (a spurious wakeup: they poll again), not forgotten.
+    let kh: Vec<u64> = woken
+        .iter()
+        .map(|x| u64::from_le_bytes(x.body[..8].try_into().unwrap()))
+        .collect();
+    assert_eq!(kh, (1..=10).collect::<Vec<u64>>());
+}
+
+#[test]
 fn an_interrupted_wait_is_answered_with_eintr() {
     let mut r = Rig::new(false);
     let read = r.read(10, 0);

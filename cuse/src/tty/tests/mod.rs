@@ -199,13 +199,31 @@ impl Rig {
     }
 
     pub(super) fn poll(&mut self, kh: u64, events: u32) -> u32 {
+        self.poll_file(0, kh, events)
+    }
+
+    /// A poll of file handle `fh` that asks to be notified.
+    pub(super) fn poll_file(&mut self, fh: u64, kh: u64, events: u32) -> u32 {
+        let u = self.poll_request(fh, kh, events);
+        let r = self.reply_to(u);
+        u32::from_le_bytes(r.body[..4].try_into().unwrap())
+    }
+
+    /// Sends the poll request and leaves every reply (and notification) to the caller.
+    pub(super) fn poll_request(&mut self, fh: u64, kh: u64, events: u32) -> u64 {
         let mut b = vec![0u8; 24];
+        b[..8].copy_from_slice(&fh.to_le_bytes());
         b[8..16].copy_from_slice(&kh.to_le_bytes());
         b[16..20].copy_from_slice(&le32(abi::POLL_SCHEDULE_NOTIFY));
         b[20..24].copy_from_slice(&le32(events));
-        let u = self.send(opcode::POLL, &b);
-        let r = self.reply_to(u);
-        u32::from_le_bytes(r.body[..4].try_into().unwrap())
+        self.send(opcode::POLL, &b)
+    }
+
+    pub(super) fn release(&mut self, fh: u64) {
+        let mut b = vec![0u8; 24];
+        b[..8].copy_from_slice(&fh.to_le_bytes());
+        let u = self.send(opcode::RELEASE, &b);
+        assert_eq!(self.reply_to(u).error, 0);
     }
 
     pub(super) fn remote(&mut self, m: Message) {
