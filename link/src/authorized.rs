@@ -91,7 +91,36 @@ impl AuthorizedClients {
         Ok(parsed)
     }
 
-    /// Writes the file atomically (temporary file, then rename), mode 0600.
+    /// Loads the file, applies `change` and saves the result, holding an exclusive lock on
+    /// `<file>.lock` from the read to the rename, so two `xoq-server authorize` runs at once
+    /// cannot lose an update.
+    pub fn update<T>(path: &Path, change: impl FnOnce(&mut Self) -> T) -> Result<T> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+        }
+        let lock_path = path.with_extension("lock");
+        let lock_file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let mut auth = Self::load(path)?;
+        let out = change(&mut auth);
+        auth.save(path)?;
+        Ok(out)
+    }
+
+    /// Writes the file atomically (temporary file, then rename), mode 0600. Use [`Self::update`]
+    /// for a read-modify-write.
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -99,7 +128,8 @@ impl AuthorizedClients {
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
         }
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
         let body = format!(
             "# xoq-server authorized clients: edit with `xoq-server authorize`.\n{}",
             toml::to_string_pretty(self)?
@@ -111,10 +141,10 @@ impl AuthorizedClients {
             .as_ref()
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or(0o600);
+        // O_EXCL: never written through a file or a link someone put there.
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -242,5 +272,27 @@ mod tests {
         );
         fs::write(&p, "[clients.nothex]\ndevices = {}\n").unwrap();
         assert!(AuthorizedClients::load(&p).is_err());
+    }
+
+    #[test]
+    fn two_writers_at_once_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorized_clients.toml");
+        let writers: Vec<_> = (0..2u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25u8 {
+                        let id = iroh::SecretKey::from_bytes(&[w * 100 + i + 1; 32]).public();
+                        AuthorizedClients::update(&path, |a| a.grant(id, ClientGrant::default()))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(AuthorizedClients::load(&path).unwrap().clients.len(), 50);
     }
 }

@@ -112,9 +112,11 @@ pub async fn lost(
         let now = rx.borrow_and_update().access(&client, device);
         match now {
             None => return format!("access to `{device}` was revoked on the server"),
-            Some(a) if a < opened => return format!(
+            Some(a) if a < opened => {
+                return format!(
                 "access to `{device}` was narrowed to read-only on the server; reopen it read-only"
-            ),
+            )
+            }
             Some(_) => {}
         }
         if rx.changed().await.is_err() {

@@ -221,15 +221,15 @@ fn run(cli: Cli) -> Result<()> {
                 Access::ReadWrite
             };
             let devices = parse_device_spec(&devices, default)?;
-            let mut auth = AuthorizedClients::load(&auth_path)?;
-            auth.grant(
-                id,
-                ClientGrant {
-                    comment,
-                    devices: devices.clone(),
-                },
-            );
-            auth.save(&auth_path)?;
+            AuthorizedClients::update(&auth_path, |auth| {
+                auth.grant(
+                    id,
+                    ClientGrant {
+                        comment,
+                        devices: devices.clone(),
+                    },
+                )
+            })?;
             let list: Vec<String> = devices
                 .iter()
                 .map(|(d, a)| format!("{d}:{}", Access::from(*a)))
@@ -244,9 +244,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Revoke { client } => {
             let id = parse_client(&client)?;
-            let mut auth = AuthorizedClients::load(&auth_path)?;
-            if auth.revoke(&id) {
-                auth.save(&auth_path)?;
+            if AuthorizedClients::update(&auth_path, |auth| auth.revoke(&id))? {
                 println!("revoked {}", id.fmt_short());
             } else {
                 println!("{} was not authorized", id.fmt_short());
