@@ -25,6 +25,16 @@ pub fn state_dir() -> PathBuf {
     }
 }
 
+/// Where `xoq-mount` keeps its key: `/var/lib/xoq-mount` for root (a directory of root's own:
+/// `/var/lib/xoq` belongs to the server's service user, who must not be able to replace or
+/// plant root's client key), the same as [`state_dir`] otherwise. `XOQ_STATE_DIR` overrides both.
+pub fn mount_state_dir() -> PathBuf {
+    if std::env::var_os("XOQ_STATE_DIR").is_none() && is_root() {
+        return PathBuf::from("/var/lib/xoq-mount");
+    }
+    state_dir()
+}
+
 /// Where runtime sockets live: `/run/xoq` for root, `$XDG_RUNTIME_DIR/xoq` otherwise (falling
 /// back to the state dir). `XOQ_RUNTIME_DIR` overrides both.
 pub fn runtime_dir() -> PathBuf {

@@ -115,7 +115,7 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     let key_path = cli
         .key
-        .unwrap_or_else(|| paths::state_dir().join("client.key"));
+        .unwrap_or_else(|| paths::mount_state_dir().join("client.key"));
     match cli.command {
         Some(Command::Id) => {
             println!("{}", load_or_create_key(&key_path)?.public());

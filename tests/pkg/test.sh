@@ -220,12 +220,14 @@ check_eq "the service user reads config and key: same id" "$(as_service id 2>&1)
 check "the service user reads the client list" as_service clients
 cid=$(in_root xoq-mount id 2>/dev/null)
 check "xoq-mount id ($cid)" grep -qxE '[0-9a-f]{64}' <<<"$cid"
-check_eq "xoq-mount id (root) made /var/lib/xoq/client.key" "$(mode /var/lib/xoq/client.key)" "root:root 600"
+check_eq "xoq-mount id (root) made /var/lib/xoq-mount/client.key" "$(mode /var/lib/xoq-mount/client.key)" "root:root 600"
+check_eq "/var/lib/xoq-mount is root's alone" "$(mode /var/lib/xoq-mount)" "root:root 700"
+check_not "no client key in the service user's /var/lib/xoq" test -e "$PKG_ROOT/var/lib/xoq/client.key"
 check_has "authorize a client" "$(server authorize "$cid" --comment pkg-test 2>&1)" "authorized"
 check "fix-perms gives the client list back to xoq" in_root /usr/libexec/xoq/xoq-server-fix-perms
 check_eq "client list after authorize + fix-perms" "$(mode /etc/xoq/authorized_clients.toml)" "root:xoq 640"
 
-keep_sums() { for f in /var/lib/xoq/server.key /var/lib/xoq/client.key /etc/xoq/authorized_clients.toml; do sum "$f"; done; }
+keep_sums() { for f in /var/lib/xoq/server.key /var/lib/xoq-mount/client.key /etc/xoq/authorized_clients.toml; do sum "$f"; done; }
 sums0=$(keep_sums)
 passwd0=$(in_root getent passwd xoq)
 
@@ -239,12 +241,16 @@ check_eq "/var/lib/xoq still xoq 700" "$(mode /var/lib/xoq)" "xoq:xoq 700"
 
 echo "== pkg: upgrade to ${VERSION%-*}-2 with a local config edit"
 echo "# local edit (pkg test)" >>"$PKG_ROOT/etc/xoq/server.toml"
+# As a version before the key moved left it: the client key in /var/lib/xoq.
+mv "$PKG_ROOT/var/lib/xoq-mount/client.key" "$PKG_ROOT/var/lib/xoq/client.key"
 conf0=$(sum /etc/xoq/server.toml)
 check "dpkg -i 0.1.0-2" dpkg_ok -i /tmp/next/xoq-server_"${VERSION%-*}"-2_amd64.deb /tmp/next/xoq-mount_"${VERSION%-*}"-2_amd64.deb
 check_eq "xoq-server upgraded" "$(status xoq-server)" "install ok installed ${VERSION%-*}-2"
 check_eq "xoq-mount upgraded" "$(status xoq-mount)" "install ok installed ${VERSION%-*}-2"
 check_eq "local config edit kept" "$(sum /etc/xoq/server.toml)" "$conf0"
-check_eq "keys and client list kept" "$(keep_sums)" "$sums0"
+check_eq "keys and client list kept (the client key moved to /var/lib/xoq-mount)" "$(keep_sums)" "$sums0"
+check_not "no client key left in /var/lib/xoq" test -e "$PKG_ROOT/var/lib/xoq/client.key"
+check_eq "same client id after the move" "$(in_root xoq-mount id 2>/dev/null)" "$cid"
 check_eq "same server id" "$(server id 2>/dev/null)" "$id0"
 check_has "client still authorized" "$(server clients 2>&1)" "$cid"
 check "still enabled" test -L "$PKG_ROOT/etc/systemd/system/multi-user.target.wants/xoq-server.service"
@@ -270,7 +276,7 @@ check "enabled again" test -L "$PKG_ROOT/etc/systemd/system/multi-user.target.wa
 
 echo "== pkg: purge"
 check "dpkg -P xoq-mount" dpkg_ok -P xoq-mount
-check_not "client key deleted" test -e "$PKG_ROOT/var/lib/xoq/client.key"
+check_not "client key deleted" test -e "$PKG_ROOT/var/lib/xoq-mount/client.key"
 check "server key kept while xoq-server is installed" test -f "$PKG_ROOT/var/lib/xoq/server.key"
 check "dpkg -P xoq-server" dpkg_ok -P xoq-server
 check_not "dpkg knows xoq-server no more" in_root dpkg-query -W xoq-server
