@@ -30,7 +30,8 @@ use crate::supervisor::{MountOptions, Mounts};
     subcommand_negates_reqs = true
 )]
 struct Cli {
-    /// This client's identity key file (created on first start, mode 0600).
+    /// This client's identity key file (created on first start, mode 0600). Default:
+    /// /var/lib/xoq-mount/client.key as root, ~/.config/xoq/client.key otherwise.
     #[arg(long, global = true, env = "XOQ_CLIENT_KEY")]
     key: Option<PathBuf>,
     #[command(subcommand)]
