@@ -61,18 +61,22 @@ impl Grants {
         let now = stamp(&self.path);
         let mut seen = lock(&self.seen);
         if *seen != now {
+            *seen = now;
             match AuthorizedClients::load(&self.path) {
                 Ok(a) => {
-                    *seen = now;
                     tracing::info!(file = %self.path.display(), clients = a.clients.len(), "authorized clients changed");
                     self.tx.send_replace(Arc::new(a));
                 }
                 Err(e) => {
-                    *seen = now;
-                    tracing::error!("{e:#}; the previous grants stay in force until it is fixed");
+                    tracing::error!("{e:#}; the previous grants stay in force until it is fixed")
                 }
             }
         }
+        self.current()
+    }
+
+    /// The grants in force, as last read (at most [`POLL`] old), without touching the file.
+    pub fn current(&self) -> Arc<AuthorizedClients> {
         self.tx.borrow().clone()
     }
 
@@ -100,42 +104,44 @@ impl Grants {
     }
 }
 
-/// Resolves when `client`'s grant for `device` no longer covers `opened` (revoked, or narrowed
-/// from read-write to read-only), with the reason to tell the client.
-pub async fn lost(
+/// Resolves with what `check` returns once it returns something, checking the grants in
+/// force now and after every change. Never resolves once the server stops publishing changes
+/// (it is shutting down: nothing to enforce any more).
+async fn until<T>(
     mut rx: watch::Receiver<Arc<AuthorizedClients>>,
-    client: EndpointId,
-    device: &str,
-    opened: Access,
-) -> String {
+    mut check: impl FnMut(&AuthorizedClients) -> Option<T>,
+) -> T {
     loop {
-        let now = rx.borrow_and_update().access(&client, device);
-        match now {
-            None => return format!("access to `{device}` was revoked on the server"),
-            Some(a) if a < opened => {
-                return format!(
-                "access to `{device}` was narrowed to read-only on the server; reopen it read-only"
-            )
-            }
-            Some(_) => {}
+        if let Some(v) = check(&rx.borrow_and_update()) {
+            return v;
         }
         if rx.changed().await.is_err() {
-            // The server is stopping; nothing to enforce any more.
             std::future::pending::<()>().await;
         }
     }
 }
 
+/// Resolves when `client`'s grant for `device` no longer covers `opened` (revoked, or narrowed
+/// from read-write to read-only), with the reason to tell the client.
+pub async fn lost(
+    rx: watch::Receiver<Arc<AuthorizedClients>>,
+    client: EndpointId,
+    device: &str,
+    opened: Access,
+) -> String {
+    until(rx, |auth| match auth.access(&client, device) {
+        None => Some(format!("access to `{device}` was revoked on the server")),
+        Some(a) if a < opened => Some(format!(
+            "access to `{device}` was narrowed to read-only on the server; reopen it read-only"
+        )),
+        Some(_) => None,
+    })
+    .await
+}
+
 /// Resolves when `client` is no longer listed at all.
-pub async fn client_removed(mut rx: watch::Receiver<Arc<AuthorizedClients>>, client: EndpointId) {
-    loop {
-        if rx.borrow_and_update().client(&client).is_none() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
+pub async fn client_removed(rx: watch::Receiver<Arc<AuthorizedClients>>, client: EndpointId) {
+    until(rx, |auth| auth.client(&client).is_none().then_some(())).await
 }
 
 #[cfg(test)]

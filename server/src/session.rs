@@ -225,7 +225,9 @@ async fn serve_device(
     let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
     let outbox = tx.clone();
     let notice = tx.clone();
-    let attached = open_device(&ctx, &ctx.grants.refresh(), client, &device, access, tx);
+    // The grants as the watcher last read them: the file was read at this connection's start
+    // and is followed since, so an Open does not touch it.
+    let attached = open_device(&ctx, &ctx.grants.current(), client, &device, access, tx);
     let attachment = match attached {
         Ok((att, info)) => {
             if writer.send(&Message::Opened(info)).await.is_err() {

@@ -28,7 +28,7 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
             let due = keyframes.due();
             let m = tokio::select! {
                 m = requests.next() => m,
-                _ = sleep_until(due), if due.is_some() => {
+                _ = sleep_until(due) => {
                     keyframes.fire(Instant::now());
                     att.dev.request_keyframe();
                     continue;
@@ -78,8 +78,10 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
     }
 }
 
-/// Sleeps until `due` (a far future when there is none; the caller guards on it).
+/// Sleeps until `due`; forever when there is none.
 async fn sleep_until(due: Option<Instant>) {
-    let at = due.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
-    tokio::time::sleep_until(at.into()).await;
+    match due {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
