@@ -228,6 +228,15 @@ impl Server {
             port,
         }
     }
+
+    /// Starts a server whose one device is `hw`'s PTY, served as serial port `ttyUSB0`.
+    pub fn with_pty_port(env: &Env, hw: &crate::HardwarePty) -> Server {
+        Server::start(
+            env,
+            free_udp_port(),
+            &["--serial".into(), hw.serve_arg("ttyUSB0")],
+        )
+    }
 }
 
 /// A running `xoq-mount`.

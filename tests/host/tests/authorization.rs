@@ -13,11 +13,7 @@ fn an_unauthorized_client_is_refused_with_a_clear_message() {
     let env = Env::new();
     let hw = HardwarePty::new();
     env.authorize("friend", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--serial".into(), hw.serve_arg("ttyUSB0")],
-    );
+    let server = Server::with_pty_port(&env, &hw);
     let stranger = env.client_id("stranger");
     let (code, stderr) = Mount::expect_failure(&env, "stranger", &server.ticket, &[]);
     assert_eq!(code, Some(1), "refused mount exits 1; stderr: {stderr}");
@@ -45,11 +41,7 @@ fn a_read_only_client_sees_the_port_but_cannot_write_or_configure_it() {
     let hw = HardwarePty::new();
     env.authorize("viewer", &["--read-only"]);
     env.authorize("driver", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--serial".into(), hw.serve_arg("ttyUSB0")],
-    );
+    let server = Server::with_pty_port(&env, &hw);
     let viewer = Mount::start(&env, "viewer", &server.ticket, 1, &[]);
     assert!(
         viewer.proc.seen.iter().any(|l| l.contains("(ro,")),
@@ -213,11 +205,7 @@ fn a_narrowed_grant_and_a_revocation_reach_a_live_connection() {
     let env = Env::new();
     let hw = HardwarePty::new();
     env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--serial".into(), hw.serve_arg("ttyUSB0")],
-    );
+    let server = Server::with_pty_port(&env, &hw);
     let mut mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
     std::thread::sleep(Duration::from_millis(300));

@@ -20,11 +20,7 @@ fn one_mebibyte_each_way_through_a_real_pty_port() {
     let env = Env::new();
     let hw = HardwarePty::new();
     env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--serial".into(), hw.serve_arg("ttyUSB0")],
-    );
+    let server = Server::with_pty_port(&env, &hw);
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     assert!(
         mount.links[0].ends_with("ttyXOQ0"),

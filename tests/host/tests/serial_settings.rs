@@ -16,11 +16,7 @@ fn setup() -> (Env, HardwarePty, Server, Mount) {
     let env = Env::new();
     let hw = HardwarePty::new();
     env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--serial".into(), hw.serve_arg("ttyUSB0")],
-    );
+    let server = Server::with_pty_port(&env, &hw);
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     (env, hw, server, mount)
 }

@@ -208,11 +208,7 @@ fn main() {
     // xoq: /dev/ttyXOQ0 <-> a PTY served as the remote port
     {
         let hw = HardwarePty::new();
-        let server = Server::start(
-            &env,
-            free_udp_port(),
-            &["--serial".into(), hw.serve_arg("ttyUSB0")],
-        );
+        let server = Server::with_pty_port(&env, &hw);
         let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
         let tty = Tty::open_raw(&mount.links[0]);
         std::thread::sleep(Duration::from_millis(300));
