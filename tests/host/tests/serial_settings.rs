@@ -7,7 +7,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
 const T: Duration = Duration::from_secs(10);
