@@ -12,7 +12,7 @@
 
 use std::io;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use xoq_wire::{AudioFormat, SampleFormat};
@@ -21,6 +21,8 @@ use super::backend::{Fill, Microphone, Speaker};
 
 /// How long to wait for a card's stream to start.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one log line about a card's xruns in this long.
+const XRUN_LOG_EVERY: Duration = Duration::from_secs(10);
 
 fn err(what: String) -> io::Error {
     io::Error::other(what)
@@ -136,21 +138,49 @@ impl CardMicrophone {
     }
 }
 
+/// A stream's error callback. An xrun (the card's thread was late, on a busy host, and ALSA
+/// lost or repeated a period) is a glitch cpal has already recovered from: it is counted and
+/// logged at most every [`XRUN_LOG_EVERY`], and the stream goes on. Reopening the card for it
+/// would cost [`super::device`]'s retry delay of silence, on every xrun. Any other error ends
+/// the stream, through `fail`.
+fn on_error(
+    name: &str,
+    what: &'static str,
+    fail: impl Fn(String) + Send + 'static,
+) -> impl FnMut(cpal::Error) + Send + 'static {
+    let name = name.to_string();
+    let mut xruns: u64 = 0;
+    let mut logged: Option<Instant> = None;
+    move |e: cpal::Error| {
+        if e.kind() != cpal::ErrorKind::Xrun {
+            return fail(e.to_string());
+        }
+        xruns += 1;
+        if logged.is_none_or(|t| t.elapsed() >= XRUN_LOG_EVERY) {
+            logged = Some(Instant::now());
+            tracing::warn!(
+                "ALSA {name}: {xruns} {what} xrun(s) so far (the sound card's thread was late; \
+                 a busy host?): ALSA recovered and the audio glitched"
+            );
+        }
+    }
+}
+
 /// One chunk from the card's callback: samples and how long ago the first was captured.
 type Chunk = Result<(Vec<f32>, Duration), String>;
 
 fn build_input(
-    device: &cpal::Device,
+    card: &Card,
     config: &cpal::StreamConfig,
-    sample: cpal::SampleFormat,
     tx: mpsc::SyncSender<Chunk>,
 ) -> Result<cpal::Stream, String> {
     let on_error = {
         let tx = tx.clone();
-        move |e: cpal::Error| {
-            let _ = tx.try_send(Err(e.to_string()));
-        }
+        on_error(&card.name, "capture", move |e| {
+            let _ = tx.try_send(Err(e));
+        })
     };
+    let (device, sample) = (&card.device, card.sample);
     // Converts the card's samples and stamps them; a full channel drops the chunk (the
     // device thread is behind: it loses audio, not time).
     fn stamp(info: &cpal::InputCallbackInfo) -> Duration {
@@ -205,18 +235,13 @@ impl Microphone for CardMicrophone {
 
     fn run(&mut self, deliver: &mut dyn FnMut(&[f32], u64) -> bool) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(64);
-        let stream = build_input(&self.0.device, &self.0.config, self.0.sample, tx.clone())
+        let stream = build_input(&self.0, &self.0.config, tx.clone())
             .or_else(|e| {
                 tracing::warn!(
                     "ALSA {}: 10 ms periods refused ({e}); using the device's own",
                     self.0.name
                 );
-                build_input(
-                    &self.0.device,
-                    &with_default_buffer(&self.0.config),
-                    self.0.sample,
-                    tx,
-                )
+                build_input(&self.0, &with_default_buffer(&self.0.config), tx)
             })
             .map_err(|e| err(format!("cannot capture from ALSA {}: {e}", self.0.name)))?;
         stream
@@ -253,15 +278,15 @@ impl CardSpeaker {
 }
 
 fn build_output(
-    device: &cpal::Device,
+    card: &Card,
     config: &cpal::StreamConfig,
-    sample: cpal::SampleFormat,
     fill: Fill,
     errors: mpsc::SyncSender<String>,
 ) -> Result<cpal::Stream, String> {
-    let on_error = move |e: cpal::Error| {
-        let _ = errors.try_send(e.to_string());
-    };
+    let on_error = on_error(&card.name, "playback", move |e| {
+        let _ = errors.try_send(e);
+    });
+    let (device, sample) = (&card.device, card.sample);
     let cfg = *config;
     let mut scratch: Vec<f32> = Vec::new();
     let r = match sample {
@@ -315,27 +340,15 @@ impl Speaker for CardSpeaker {
 
     fn run(&mut self, fill: Fill) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(4);
-        let stream = build_output(
-            &self.0.device,
-            &self.0.config,
-            self.0.sample,
-            fill.clone(),
-            tx.clone(),
-        )
-        .or_else(|e| {
-            tracing::warn!(
-                "ALSA {}: 10 ms periods refused ({e}); using the device's own",
-                self.0.name
-            );
-            build_output(
-                &self.0.device,
-                &with_default_buffer(&self.0.config),
-                self.0.sample,
-                fill,
-                tx,
-            )
-        })
-        .map_err(|e| err(format!("cannot play on ALSA {}: {e}", self.0.name)))?;
+        let stream = build_output(&self.0, &self.0.config, fill.clone(), tx.clone())
+            .or_else(|e| {
+                tracing::warn!(
+                    "ALSA {}: 10 ms periods refused ({e}); using the device's own",
+                    self.0.name
+                );
+                build_output(&self.0, &with_default_buffer(&self.0.config), fill, tx)
+            })
+            .map_err(|e| err(format!("cannot play on ALSA {}: {e}", self.0.name)))?;
         stream
             .play()
             .map_err(|e| err(format!("cannot start ALSA {}: {e}", self.0.name)))?;

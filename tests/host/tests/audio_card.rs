@@ -94,10 +94,16 @@ fn a_sound_card_microphone_and_speaker_carry_their_tones() {
     recorder.join().expect("recorder");
     let a = analyse_tone(tone_middle(&wav::read(&tap).samples), 1000.0, 0.0);
     println!("ALSA speaker, recorded at the sink: {a}");
-    // On a loaded host ALSA's pipewire device plays silence when the card's callback is late
-    // (junctions; not the jitter buffer's; seen: 0.65 s of 2 whole): the tone must be there,
-    // whole where it is.
-    assert!(a.continuous_s >= 0.25, "{a}");
+    let log = server.proc.stderr();
+    for line in log.lines().filter(|l| l.contains("xrun")) {
+        println!("server: {line}");
+    }
+    // On a loaded host the card's thread is late now and then: ALSA loses a period (an xrun,
+    // which the server counts and logs, and cpal recovers from) and its pipewire device plays
+    // silence for it. Junctions, then; the tone must be there, whole where it is. A card
+    // reopened for a glitch would cost seconds of silence: the speaker must not have failed.
+    assert!(!log.contains("speaker ALSA"), "the speaker failed:\n{log}");
+    assert!(a.continuous_s >= 0.25, "{a}\nserver: {log}");
     assert!((a.freq / 1000.0 - 1.0).abs() <= 0.001, "{a}");
     assert!((a.level_dbfs + 9.03).abs() <= 1.0, "{a}");
     let _ = feeder.kill();
