@@ -4,13 +4,14 @@
 //! full", which it returns instead of blocking) up to a deadline: backpressure, not loss.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{setsockopt, sockopt};
 use socketcan::{CanFdSocket, Socket, SocketOptions};
 use tokio::io::unix::AsyncFd;
+use xoq_sys::canrecv::recv_with_meta;
 use xoq_wire::CanFrame;
 
 use crate::canframe::{decode_raw, encode_raw, unix_us, CANFD_MTU};
@@ -33,7 +34,7 @@ pub struct Received {
 }
 
 pub struct CanSock {
-    fd: AsyncFd<CanFdSocket>,
+    fd: AsyncFd<OwnedFd>,
     last_ovfl: AtomicU32,
 }
 
@@ -59,9 +60,9 @@ impl CanSock {
             // Not root: take what rmem_max allows.
             let _ = setsockopt(&sock, sockopt::RcvBuf, &RCVBUF);
         }
-        // SAFETY: the AsyncFd owns the socket, whose fd stays open and unchanged until the
-        // AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?;
+        // The reactor takes an owned descriptor: a duplicate of the socket's (the socket's own
+        // closes with it here).
+        let fd = xoq_sys::reactor::register(sock.as_fd().try_clone_to_owned()?)?;
         Ok(CanSock {
             fd,
             last_ovfl: AtomicU32::new(0),
@@ -70,7 +71,8 @@ impl CanSock {
 
     fn read_now(&self) -> io::Result<Received> {
         loop {
-            let (buf, n, meta) = recv_raw(self.fd.get_ref().as_raw_fd())?;
+            let mut buf = [0u8; CANFD_MTU];
+            let (n, meta) = recv_with_meta(self.fd.get_ref().as_fd(), &mut buf)?;
             let mut dropped = 0;
             if let Some(total) = meta.ovfl_total {
                 let prev = self.last_ovfl.swap(total, Ordering::Relaxed);
@@ -139,60 +141,3 @@ impl CanSock {
     }
 }
 
-/// What `recvmsg` said besides the frame.
-struct RecvMeta {
-    timestamp_us: Option<u64>,
-    ovfl_total: Option<u32>,
-    own: bool,
-}
-
-/// One non-blocking `recvmsg` on a CAN socket: the frame bytes, their length, and the
-/// timestamp, drop counter and `MSG_CONFIRM` flag (which nix's `MsgFlags` cannot carry).
-fn recv_raw(fd: std::os::fd::RawFd) -> io::Result<([u8; CANFD_MTU], usize, RecvMeta)> {
-    let mut buf = [0u8; CANFD_MTU];
-    // u64s keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points to one iovec over `buf` and to `control`, both live and of the
-    // lengths given; the kernel writes at most those lengths.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut meta = RecvMeta {
-        timestamp_us: None,
-        ovfl_total: None,
-        own: msg.msg_flags & libc::MSG_CONFIRM != 0,
-    };
-    // SAFETY: msg is the header recvmsg just filled; CMSG_FIRSTHDR/NXTHDR stay within
-    // msg_controllen and return null at the end.
-    let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !c.is_null() {
-        // SAFETY: c is non-null and points to a complete cmsghdr inside `control`.
-        let h = unsafe { &*c };
-        if h.cmsg_level == libc::SOL_SOCKET {
-            if h.cmsg_type == libc::SO_TIMESTAMP {
-                // SAFETY: an SO_TIMESTAMP message carries one timeval; read unaligned.
-                let tv: libc::timeval =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
-                meta.timestamp_us = Some(tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64);
-            } else if h.cmsg_type == libc::SO_RXQ_OVFL {
-                // SAFETY: an SO_RXQ_OVFL message carries one u32; read unaligned.
-                let v: u32 = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
-                meta.ovfl_total = Some(v);
-            }
-        }
-        // SAFETY: as for CMSG_FIRSTHDR.
-        c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
-    }
-    Ok((buf, n as usize, meta))
-}

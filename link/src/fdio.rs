@@ -6,12 +6,7 @@ use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
 
-/// Registers a non-blocking descriptor with the tokio reactor.
-pub fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd is open for as long as it lives and always returns the same raw fd;
-    // the AsyncFd owns it, so it stays open and unchanged for the registration's lifetime.
-    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
-}
+pub use xoq_sys::reactor::register;
 
 /// One `read(2)` once the descriptor is readable; 0 bytes is returned as `UnexpectedEof`.
 pub async fn read(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {

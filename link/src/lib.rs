@@ -4,6 +4,10 @@
 //! direct addresses), the iroh endpoint with our transport settings, and framed message
 //! streams over QUIC. Servers and mounters build on it; neither touches iroh directly for
 //! anything but accepting and dialling.
+//!
+//! No `unsafe` here: the few raw system calls are `xoq-sys`'s.
+
+#![forbid(unsafe_code)]
 
 pub mod authorized;
 pub mod canframe;
@@ -17,7 +21,7 @@ pub mod framed;
 pub mod frames;
 pub mod identity;
 pub mod paths;
-pub mod realtime;
+pub use xoq_sys::realtime;
 pub mod runtime;
 pub mod stats;
 pub mod sync;

@@ -29,6 +29,14 @@ pub fn promote_current_thread(priority: i32) -> Result<(), String> {
     ))
 }
 
+/// The calling thread's scheduling policy (`SCHED_OTHER`, `SCHED_FIFO`, ...), without the
+/// `SCHED_RESET_ON_FORK` flag.
+pub fn current_policy() -> i32 {
+    // SAFETY: sched_getscheduler takes no pointer and only reads the calling thread's policy.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    policy & !libc::SCHED_RESET_ON_FORK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,9 +45,7 @@ mod tests {
     fn a_thread_is_promoted_or_told_why_not() {
         let outcome = std::thread::spawn(|| {
             let r = promote_current_thread(AUDIO_PRIORITY);
-            // SAFETY: sched_getscheduler only reads the calling thread's policy.
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            (r, policy & !libc::SCHED_RESET_ON_FORK)
+            (r, current_policy())
         })
         .join()
         .expect("thread");

@@ -1,0 +1,40 @@
+//! Registering an owned descriptor with tokio's reactor.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use tokio::io::unix::AsyncFd;
+
+/// Registers a non-blocking descriptor with the tokio reactor (tokio makes this `unsafe` for
+/// any `AsRawFd` type, since one could change its descriptor; an `OwnedFd` cannot).
+pub fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd is open for as long as it lives and always returns the same raw fd;
+    // the AsyncFd owns it, so it stays open and unchanged for the registration's lifetime.
+    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_becomes_readable_once_written() {
+        let (a, mut b) = UnixStream::pair().expect("socket pair");
+        a.set_nonblocking(true).expect("non-blocking");
+        let fd = register(OwnedFd::from(a)).expect("register");
+        b.write_all(b"x").expect("write");
+        let mut guard = fd.readable().await.expect("readable");
+        let mut buf = [0u8; 4];
+        let n = guard
+            .try_io(|f| {
+                let s = UnixStream::from(f.get_ref().try_clone()?);
+                (&s).read(&mut buf)
+            })
+            .expect("ready")
+            .expect("read");
+        assert_eq!(&buf[..n], b"x");
+    }
+}
