@@ -363,21 +363,21 @@ impl Speaker for CardSpeaker {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use xoq_link::sync::lock;
+
     use super::*;
 
     #[test]
     fn xruns_are_survived_and_any_other_error_ends_the_stream() {
         let failures = Arc::new(Mutex::new(Vec::new()));
         let seen = failures.clone();
-        let mut handle = on_error("hw:9,0", "playback", move |e| {
-            seen.lock().expect("lock").push(e)
-        });
+        let mut handle = on_error("hw:9,0", "playback", move |e| lock(&seen).push(e));
         for _ in 0..1000 {
             handle(cpal::Error::new(cpal::ErrorKind::Xrun));
         }
-        assert!(failures.lock().expect("lock").is_empty());
+        assert!(lock(&failures).is_empty());
         handle(cpal::Error::new(cpal::ErrorKind::DeviceNotAvailable));
-        let failures = failures.lock().expect("lock");
+        let failures = lock(&failures);
         assert_eq!(failures.len(), 1, "{failures:?}");
     }
 }
