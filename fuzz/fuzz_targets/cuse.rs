@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         line: LineSettings::default(),
         modem: ModemStatus::default(),
     });
-    tty.link_up(LineSettings::default(), ModemStatus::default(), now);
+    tty.link_up(LineSettings::default(), ModemStatus::default(), true, now);
     let mut unique = 0u64;
     let mut rest = data.get(1..).unwrap_or_default();
     let mut take = |n: usize| -> Option<&[u8]> {
@@ -102,11 +102,20 @@ fuzz_target!(|data: &[u8]| {
                 tty.remote(Message::ModemStatus(s), now);
             }
             3 => {
-                let Some(b) = take(1) else { break };
-                tty.remote(Message::Drained { seq: u32::from(b[0]) }, now);
+                let Some(b) = take(2) else { break };
+                let m = if b[0] & 1 == 0 {
+                    Message::Drained { seq: u32::from(b[1]) }
+                } else {
+                    // Any count, even one the port could not have reached.
+                    Message::TxProgress {
+                        written: u64::from(b[1]) << (b[0] >> 2),
+                        queued: u32::from(b[0] >> 1),
+                    }
+                };
+                tty.remote(m, now);
             }
             4 => tty.link_down(now),
-            5 => tty.link_up(LineSettings::default(), ModemStatus::default(), now),
+            5 => tty.link_up(LineSettings::default(), ModemStatus::default(), true, now),
             6 => {
                 let Some(b) = take(1) else { break };
                 now += Duration::from_millis(10 * u64::from(b[0]));

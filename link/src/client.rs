@@ -186,6 +186,17 @@ impl ClientSession {
         name: &str,
         access: Access,
     ) -> Result<DeviceStream, ConnectError> {
+        self.open_device_as(name, access, 0).await
+    }
+
+    /// Opens one device on its own stream, naming this client's writer of a serial port
+    /// (`writer`, never 0, the same across reconnections: see `Message::Open`).
+    pub async fn open_device_as(
+        &self,
+        name: &str,
+        access: Access,
+        writer_token: u64,
+    ) -> Result<DeviceStream, ConnectError> {
         let (send, recv) = self.conn.open_bi().await?;
         let mut writer = MessageWriter::new(send);
         let mut reader = MessageReader::new(recv, Peer::Server);
@@ -193,6 +204,7 @@ impl ClientSession {
             .send(&Message::Open {
                 device: name.to_string(),
                 access,
+                writer: writer_token,
             })
             .await?;
         match reader.next().await? {

@@ -115,6 +115,8 @@ pub fn mount_one(
                 pty,
                 link,
                 status: dstatus,
+                writer_token: rand::random::<u64>() | 1,
+                tx: Default::default(),
             }))
         }
         (DeviceKind::Can, DeviceSettings::Can(c)) => {

@@ -64,6 +64,14 @@ impl Mounted {
             Mounted::Audio(m) => m.access,
         }
     }
+    /// The name of this mount's writer of a serial port (0 for other kinds).
+    pub fn writer_token(&self) -> u64 {
+        match self {
+            Mounted::Serial(m) => m.writer_token,
+            Mounted::SerialCuse(m) => m.writer_token,
+            _ => 0,
+        }
+    }
     pub fn status(&self) -> &Arc<DeviceStatus> {
         match self {
             Mounted::Serial(m) => &m.status,

@@ -181,7 +181,10 @@ async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
     loop {
         let incoming = m.listen(&session);
         let mut state = "open";
-        let opened = match session.open_device(m.name(), m.access()).await {
+        let opened = match session
+            .open_device_as(m.name(), m.access(), m.writer_token())
+            .await
+        {
             // The server narrowed this client's grant to read-only: keep the device, read-only
             // (its writes are refused by the server and counted).
             Err(ConnectError::Refused {

@@ -15,6 +15,7 @@ use xoq_wire::{
 use crate::admission::Sessions;
 use crate::devices::{Device, Devices};
 use crate::grants::{self, Grants};
+use crate::serial::writer::WriterName;
 
 /// How long a client may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,8 +210,12 @@ async fn serve_device(
 ) {
     let mut writer = MessageWriter::new(send);
     let mut reader = MessageReader::new(recv, Peer::Client);
-    let (device, access) = match reader.next().await {
-        Ok(Some(Message::Open { device, access })) => (device, access),
+    let (device, access, writer_token) = match reader.next().await {
+        Ok(Some(Message::Open {
+            device,
+            access,
+            writer,
+        })) => (device, access, writer),
         Ok(Some(m)) => {
             protocol_close(&conn, format!("expected Open, got {}", m.name()));
             return;
@@ -227,7 +232,12 @@ async fn serve_device(
     let notice = tx.clone();
     // The grants as the watcher last read them: the file was read at this connection's start
     // and is followed since, so an Open does not touch it.
-    let attached = open_device(&ctx, &ctx.grants.current(), client, &device, access, tx);
+    let open = OpenRequest {
+        device: &device,
+        access,
+        writer: WriterName::new(*client.as_bytes(), writer_token),
+    };
+    let attached = open_device(&ctx, &ctx.grants.current(), client, open, tx);
     let attachment = match attached {
         Ok((att, info)) => {
             if writer.send(&Message::Opened(info)).await.is_err() {
@@ -312,14 +322,26 @@ enum Attached {
     Audio(crate::audio::AudioAttachment),
 }
 
+/// What a client's `Open` asks for.
+struct OpenRequest<'a> {
+    device: &'a str,
+    access: Access,
+    /// Its writer's name, for a serial port (see `serial::writer`).
+    writer: Option<WriterName>,
+}
+
 fn open_device(
     ctx: &ServerCtx,
     auth: &AuthorizedClients,
     client: EndpointId,
-    device: &str,
-    access: Access,
+    open: OpenRequest<'_>,
     tx: mpsc::Sender<Message>,
 ) -> Result<(Attached, xoq_wire::DeviceInfo), (ErrorCode, String)> {
+    let OpenRequest {
+        device,
+        access,
+        writer,
+    } = open;
     // The grant first: a client not granted a name gets the same answer whether or not a
     // device of that name exists, so it cannot probe for names.
     let Some(granted) = auth.access(&client, device) else {
@@ -342,7 +364,7 @@ fn open_device(
     }
     match dev {
         Device::Serial(d) => {
-            let att = d.attach(access, tx)?;
+            let att = d.attach(access, writer, tx)?;
             Ok((Attached::Serial(att), d.info(access)))
         }
         Device::Can(d) => {

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub mod serial;
+pub mod serial_tx;
 pub mod video;
 
 pub use audio::{AudioDirection, AudioFormat, AudioPacket, AudioSettings, SampleFormat};
@@ -33,12 +34,15 @@ pub use name::{check_name, is_valid_name};
 pub use serial::{
     FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
 };
+pub use serial_tx::TxLedger;
 pub use video::{CameraSettings, VideoCodec, VideoFrame, VideoMode};
 
-/// The ALPN identifier of protocol version 1 on an iroh/QUIC connection.
+/// The ALPN identifier of the protocol on an iroh/QUIC connection (its version is negotiated
+/// in `Hello`).
 pub const ALPN: &[u8] = b"xoq/1";
 
 /// Protocol versions this build speaks (inclusive range).
-pub const MIN_VERSION: u16 = 1;
+/// Version 2 added the serial writer's resumption (`Open.writer`) and `TxProgress`.
+pub const MIN_VERSION: u16 = 2;
 /// Highest protocol version this build speaks.
-pub const MAX_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 2;

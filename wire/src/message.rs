@@ -1,4 +1,4 @@
-//! Every message of protocol v1, with its encoding and decoding.
+//! Every message of protocol v2, with its encoding and decoding.
 
 use crate::audio::AudioPacket;
 use crate::can::{CanCounters, CanFrame, FRAME_HEADER, MAX_BATCH};
@@ -25,8 +25,15 @@ pub enum Message {
     Welcome(Welcome),
     /// server -> client, instead of `Welcome`; the connection closes after it.
     Refused(Refusal),
-    /// client -> server, first on a device stream.
-    Open { device: String, access: Access },
+    /// client -> server, first on a device stream. `writer` names the client's writer of a
+    /// serial port across reconnections (0: none): a read-write open with the `writer` of a
+    /// stream of the same client takes that stream's place, and the port's first `TxProgress`
+    /// says how much of what was sent under that name it wrote, so the rest is sent again.
+    Open {
+        device: String,
+        access: Access,
+        writer: u64,
+    },
     /// server -> client, the device is open; carries its current catalog entry.
     Opened(DeviceInfo),
     /// either way: something failed. After an `Open`, or with code `Malformed`, the stream ends.
@@ -50,6 +57,11 @@ pub enum Message {
     Drain { seq: u32 },
     /// server -> client: every byte written before `Drain { seq }` has been transmitted.
     Drained { seq: u32 },
+    /// server -> client, serial: `written` bytes of data sent under this stream's `writer`
+    /// (of this stream alone when it has none) have been handed to the port, which still holds
+    /// `queued` of all it was given. First after `Opened` of a read-write stream, then after
+    /// each `Data` the port took.
+    TxProgress { written: u64, queued: u32 },
     /// CAN frames, either way: client -> server to send on the bus, server -> client as the
     /// bus carried them. A batch holds only frames that were ready at once: no waiting.
     CanFrames(Vec<CanFrame>),
@@ -86,6 +98,7 @@ mod ty {
     pub const DRAIN: u8 = 0x26;
     pub const DRAINED: u8 = 0x27;
     pub const SET_BREAK: u8 = 0x28;
+    pub const TX_PROGRESS: u8 = 0x29;
     pub const CAN_FRAMES: u8 = 0x30;
     pub const CAN_COUNTERS: u8 = 0x31;
     pub const TIME_SYNC: u8 = 0x32;
@@ -124,6 +137,7 @@ pub(crate) fn may_send(peer: Peer, t: u8) -> bool {
             | ty::OPENED
             | ty::MODEM_STATUS
             | ty::DRAINED
+            | ty::TX_PROGRESS
             | ty::CAN_COUNTERS
             | ty::VIDEO_FRAME
     );
@@ -139,13 +153,14 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::HELLO => 4 + 2 + MAX_NAME,
         ty::WELCOME => MAX_BODY,
         ty::REFUSED | ty::ERROR => 2 + 2 + MAX_TEXT,
-        ty::OPEN => 2 + MAX_NAME + 1,
+        ty::OPEN => 2 + MAX_NAME + 1 + 8,
         ty::OPENED => MAX_DEVICE_INFO,
         ty::DATA => MAX_DATA,
         ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
         ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH | ty::SET_BREAK => 1,
         ty::BREAK => 2,
         ty::DRAIN | ty::DRAINED => 4,
+        ty::TX_PROGRESS => 12,
         ty::CAN_FRAMES => 2 + MAX_BATCH * (FRAME_HEADER + 64),
         ty::CAN_COUNTERS => CanCounters::ENCODED_LEN,
         ty::TIME_SYNC => 16,
@@ -176,6 +191,7 @@ impl Message {
             Message::Flush(_) => "Flush",
             Message::Drain { .. } => "Drain",
             Message::Drained { .. } => "Drained",
+            Message::TxProgress { .. } => "TxProgress",
             Message::CanFrames(_) => "CanFrames",
             Message::CanCounters(_) => "CanCounters",
             Message::TimeSync { .. } => "TimeSync",
@@ -216,9 +232,14 @@ impl Message {
                 w.str(&r.text, MAX_TEXT);
                 ty::REFUSED
             }
-            Message::Open { device, access } => {
+            Message::Open {
+                device,
+                access,
+                writer,
+            } => {
                 w.str(device, MAX_NAME);
                 w.u8(access.to_u8());
+                w.u64(*writer);
                 ty::OPEN
             }
             Message::Opened(info) => {
@@ -265,6 +286,11 @@ impl Message {
             Message::Drained { seq } => {
                 w.u32(*seq);
                 ty::DRAINED
+            }
+            Message::TxProgress { written, queued } => {
+                w.u64(*written);
+                w.u32(*queued);
+                ty::TX_PROGRESS
             }
             Message::CanFrames(frames) => {
                 let n = frames.len().min(MAX_BATCH);
@@ -395,6 +421,7 @@ impl Message {
             ty::OPEN => Message::Open {
                 device: r.name("device")?,
                 access: Access::from_u8(r.u8("access")?)?,
+                writer: r.u64("writer")?,
             },
             ty::OPENED => Message::Opened(DeviceInfo::decode(&mut r)?),
             ty::ERROR => Message::Error {
@@ -430,6 +457,10 @@ impl Message {
             ty::FLUSH => Message::Flush(FlushQueue::from_u8(r.u8("flush_queue")?)?),
             ty::DRAIN => Message::Drain { seq: r.u32("seq")? },
             ty::DRAINED => Message::Drained { seq: r.u32("seq")? },
+            ty::TX_PROGRESS => Message::TxProgress {
+                written: r.u64("written")?,
+                queued: r.u32("queued")?,
+            },
             ty::CAN_FRAMES => {
                 let n = usize::from(r.u16("frame_count")?);
                 if n > MAX_BATCH {

@@ -106,8 +106,18 @@ fn small_messages_bytes() {
             Message::Open {
                 device: "a".into(),
                 access: Access::ReadOnly,
+                writer: 0x0102_0304_0506_0708,
             },
-            vec![0x10, 0, 0, 0, 4, 0x00, 0x01, b'a', 0x00],
+            vec![
+                0x10, 0, 0, 0, 12, 0x00, 0x01, b'a', 0x00, 1, 2, 3, 4, 5, 6, 7, 8,
+            ],
+        ),
+        (
+            Message::TxProgress {
+                written: 0x1_0000_0002,
+                queued: 3,
+            },
+            vec![0x29, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3],
         ),
         (
             Message::Error {

@@ -2,7 +2,7 @@
 //! Each is answered as a serial port driver would, and what changes the port travels to the
 //! remote in order with the data.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use xoq_wire::limits::MAX_BREAK_MS;
 use xoq_wire::Message;
@@ -43,6 +43,22 @@ pub(super) fn initial_serial_struct(line: u32) -> [u8; SERIAL_STRUCT_LEN] {
     s[4..8].copy_from_slice(&line.to_le_bytes());
     s[40..42].copy_from_slice(&3000u16.to_le_bytes());
     s
+}
+
+/// How long a last close waits for the remote port, from `struct serial_struct`.
+pub(super) enum ClosingWait {
+    /// `ASYNC_CLOSING_WAIT_INF` (0).
+    Forever,
+    /// In hundredths of a second; `ASYNC_CLOSING_WAIT_NONE` (65535) is no wait at all.
+    For(Duration),
+}
+
+pub(super) fn closing_wait(serial: &[u8; SERIAL_STRUCT_LEN]) -> ClosingWait {
+    match u16::from_le_bytes([serial[40], serial[41]]) {
+        0 => ClosingWait::Forever,
+        u16::MAX => ClosingWait::For(Duration::ZERO),
+        cs => ClosingWait::For(Duration::from_millis(10 * u64::from(cs))),
+    }
 }
 
 impl Tty {
@@ -105,7 +121,7 @@ impl Tty {
             TIOCMGET => int_out(i64::from(self.modem_bits())),
             TIOCMSET | TIOCMBIS | TIOCMBIC => self.set_modem_bits(cmd, int_in(input)),
             TIOCINQ => int_out(self.rx.len() as i64),
-            TIOCOUTQ => int_out(self.uplink_bytes as i64),
+            TIOCOUTQ => int_out(self.output_queue() as i64),
             TCSBRK if arg != 0 => self.tcdrain(unique),
             TCSBRK => self.send_break(0),
             // In tenths of a second; 0 means the usual quarter second.

@@ -8,12 +8,19 @@
 //! write while the transmit queue is full) are parked and answered later, or with `EINTR`
 //! when the kernel says the caller got a signal.
 //!
+//! Like a local UART, the port receives only while a program has it open: on last close the
+//! input is flushed here and at the remote port, and whatever arrives until the remote
+//! confirms (a [close barrier](CloseBarrier)) or while nobody has the port open is discarded
+//! and counted, so the next program never reads the answers meant for the previous one.
+//! Output written before the close is still transmitted.
+//!
 //! While the link is down the device stays: reads wait (as on a port whose cable is out),
 //! writes, drains and breaks fail with `EIO`, and the modem inputs (CTS, DSR, DCD, RI) drop, which
 //! wakes `TIOCMIWAIT`. Settings made meanwhile are sent when the link returns.
 
 mod control;
 mod reads;
+mod writes;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -25,9 +32,9 @@ use crate::abi::{self, Op, Request, POLL_SCHEDULE_NOTIFY};
 use crate::ioctl::SERIAL_STRUCT_LEN;
 use crate::termios;
 use reads::PendingRead;
+pub use writes::TX_CAP;
+use writes::{PendingWrite, TxQueue};
 
-/// Bytes written and not yet handed to the link before writers wait (`TIOCOUTQ` reports it).
-pub const TX_CAP: usize = 64 * 1024;
 /// Bytes received and not yet read before we stop taking more from the link (the remote port
 /// is then read more slowly: nothing is dropped).
 pub const RX_CAP: usize = 256 * 1024;
@@ -70,12 +77,22 @@ pub struct TtyCounters {
     pub refused: u64,
     /// Calls failed with `EIO` because the link was down.
     pub link_down_errors: u64,
+    /// Bytes from the remote discarded because nobody had the port open, or because they
+    /// were received before the last close (see [`CloseBarrier`]).
+    pub rx_discarded: u64,
+    /// Close barriers that ended at their closing wait instead of the remote's confirmation.
+    pub barrier_timeouts: u64,
 }
 
-/// A write waiting for room in the transmit queue.
-struct PendingWrite {
-    unique: u64,
-    data: Vec<u8>,
+/// After the last close: the remote was asked to flush its input and then to confirm
+/// (`Flush(Input)`, then `Drain`, which the remote answers once the output written before the
+/// close has left the port). Data arriving before that confirmation was received before the
+/// close, and is discarded.
+#[derive(Debug, Clone, Copy)]
+struct CloseBarrier {
+    seq: u32,
+    /// When to stop waiting (`closing_wait`); `None`: until confirmed or the link drops.
+    until: Option<Instant>,
 }
 
 /// What to do once the remote port has transmitted everything written before.
@@ -119,8 +136,9 @@ pub struct Tty {
     counters: TtyCounters,
     rx: VecDeque<u8>,
     last_rx: Option<Instant>,
+    barrier: Option<CloseBarrier>,
     uplink: VecDeque<Message>,
-    uplink_bytes: usize,
+    tx: TxQueue,
     link: bool,
     files: Vec<u64>,
     next_fh: u64,
@@ -155,8 +173,9 @@ impl Tty {
             counters: TtyCounters::default(),
             rx: VecDeque::new(),
             last_rx: None,
+            barrier: None,
             uplink: VecDeque::new(),
-            uplink_bytes: 0,
+            tx: TxQueue::default(),
             link: false,
             files: Vec::new(),
             next_fh: 1,
@@ -182,7 +201,7 @@ impl Tty {
         let u = req.unique;
         match &req.op {
             Op::Open { .. } => self.open(u),
-            Op::Release { fh } => self.release(u, *fh),
+            Op::Release { fh } => self.release(u, *fh, now),
             Op::Read { size, flags, .. } => self.read(u, *size, *flags, now),
             Op::Write { flags, data, .. } => self.write(u, *flags, data),
             Op::Poll {
@@ -210,6 +229,9 @@ impl Tty {
     /// Takes one message from the remote port.
     pub fn remote(&mut self, msg: Message, now: Instant) {
         match msg {
+            Message::Data(d) if self.files.is_empty() || self.barrier.is_some() => {
+                self.counters.rx_discarded += d.len() as u64;
+            }
             Message::Data(d) => {
                 self.icount.rx = self.icount.rx.wrapping_add(d.len() as u32);
                 self.counters.rx_bytes += d.len() as u64;
@@ -229,14 +251,18 @@ impl Tty {
                 }
             }
             Message::Drained { seq } => self.drained(seq),
+            Message::TxProgress { written, queued } => self.tx_progress(written, queued),
             _ => {}
         }
         self.settle(now);
     }
 
-    /// The link is up with a fresh device stream; the remote port is in this state.
-    pub fn link_up(&mut self, line: LineSettings, modem: ModemStatus, now: Instant) {
+    /// The link is up with a fresh device stream; the remote port is in this state. On a
+    /// read-write stream (`writer`) nothing is sent until the port says how much of our data
+    /// it has (its first `TxProgress`).
+    pub fn link_up(&mut self, line: LineSettings, modem: ModemStatus, writer: bool, now: Instant) {
         self.link = true;
+        self.tx.resuming = writer && !self.read_only;
         self.remote_line = Some(line);
         if self.read_only || !self.touched_line {
             termios::apply_line(&mut self.termios, &line);
@@ -261,11 +287,10 @@ impl Tty {
     /// The link (or the remote device) is gone.
     pub fn link_down(&mut self, now: Instant) {
         self.link = false;
-        self.uplink.clear();
-        self.uplink_bytes = 0;
-        for w in std::mem::take(&mut self.writes) {
-            self.fail_link_down(w.unique);
-        }
+        // The stream that would confirm a close barrier is gone; the next one starts clean.
+        self.barrier = None;
+        self.keep_data_for_next_stream();
+        self.fail_waiting_writes();
         for d in std::mem::take(&mut self.drains) {
             self.fail_link_down(d.unique);
         }
@@ -277,14 +302,32 @@ impl Tty {
         self.settle(now);
     }
 
-    /// Lets timed reads (`VTIME`) expire.
+    /// Lets timed reads (`VTIME`) and a close barrier's closing wait expire.
     pub fn tick(&mut self, now: Instant) {
+        if let Some(CloseBarrier {
+            until: Some(until), ..
+        }) = self.barrier
+        {
+            if now >= until {
+                self.barrier = None;
+                self.counters.barrier_timeouts += 1;
+            }
+        }
         self.settle(now);
     }
 
     /// When [`Tty::tick`] should next be called, if anything is timed.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.read_deadline()
+        let barrier = self.barrier.and_then(|b| b.until);
+        match (self.read_deadline(), barrier) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True while data from the remote is discarded until it confirms the last close.
+    pub fn closing(&self) -> bool {
+        self.barrier.is_some()
     }
 
     /// Replies and notifications to write to `/dev/cuse`, one `write()` each.
@@ -292,20 +335,28 @@ impl Tty {
         std::mem::take(&mut self.replies)
     }
 
-    /// The next message for the remote port. Taking it frees room for waiting writers.
-    pub fn pop_uplink(&mut self, now: Instant) -> Option<Message> {
+    /// The next message for the remote port. Data stays outstanding until the port reports
+    /// that it took it.
+    pub fn pop_uplink(&mut self, _now: Instant) -> Option<Message> {
+        if self.tx.resuming {
+            return None;
+        }
         let m = self.uplink.pop_front()?;
         if let Message::Data(d) = &m {
-            self.uplink_bytes -= d.len();
-            self.service_writes();
-            self.settle(now);
+            self.tx.queued -= d.len();
+            self.tx.ledger.sent(d);
         }
         Some(m)
     }
 
-    /// True while messages wait for the remote port.
+    /// True while messages wait for the remote port and may be sent.
     pub fn has_uplink(&self) -> bool {
-        !self.uplink.is_empty()
+        !self.tx.resuming && !self.uplink.is_empty()
+    }
+
+    /// Bytes sent again after reconnections (in flight when a link dropped, not taken).
+    pub fn resent_bytes(&self) -> u64 {
+        self.tx.resent
     }
 
     /// True while there is room for more data from the remote.
@@ -332,7 +383,7 @@ impl Tty {
 
     fn send(&mut self, m: Message) {
         if let Message::Data(d) = &m {
-            self.uplink_bytes += d.len();
+            self.tx.queued += d.len();
         }
         self.uplink.push_back(m);
     }
@@ -362,11 +413,14 @@ impl Tty {
         self.reply(abi::open_reply(unique, fh));
     }
 
-    fn release(&mut self, unique: u64, fh: u64) {
+    fn release(&mut self, unique: u64, fh: u64, now: Instant) {
         self.files.retain(|f| *f != fh);
         self.poll_waiters.retain(|w| w.0 != fh);
         if self.files.is_empty() {
             self.exclusive = false;
+            self.counters.rx_discarded += self.rx.len() as u64;
+            self.rx.clear();
+            self.start_close_barrier(now);
             // ... and drops them on last close when HUPCL is set (the default).
             if !self.read_only && self.termios.c_cflag & libc::HUPCL != 0 {
                 self.set_outputs(false, false);
@@ -375,49 +429,31 @@ impl Tty {
         self.reply(abi::reply_ok(unique, &[]));
     }
 
-    fn write(&mut self, unique: u64, flags: u32, data: &[u8]) {
-        if self.read_only {
-            self.counters.refused += 1;
-            self.reply(abi::reply_err(unique, libc::EPERM));
-        } else if !self.link {
-            self.fail_link_down(unique);
-        } else if self.writes.is_empty() && self.uplink_bytes < TX_CAP {
-            self.accept_write(unique, data);
-        } else if flags & libc::O_NONBLOCK as u32 != 0 {
-            self.reply(abi::reply_err(unique, libc::EAGAIN));
-        } else {
-            self.writes.push_back(PendingWrite {
-                unique,
-                data: data.to_vec(),
-            });
+    /// On last close: flush the remote's input and discard what arrives until it confirms,
+    /// at most for the port's `closing_wait` (`TIOCSSERIAL`; 30 s unless a program set it).
+    /// An observer cannot drive the port: it only discards while closed.
+    fn start_close_barrier(&mut self, now: Instant) {
+        if self.read_only || !self.link {
+            return;
         }
+        let until = match control::closing_wait(&self.serial) {
+            control::ClosingWait::Forever => None,
+            control::ClosingWait::For(d) => Some(now + d),
+        };
+        self.send(Message::Flush(FlushQueue::Input));
+        let seq = self.take_seq();
+        self.send(Message::Drain { seq });
+        self.barrier = Some(CloseBarrier { seq, until });
     }
 
-    fn accept_write(&mut self, unique: u64, data: &[u8]) {
-        for chunk in data.chunks(MAX_DATA) {
-            self.send(Message::Data(chunk.to_vec()));
-        }
-        self.icount.tx = self.icount.tx.wrapping_add(data.len() as u32);
-        self.counters.tx_bytes += data.len() as u64;
-        self.reply(abi::write_reply(unique, data.len() as u32));
-    }
-
-    fn service_writes(&mut self) {
-        while self.uplink_bytes < TX_CAP {
-            let Some(w) = self.writes.pop_front() else {
-                return;
-            };
-            self.accept_write(w.unique, &w.data);
-        }
+    fn take_seq(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        seq
     }
 
     fn readable(&self) -> bool {
         !self.rx.is_empty()
-    }
-
-    fn writable(&self) -> bool {
-        // While the link is down a write does not block: it fails at once.
-        !self.link || (self.writes.is_empty() && self.uplink_bytes < TX_CAP)
     }
 
     /// Pollers waiting for a notification.
@@ -495,6 +531,10 @@ impl Tty {
     }
 
     fn drained(&mut self, seq: u32) {
+        if self.barrier.is_some_and(|b| b.seq == seq) {
+            self.barrier = None;
+            return;
+        }
         let Some(i) = self.drains.iter().position(|d| d.seq == seq) else {
             return;
         };
@@ -511,8 +551,7 @@ impl Tty {
 
     /// Sends `Drain` and parks `unique` until the remote answers.
     fn drain_then(&mut self, unique: u64, then: AfterDrain) {
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        let seq = self.take_seq();
         self.send(Message::Drain { seq });
         self.drains.push(PendingDrain { unique, seq, then });
     }
@@ -522,8 +561,7 @@ impl Tty {
             self.rx.clear();
         }
         if output {
-            self.uplink.retain(|m| !matches!(m, Message::Data(_)));
-            self.uplink_bytes = 0;
+            self.discard_queued_output();
         }
         if self.read_only || !self.link {
             return;

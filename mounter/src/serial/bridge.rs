@@ -4,7 +4,9 @@
 //! called `tcsetattr`, so the new termios is read and sent as `LineSettings` (speed 0, POSIX
 //! "hang up", drops DTR and RTS with `SetModem`, and leaving it raises them again); flush
 //! events become `Flush`. Down (remote -> program): `Data` is written to the master, other
-//! messages update the status.
+//! messages update the status. On a read-write stream the bridge first waits for the port's
+//! report of what it took, sends again what it did not, and then reads the PTY only while
+//! less than a UART buffer is in flight ([`super::pty_tx`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use xoq_link::framed::MessageWriter;
 use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines, Parity};
 
 use super::pty::{packet, Pty};
+use super::pty_tx::PtyTx;
 use super::termios;
 use crate::mounted::BridgeEnd;
 use crate::naming::Link;
@@ -28,6 +31,10 @@ pub struct SerialMount {
     pub pty: Pty,
     pub link: Link,
     pub status: Arc<DeviceStatus>,
+    /// Names this mount's writer to the server across reconnections (never 0).
+    pub writer_token: u64,
+    /// Sent and not yet taken by the port; kept across connections.
+    pub tx: PtyTx,
 }
 
 /// What we last told the remote, so unchanged settings are not resent.
@@ -60,11 +67,27 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
         hung_up: false,
         framing,
     };
+    let writes = info.access == Access::ReadWrite;
+    let (resumed_tx, resumed) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    let mut resumed_tx = Some(resumed_tx);
     let up = async {
+        if writes {
+            // What the port did not take before the link dropped goes first.
+            let again = resumed
+                .await
+                .map_err(|_| BridgeEnd::LinkLost("the stream ended".into()))?;
+            for chunk in again.chunks(xoq_wire::limits::MAX_DATA) {
+                m.tx.sent(chunk);
+                send(&mut writer, &Message::Data(chunk.to_vec())).await?;
+            }
+        }
         // A (re)opened stream gets the tty's current settings: the program's choice wins.
         sync_settings(m, &mut writer, &mut sent).await?;
         let mut buf = vec![0u8; 1 + 16 * 1024];
         loop {
+            if writes {
+                m.tx.room().await;
+            }
             let n = m
                 .pty
                 .read_packet(&mut buf)
@@ -76,6 +99,9 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
             let status = buf[0];
             if status == packet::DATA {
                 if n > 1 {
+                    if writes {
+                        m.tx.sent(&buf[1..n]);
+                    }
                     send(&mut writer, &Message::Data(buf[1..n].to_vec())).await?;
                     m.status
                         .tx_bytes
@@ -118,6 +144,12 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
                 Message::LineSettings(l) => m.status.set_detail("line", json!(l.to_string())),
                 Message::ModemStatus(s) => m.status.set_detail("modem", modem_json(&s)),
                 Message::Drained { .. } => {}
+                Message::TxProgress { written, .. } => match resumed_tx.take() {
+                    Some(first) => {
+                        let _ = first.send(m.tx.resume(written));
+                    }
+                    None => m.tx.progress(written),
+                },
                 Message::Error { code, text } => {
                     if let Some(end) =
                         on_error(&m.name, &m.status, code, text, &mut warned_read_only)

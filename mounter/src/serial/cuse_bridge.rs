@@ -33,6 +33,8 @@ pub struct CuseMount {
     /// A link to it in the link directory, when that is not `/dev`.
     pub link: Option<Link>,
     pub status: Arc<DeviceStatus>,
+    /// Names this mount's writer to the server across reconnections (never 0).
+    pub writer_token: u64,
     events: mpsc::Sender<Event>,
     task: JoinHandle<()>,
 }
@@ -93,6 +95,7 @@ impl CuseMount {
             path,
             link,
             status,
+            writer_token: rand::random::<u64>() | 1,
             events,
             task,
         })
@@ -131,6 +134,7 @@ impl CuseMount {
                 uplink,
                 line,
                 modem,
+                writer: info.access == Access::ReadWrite,
             })
             .await
             .is_err()
@@ -156,7 +160,7 @@ impl CuseMount {
                     Err(e) => return BridgeEnd::LinkLost(e.to_string()),
                 };
                 match &m {
-                    Message::Data(_) | Message::Drained { .. } => {}
+                    Message::Data(_) | Message::Drained { .. } | Message::TxProgress { .. } => {}
                     Message::LineSettings(l) => {
                         self.status.set_detail("line", json!(l.to_string()))
                     }

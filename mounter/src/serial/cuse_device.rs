@@ -38,6 +38,8 @@ pub enum Event {
         uplink: mpsc::Sender<Message>,
         line: LineSettings,
         modem: ModemStatus,
+        /// The stream is read-write: its port reports what it took (`TxProgress`).
+        writer: bool,
     },
     /// A message from the remote port.
     Remote(Message),
@@ -143,12 +145,22 @@ pub async fn serve(
     let mut tty = Tty::new(cfg);
     let mut buf = vec![0u8; MAX_IO as usize + REQUEST_OVERHEAD + 4096];
     let mut uplink: Option<mpsc::Sender<Message>> = None;
+    let mut shown = (0, 0);
     loop {
         feed_uplink(&mut tty, uplink.as_ref());
         write_replies(&fd, &mut tty)?;
         let c = tty.counters();
         status.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         status.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
+        if (c.rx_discarded, c.barrier_timeouts) != shown {
+            shown = (c.rx_discarded, c.barrier_timeouts);
+            // Received while nobody had the port open, or before the last close.
+            status.set_detail("rx_discarded_closed", serde_json::json!(c.rx_discarded));
+            status.set_detail(
+                "close_barrier_timeouts",
+                serde_json::json!(c.barrier_timeouts),
+            );
+        }
         let deadline = tty.next_deadline();
         let has_uplink = uplink.is_some();
         tokio::select! {
@@ -167,9 +179,9 @@ pub async fn serve(
                 }
             }
             ev = events.recv(), if tty.wants_rx() => match ev {
-                Some(Event::Connected { uplink: tx, line, modem }) => {
+                Some(Event::Connected { uplink: tx, line, modem, writer }) => {
                     uplink = Some(tx);
-                    tty.link_up(line, modem, Instant::now());
+                    tty.link_up(line, modem, writer, Instant::now());
                 }
                 Some(Event::Remote(m)) => tty.remote(m, Instant::now()),
                 None => return Ok(()),

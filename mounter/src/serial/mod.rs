@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod cuse_bridge;
 pub mod cuse_device;
 pub mod pty;
+pub mod pty_tx;
 pub mod termios;
 
 pub use bridge::{bridge, SerialMount};

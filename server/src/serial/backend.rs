@@ -40,6 +40,8 @@ pub trait PortControl: Send + 'static {
     /// Holds the line in break (`true`) until called again with `false`.
     fn set_break(&mut self, on: bool) -> io::Result<()>;
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()>;
+    /// Bytes written and not yet transmitted (the driver's `TIOCOUTQ`).
+    fn output_queue(&mut self) -> io::Result<u32>;
     /// Waits until everything written has been transmitted.
     fn drain(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }

@@ -5,10 +5,11 @@
 //! open is refused with `Busy`). The read-write client is served losslessly: if it reads
 //! slowly, the port is read slowly, exactly as a slow local program would. Read-only observers
 //! never slow the port down: what they cannot take is dropped, counted, and reported to them
-//! with an `Overrun` error.
+//! with an `Overrun` error. The writer hears after each write how much of its data the port
+//! took (`TxProgress`, counted per writer name across reconnections: [`super::writer`]).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use xoq_wire::{
 use xoq_wire::{FlushQueue, ModemLines};
 
 use super::backend::{PortControl, PortReader, SerialBackend};
+use super::writer::{Remembered, WriterName, WriterTally};
 
 /// Bytes read from the port at once, and the largest chunk written at once.
 const CHUNK: usize = 4096;
@@ -39,11 +41,22 @@ pub enum Op {
     SetBreak(bool),
     Flush(FlushQueue),
     Drain(u32),
+    /// Answer with `TxProgress`: first on a read-write stream, after every earlier command.
+    Progress,
 }
 
 struct Command {
     from: u64,
     op: Op,
+    tally: WriterTally,
+}
+
+/// The read-write attachment of the port.
+struct Writer {
+    id: u64,
+    since: std::time::Instant,
+    name: Option<WriterName>,
+    replaced: Arc<AtomicBool>,
 }
 
 struct Subscriber {
@@ -56,7 +69,8 @@ struct Subscriber {
 struct State {
     line: LineSettings,
     modem: ModemStatus,
-    writer: Option<(u64, std::time::Instant)>,
+    writer: Option<Writer>,
+    remembered: Remembered,
     subs: Vec<Subscriber>,
     gone: Option<String>,
 }
@@ -81,6 +95,7 @@ impl SerialDevice {
                 line,
                 modem: ModemStatus::default(),
                 writer: None,
+                remembered: Remembered::default(),
                 subs: Vec::new(),
                 gone: Some("not opened yet".into()),
             }),
@@ -110,10 +125,12 @@ impl SerialDevice {
         }
     }
 
-    /// Attaches a client. Read-write access is exclusive.
+    /// Attaches a client. Read-write access is exclusive, but for a stream that takes the place
+    /// of its own writer's earlier stream (same `name`).
     pub fn attach(
         self: &Arc<Self>,
         access: Access,
+        name: Option<WriterName>,
         outbox: Outbox,
     ) -> Result<Attachment, (ErrorCode, String)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -124,9 +141,15 @@ impl SerialDevice {
                 format!("{} is unavailable: {reason}", self.name),
             ));
         }
+        let mut tally = WriterTally::default();
         if access == Access::ReadWrite {
+            if let Some(w) = st.writer.take_if(|w| w.name.is_some() && w.name == name) {
+                tracing::info!(device = %self.name, "a reconnected writer replaces its earlier stream");
+                w.replaced.store(true, Ordering::Relaxed);
+                st.subs.retain(|s| s.id != w.id);
+            }
             // Says since when, not who: another client's identity is not this one's business.
-            if let Some((_, since)) = &st.writer {
+            if let Some(Writer { since, .. }) = &st.writer {
                 return Err((
                     ErrorCode::Busy,
                     format!(
@@ -137,7 +160,13 @@ impl SerialDevice {
                     ),
                 ));
             }
-            st.writer = Some((id, std::time::Instant::now()));
+            tally.written = st.remembered.counter(name);
+            st.writer = Some(Writer {
+                id,
+                since: std::time::Instant::now(),
+                name,
+                replaced: tally.replaced.clone(),
+            });
         }
         st.subs.push(Subscriber {
             id,
@@ -149,13 +178,14 @@ impl SerialDevice {
             dev: self.clone(),
             id,
             access,
+            tally,
         })
     }
 
     fn detach(&self, id: u64) {
         let mut st = self.lock();
         st.subs.retain(|s| s.id != id);
-        if st.writer.as_ref().is_some_and(|(w, _)| *w == id) {
+        if st.writer.as_ref().is_some_and(|w| w.id == id) {
             st.writer = None;
         }
     }
@@ -250,6 +280,7 @@ pub struct Attachment {
     dev: Arc<SerialDevice>,
     id: u64,
     pub access: Access,
+    tally: WriterTally,
 }
 
 impl Attachment {
@@ -257,7 +288,11 @@ impl Attachment {
     pub async fn submit(&self, op: Op) -> Result<(), ()> {
         self.dev
             .cmd_tx
-            .send(Command { from: self.id, op })
+            .send(Command {
+                from: self.id,
+                op,
+                tally: self.tally.clone(),
+            })
             .await
             .map_err(|_| ())
     }
@@ -359,12 +394,25 @@ async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) ->
         code: ErrorCode::InvalidSetting,
         text: format!("{}: cannot {what}: {e}", dev.name),
     };
+    if cmd.tally.replaced.load(Ordering::Relaxed) {
+        // The writer's new stream sends again whatever this one had queued.
+        return Ok(());
+    }
+    let progress = |c: &mut C| Message::TxProgress {
+        written: cmd.tally.written.load(Ordering::Relaxed),
+        queued: c.output_queue().unwrap_or(0),
+    };
     match cmd.op {
         Op::Data(d) => {
             for chunk in d.chunks(CHUNK) {
                 c.write_all(chunk).await?;
+                cmd.tally
+                    .written
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
+            dev.reply(cmd.from, progress(c)).await;
         }
+        Op::Progress => dev.reply(cmd.from, progress(c)).await,
         Op::Line(l) => match c.apply_line(&l) {
             Ok(applied) => {
                 dev.lock().line = applied;

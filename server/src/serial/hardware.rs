@@ -136,6 +136,10 @@ impl PortControl for HwControl {
         r.map_err(io::Error::other)
     }
 
+    fn output_queue(&mut self) -> io::Result<u32> {
+        self.port.bytes_to_write().map_err(io::Error::other)
+    }
+
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()> {
         let which = match queue {
             FlushQueue::Input => ClearBuffer::Input,

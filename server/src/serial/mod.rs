@@ -5,6 +5,8 @@ pub mod backend;
 pub mod device;
 pub mod hardware;
 pub mod sim;
+pub mod sim_line;
 pub mod stream;
+pub mod writer;
 
 pub use device::{Attachment, SerialDevice};

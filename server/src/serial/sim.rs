@@ -1,4 +1,5 @@
-//! A simulated serial device: it echoes every byte, wires its modem lines like a loopback plug
+//! A simulated serial device: it echoes every byte, transmitted at the line's baud rate and
+//! framing like a real UART ([`super::sim_line`]), wires its modem lines like a loopback plug
 //! (RTS->CTS, DTR->DSR and DCD), and records every change a client asks of it, with a wall-clock
 //! timestamp, as JSON lines in a file, so tests can check what reached the "hardware": line
 //! settings, modem lines, breaks, flushes, drains and the data between them.
@@ -6,17 +7,16 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use xoq_wire::catalog::serial_caps;
 use xoq_wire::{FlushQueue, LineSettings, ModemLines, ModemStatus};
 
 use super::backend::{PortControl, PortReader, SerialBackend};
-
-/// Bytes the echo holds before a writer waits (like a UART FIFO plus driver buffer).
-const ECHO_DEPTH: usize = 256;
+use super::sim_line::{Receiver, Transmitter};
 /// Bytes of each written chunk kept in the record.
 const RECORD_HEAD: usize = 32;
 
@@ -31,7 +31,7 @@ impl SerialBackend for SimEcho {
     type Control = SimControl;
 
     fn open(&mut self, line: &LineSettings) -> io::Result<(SimReader, SimControl)> {
-        let (tx, rx) = mpsc::channel(ECHO_DEPTH);
+        let rx = Arc::new(Receiver::default());
         let recorder = match &self.record {
             Some(p) => Some(
                 OpenOptions::new()
@@ -48,7 +48,7 @@ impl SerialBackend for SimEcho {
             None => None,
         };
         let mut control = SimControl {
-            tx,
+            tx: Transmitter::new(rx.clone()),
             line: *line,
             lines: ModemLines::default(),
             recorder,
@@ -70,24 +70,17 @@ impl SerialBackend for SimEcho {
 }
 
 pub struct SimReader {
-    rx: mpsc::Receiver<Vec<u8>>,
+    rx: Arc<Receiver>,
 }
 
 impl PortReader for SimReader {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let chunk =
-            self.rx.recv().await.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed")
-            })?;
-        // Chunks are at most one client write, which the actor caps at its read buffer size.
-        let n = chunk.len().min(buf.len());
-        buf[..n].copy_from_slice(&chunk[..n]);
-        Ok(n)
+        self.rx.read(buf).await
     }
 }
 
 pub struct SimControl {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: Transmitter,
     line: LineSettings,
     lines: ModemLines,
     recorder: Option<File>,
@@ -127,11 +120,8 @@ impl PortControl for SimControl {
             .map(|b| format!("{b:02x}"))
             .collect();
         self.record(json!({"event": "data", "len": data.len(), "hex": head}))?;
-        // The caller splits writes into chunks no larger than a read buffer.
-        self.tx
-            .send(data.to_vec())
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "simulated port closed"))
+        self.tx.send(&self.line, data).await;
+        Ok(())
     }
 
     fn apply_line(&mut self, line: &LineSettings) -> io::Result<LineSettings> {
@@ -158,7 +148,11 @@ impl PortControl for SimControl {
     }
 
     async fn send_break(&mut self, duration_ms: u16) -> io::Result<()> {
-        self.record(json!({"event": "break", "duration_ms": duration_ms}))
+        self.record(json!({"event": "break", "duration_ms": duration_ms}))?;
+        self.tx
+            .hold(Duration::from_millis(u64::from(duration_ms)))
+            .await;
+        Ok(())
     }
 
     fn set_break(&mut self, on: bool) -> io::Result<()> {
@@ -166,10 +160,29 @@ impl PortControl for SimControl {
     }
 
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()> {
-        self.record(json!({"event": "flush", "queue": format!("{queue:?}").to_lowercase()}))
+        // Output has nothing queued: a write returns once its bytes have left.
+        let discarded = match queue {
+            FlushQueue::Input | FlushQueue::Both => self.tx.rx.flush(),
+            FlushQueue::Output => 0,
+        };
+        self.record(json!({
+            "event": "flush",
+            "queue": format!("{queue:?}").to_lowercase(),
+            "discarded": discarded,
+        }))
+    }
+
+    fn output_queue(&mut self) -> io::Result<u32> {
+        Ok(0)
     }
 
     async fn drain(&mut self) -> io::Result<()> {
         self.record(json!({"event": "drain"}))
+    }
+}
+
+impl Drop for SimControl {
+    fn drop(&mut self) {
+        self.tx.rx.close();
     }
 }

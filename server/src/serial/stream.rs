@@ -8,6 +8,10 @@ use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
 /// Forwards the client's requests to the port until the stream ends.
 pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: Attachment) {
+    // The writer first learns how much of what it sent under its name the port took.
+    if att.access == Access::ReadWrite && att.submit(Op::Progress).await.is_err() {
+        return;
+    }
     while let Some(m) = requests.next().await {
         let op = match m {
             Message::Data(d) => Op::Data(d),

@@ -370,7 +370,11 @@ pub fn message() -> impl Strategy<Value = Message> {
             }),
         (error_code(), text(MAX_TEXT))
             .prop_map(|(code, text)| Message::Refused(Refusal { code, text })),
-        (name(), access()).prop_map(|(device, access)| Message::Open { device, access }),
+        (name(), access(), any::<u64>()).prop_map(|(device, access, writer)| Message::Open {
+            device,
+            access,
+            writer
+        }),
         device_info().prop_map(Message::Opened),
         (error_code(), text(MAX_TEXT)).prop_map(|(code, text)| Message::Error { code, text }),
         data().prop_map(Message::Data),
@@ -382,6 +386,8 @@ pub fn message() -> impl Strategy<Value = Message> {
         flush_queue().prop_map(Message::Flush),
         any::<u32>().prop_map(|seq| Message::Drain { seq }),
         any::<u32>().prop_map(|seq| Message::Drained { seq }),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(written, queued)| Message::TxProgress { written, queued }),
         prop::collection::vec(can_frame(), 0..20).prop_map(Message::CanFrames),
         (any::<[u64; 6]>(), any::<u8>()).prop_map(|(v, st)| Message::CanCounters(CanCounters {
             rx_frames: v[0],
@@ -419,7 +425,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x01, 4 + 2 + MAX_NAME),
     (0x02, MAX_BODY),
     (0x03, 2 + 2 + MAX_TEXT),
-    (0x10, 2 + MAX_NAME + 1),
+    (0x10, 2 + MAX_NAME + 1 + 8),
     (0x11, MAX_DEVICE_INFO),
     (0x12, 2 + 2 + MAX_TEXT),
     (0x20, MAX_DATA),
@@ -431,6 +437,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x26, 4),
     (0x27, 4),
     (0x28, 1),
+    (0x29, 12),
     (0x30, 2 + 256 * (14 + 64)),
     (0x31, 49),
     (0x32, 16),

@@ -7,7 +7,6 @@ use xoq_wire::{LineSettings, Message, ModemLines, ModemStatus};
 use super::*;
 use crate::abi::opcode;
 use crate::termios;
-use crate::tty::TX_CAP;
 
 #[test]
 fn first_open_raises_dtr_and_rts_and_last_close_drops_them() {
@@ -30,18 +29,20 @@ fn first_open_raises_dtr_and_rts_and_last_close_drops_them() {
         assert_eq!(r.reply_to(u).error, 0);
     }
     assert_eq!(
-        r.uplink(),
-        [Message::SetModem(ModemLines {
+        r.uplink().last(),
+        Some(&Message::SetModem(ModemLines {
             dtr: false,
             rts: false
-        })],
-        "HUPCL: the last close hangs up"
+        })),
+        "HUPCL: the last close hangs up (after the close barrier)"
     );
 }
 
 #[test]
 fn reads_wait_for_data_and_nonblocking_reads_do_not() {
     let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
     let u = r.read(100, libc::O_NONBLOCK as u32);
     assert_eq!(r.reply_to(u).error, -libc::EAGAIN);
     let u = r.read(4, 0);
@@ -57,6 +58,8 @@ fn reads_wait_for_data_and_nonblocking_reads_do_not() {
 #[test]
 fn vmin_and_vtime_shape_blocking_reads() {
     let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
     let mut t = r.termios2();
     t.c_cc[libc::VMIN] = 0;
     t.c_cc[libc::VTIME] = 5;
@@ -94,6 +97,8 @@ fn vmin_and_vtime_shape_blocking_reads() {
 #[test]
 fn poll_reports_readiness_and_wakes_the_poller_when_data_arrives() {
     let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
     let pollin = libc::POLLIN as u32;
     assert_eq!(r.poll(77, pollin), 0);
     r.remote(Message::Data(b"x".to_vec()));
@@ -172,28 +177,10 @@ fn exclusive_open_refuses_a_second_opener_until_released() {
 }
 
 #[test]
-fn writes_wait_for_room_and_report_the_queue() {
-    let mut r = Rig::new(false);
-    let big = vec![7u8; TX_CAP];
-    let u = r.write(&big, 0);
-    r.reply_to(u);
-    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(TX_CAP as u32));
-    let u = r.write(b"more", libc::O_NONBLOCK as u32);
-    assert_eq!(r.reply_to(u).error, -libc::EAGAIN);
-    let blocked = r.write(b"more", 0);
-    assert!(
-        r.replies().is_empty(),
-        "the queue is full: the writer waits"
-    );
-    let first = r.tty.pop_uplink(r.now);
-    assert!(matches!(first, Some(Message::Data(ref d)) if d.len() == TX_CAP));
-    assert_eq!(r.reply_to(blocked).body[..4], le32(4));
-    assert_eq!(r.uplink(), [Message::Data(b"more".to_vec())]);
-}
-
-#[test]
 fn the_link_going_down_fails_writes_keeps_reads_waiting_and_drops_carrier() {
     let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
     r.remote(Message::ModemStatus(ModemStatus {
         dcd: true,
         dsr: true,
@@ -216,14 +203,26 @@ fn the_link_going_down_fails_writes_keeps_reads_waiting_and_drops_carrier() {
     let u = r.write(b"x", 0);
     assert_eq!(r.reply_to(u).error, -libc::EIO);
     assert_eq!(r.ioctl_errno(TIOCSBRK, 0, &[]), libc::EIO);
-    assert_eq!(r.ioctl_ok(TIOCMGET, ARG, &[]), le32(0));
+    assert_eq!(
+        r.ioctl_ok(TIOCMGET, ARG, &[]),
+        le32(tiocm::DTR | tiocm::RTS),
+        "the inputs drop; our outputs stay as the open set them"
+    );
     // Settings made while the link is down reach the port when it returns.
     t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B9600;
     r.ioctl_ok(TCSETS, ARG, &termios::to_bytes(&t, false));
     r.ioctl_ok(TIOCMSET, ARG, &le32(tiocm::RTS));
     assert!(r.uplink().is_empty());
     r.tty
-        .link_up(LineSettings::default(), ModemStatus::default(), r.now);
+        .link_up(LineSettings::default(), ModemStatus::default(), true, r.now);
+    assert!(
+        r.uplink().is_empty(),
+        "nothing before the port's first TxProgress"
+    );
+    r.remote(Message::TxProgress {
+        written: 0,
+        queued: 0,
+    });
     assert_eq!(
         r.uplink(),
         [

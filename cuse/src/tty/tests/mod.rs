@@ -10,8 +10,10 @@ use super::*;
 use crate::abi::{opcode, parse_request, IN_HEADER_LEN};
 use crate::ioctl::*;
 
+mod close_barrier;
 mod files_and_data;
 mod ioctls;
+mod writes;
 
 pub(super) const ARG: u64 = 0x7fff_0000_1000;
 
@@ -63,7 +65,15 @@ impl Rig {
             modem: ModemStatus::default(),
         });
         let now = Instant::now();
-        tty.link_up(LineSettings::default(), ModemStatus::default(), now);
+        tty.link_up(LineSettings::default(), ModemStatus::default(), true, now);
+        // A read-write stream's first message: how much of our data the port has.
+        tty.remote(
+            Message::TxProgress {
+                written: 0,
+                queued: 0,
+            },
+            now,
+        );
         let mut rig = Rig {
             tty,
             now,

@@ -1,0 +1,111 @@
+//! The transmit queue: bounded like a UART's buffer, reported exactly by `TIOCOUTQ`, and
+//! nothing accepted lost when the link drops.
+
+use xoq_wire::Message;
+
+use super::*;
+use crate::tty::TX_CAP;
+
+fn progress(written: u64, queued: u32) -> Message {
+    Message::TxProgress { written, queued }
+}
+
+#[test]
+fn writes_wait_until_the_port_took_enough_and_tiocoutq_counts_everything_on_the_way() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
+    let u = r.write(&[7u8; 3000], 0);
+    assert_eq!(r.reply_to(u).body[..4], le32(3000));
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(3000), "queued here");
+    assert_eq!(r.uplink().len(), 1);
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(3000), "in flight");
+    // A non-blocking write takes what fits; the next one nothing.
+    let u = r.write(&[8u8; 2000], libc::O_NONBLOCK as u32);
+    assert_eq!(r.reply_to(u).body[..4], le32((TX_CAP - 3000) as u32));
+    let u = r.write(b"x", libc::O_NONBLOCK as u32);
+    assert_eq!(r.reply_to(u).error, -libc::EAGAIN);
+    let blocked = r.write(b"more", 0);
+    assert!(
+        r.replies().is_empty(),
+        "the queue is full: the writer waits"
+    );
+    r.uplink();
+    // The port took the first write and holds 100 bytes of it in its driver.
+    r.remote(progress(3000, 100));
+    assert_eq!(r.reply_to(blocked).body[..4], le32(4));
+    assert_eq!(
+        r.ioctl_ok(TIOCOUTQ, ARG, &[]),
+        le32((TX_CAP - 3000 + 4 + 100) as u32)
+    );
+    r.uplink();
+    r.remote(progress(TX_CAP as u64 + 4, 0));
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(0));
+}
+
+#[test]
+fn a_write_larger_than_the_buffer_is_taken_whole_by_an_empty_queue() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
+    let u = r.write(&[1u8; 3 * TX_CAP], 0);
+    assert_eq!(r.reply_to(u).body[..4], le32(3 * TX_CAP as u32));
+    let u = r.write(b"y", 0);
+    assert!(r.replies().is_empty(), "the next write waits: u={u}");
+}
+
+#[test]
+fn data_in_flight_when_the_link_drops_is_sent_again_unless_the_port_took_it() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
+    let u = r.write(b"0123456789", 0);
+    r.reply_to(u);
+    assert_eq!(r.uplink(), [Message::Data(b"0123456789".to_vec())]);
+    r.remote(progress(4, 0));
+    let u = r.write(b"abc", 0);
+    r.reply_to(u);
+    r.tty.link_down(r.now);
+    assert_eq!(
+        r.ioctl_ok(TIOCOUTQ, ARG, &[]),
+        le32(6 + 3),
+        "kept, not cleared"
+    );
+    r.tty
+        .link_up(LineSettings::default(), ModemStatus::default(), true, r.now);
+    assert!(
+        r.uplink().is_empty(),
+        "nothing before the port says what it has"
+    );
+    // Of the 6 bytes in flight the port took 2 more before the link dropped.
+    r.remote(progress(6, 0));
+    assert_eq!(
+        r.uplink(),
+        [
+            Message::Data(b"6789".to_vec()),
+            Message::Data(b"abc".to_vec()),
+            // The program's DTR/RTS, which the restarted remote does not have.
+            Message::SetModem(xoq_wire::ModemLines {
+                dtr: true,
+                rts: true
+            }),
+        ],
+        "the rest, once, in order, before what was queued after it, then the settings"
+    );
+    assert_eq!(r.tty.resent_bytes(), 4);
+    r.remote(progress(13, 0));
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(0));
+}
+
+#[test]
+fn an_observer_neither_waits_for_progress_nor_keeps_data() {
+    let mut r = Rig::new(true);
+    r.open();
+    r.tty.link_down(r.now);
+    r.tty
+        .link_up(LineSettings::default(), ModemStatus::default(), true, r.now);
+    assert!(!r.tty.has_uplink());
+    r.remote(Message::Data(b"seen".to_vec()));
+    let u = r.read(10, 0);
+    assert_eq!(r.reply_to(u).body, b"seen");
+}

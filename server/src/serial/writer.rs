@@ -1,0 +1,84 @@
+//! Who writes a serial port, and how much of what they sent the port took.
+//!
+//! A mounter names its writer of a port with a random token that outlives its connections
+//! (`Open.writer`). Bytes the port takes are counted per name, across connections, so that
+//! after a reconnection the mounter learns exactly how much of its data was written and sends
+//! the rest again: nothing a program's `write()` was told went out is lost, nothing twice.
+//! A read-write open under the name of the client's current writer replaces that stream (its
+//! connection is dead, only not yet noticed): whatever the old stream still has queued is then
+//! dropped uncounted, to be sent again by the new one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// Writer names remembered per port, most recent first (a reconnection comes back within
+/// seconds; older names are forgotten and count from zero).
+const REMEMBERED: usize = 8;
+
+/// A client's name for its writer of one port: its key and its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterName {
+    pub client: [u8; 32],
+    pub token: u64,
+}
+
+impl WriterName {
+    /// The name a client gave, or none (token 0: it does not resume).
+    pub fn new(client: [u8; 32], token: u64) -> Option<WriterName> {
+        (token != 0).then_some(WriterName { client, token })
+    }
+}
+
+/// What every command of one attachment carries to the port's actor.
+#[derive(Debug, Clone, Default)]
+pub struct WriterTally {
+    /// Bytes of data the port took under this writer's name.
+    pub written: Arc<AtomicU64>,
+    /// Set when another stream of the same writer replaced this one.
+    pub replaced: Arc<AtomicBool>,
+}
+
+/// The counters of the writer names seen recently.
+#[derive(Default)]
+pub struct Remembered {
+    names: VecDeque<(WriterName, Arc<AtomicU64>)>,
+}
+
+impl Remembered {
+    /// The counter for `name`, continued if it was seen before; a new one for no name.
+    pub fn counter(&mut self, name: Option<WriterName>) -> Arc<AtomicU64> {
+        let Some(name) = name else {
+            return Arc::default();
+        };
+        let counter = match self.names.iter().position(|(n, _)| *n == name) {
+            Some(i) => self.names.remove(i).map(|(_, c)| c).unwrap_or_default(),
+            None => Arc::default(),
+        };
+        self.names.push_front((name, counter.clone()));
+        self.names.truncate(REMEMBERED);
+        counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_name_continues_its_count_and_old_names_are_forgotten() {
+        let mut r = Remembered::default();
+        let a = WriterName::new([1; 32], 7);
+        r.counter(a).store(100, Ordering::Relaxed);
+        assert_eq!(r.counter(a).load(Ordering::Relaxed), 100);
+        let other_client = WriterName::new([2; 32], 7);
+        assert_eq!(r.counter(other_client).load(Ordering::Relaxed), 0);
+        assert_eq!(WriterName::new([1; 32], 0), None, "token 0 is no name");
+        assert!(!Arc::ptr_eq(&r.counter(None), &r.counter(None)));
+        for t in 1..=REMEMBERED as u64 {
+            r.counter(WriterName::new([3; 32], t));
+        }
+        assert_eq!(r.counter(a).load(Ordering::Relaxed), 0, "forgotten");
+    }
+}
