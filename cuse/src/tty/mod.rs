@@ -485,6 +485,9 @@ impl Tty {
     }
 
     fn interrupt(&mut self, unique: u64) {
+        if self.interrupt_write(unique) {
+            return;
+        }
         let before = self.reads.len() + self.writes.len() + self.drains.len() + self.waits.len();
         self.reads.retain(|r| r.unique != unique);
         self.writes.retain(|w| w.unique != unique);

@@ -5,8 +5,9 @@
 //! reports it took them (`TxProgress`): first in the uplink queue, then in flight (kept
 //! here, so that a link that drops loses none of them: on the next stream the port says
 //! how much of them it wrote, and the rest is sent again). `TIOCOUTQ` is the outstanding bytes
-//! plus what the remote port's driver still holds. A blocking write waits until it fits
-//! under [`TX_CAP`] (or the queue is empty); a non-blocking one takes what fits.
+//! plus what the remote port's driver still holds. As `n_tty` does, a blocking write moves
+//! into the queue piece by piece as room frees under [`TX_CAP`] and returns when all of it
+//! is in (or with what went in, when interrupted); a non-blocking one takes what fits.
 
 use xoq_wire::limits::MAX_DATA;
 use xoq_wire::{Message, TxLedger};
@@ -17,10 +18,12 @@ use crate::abi;
 /// Bytes outstanding before writers wait: a local UART's transmit buffer (one page).
 pub const TX_CAP: usize = 4096;
 
-/// A write waiting for room in the transmit queue.
+/// A blocking write, part of which may already be in the queue.
 pub(super) struct PendingWrite {
     pub unique: u64,
     data: Vec<u8>,
+    /// Bytes already queued.
+    done: usize,
 }
 
 /// The transmit side's accounting.
@@ -47,44 +50,83 @@ impl TxQueue {
 
 impl Tty {
     pub(super) fn write(&mut self, unique: u64, flags: u32, data: &[u8]) {
-        let nonblocking = flags & libc::O_NONBLOCK as u32 != 0;
-        let out = self.tx.outstanding();
+        let room = self.room();
         if self.read_only {
             self.counters.refused += 1;
             self.reply(abi::reply_err(unique, libc::EPERM));
         } else if !self.link {
             self.fail_link_down(unique);
-        } else if self.writes.is_empty() && fits(out, data.len()) {
-            self.accept_write(unique, data);
-        } else if nonblocking && self.writes.is_empty() && out < TX_CAP {
-            self.accept_write(unique, &data[..TX_CAP - out]);
-        } else if nonblocking {
-            self.reply(abi::reply_err(unique, libc::EAGAIN));
-        } else {
+        } else if flags & libc::O_NONBLOCK as u32 == 0 {
             self.writes.push_back(PendingWrite {
                 unique,
                 data: data.to_vec(),
+                done: 0,
             });
+            self.service_writes();
+        } else if self.writes.is_empty() && room > 0 {
+            let n = room.min(data.len());
+            self.queue_data(&data[..n]);
+            self.reply(abi::write_reply(unique, n as u32));
+        } else {
+            self.reply(abi::reply_err(unique, libc::EAGAIN));
         }
     }
 
-    fn accept_write(&mut self, unique: u64, data: &[u8]) {
+    fn room(&self) -> usize {
+        TX_CAP.saturating_sub(self.tx.outstanding())
+    }
+
+    fn queue_data(&mut self, data: &[u8]) {
         for chunk in data.chunks(MAX_DATA) {
             self.send(Message::Data(chunk.to_vec()));
         }
         self.icount.tx = self.icount.tx.wrapping_add(data.len() as u32);
         self.counters.tx_bytes += data.len() as u64;
-        self.reply(abi::write_reply(unique, data.len() as u32));
     }
 
+    /// Moves waiting writes into the queue as far as there is room, oldest first; a write
+    /// returns once all of it is in.
     pub(super) fn service_writes(&mut self) {
-        while let Some(w) = self.writes.front() {
-            if !fits(self.tx.outstanding(), w.data.len()) {
+        loop {
+            let room = self.room();
+            let Some(w) = self.writes.front_mut() else {
                 return;
+            };
+            let n = room.min(w.data.len() - w.done);
+            let piece = w.data[w.done..w.done + n].to_vec();
+            w.done += n;
+            let finished = (w.done == w.data.len()).then_some((w.unique, w.done));
+            self.queue_data(&piece);
+            match finished {
+                Some((unique, len)) => {
+                    self.writes.pop_front();
+                    self.reply(abi::write_reply(unique, len as u32));
+                }
+                None => return,
             }
-            if let Some(w) = self.writes.pop_front() {
-                self.accept_write(w.unique, &w.data);
-            }
+        }
+    }
+
+    /// A signal for a waiting write: it returns what already went in, or `EINTR` if nothing
+    /// did (as `n_tty` does). False if `unique` is no waiting write.
+    pub(super) fn interrupt_write(&mut self, unique: u64) -> bool {
+        let Some(i) = self.writes.iter().position(|w| w.unique == unique) else {
+            return false;
+        };
+        if let Some(w) = self.writes.remove(i) {
+            self.end_partly(w, libc::EINTR);
+        }
+        true
+    }
+
+    /// Answers a write that cannot go on: with the count already queued, or `errno`.
+    fn end_partly(&mut self, w: PendingWrite, errno: i32) {
+        if w.done > 0 {
+            self.reply(abi::write_reply(w.unique, w.done as u32));
+        } else if errno == libc::EIO {
+            self.fail_link_down(w.unique);
+        } else {
+            self.reply(abi::reply_err(w.unique, errno));
         }
     }
 
@@ -129,15 +171,10 @@ impl Tty {
         self.tx.queued = 0;
     }
 
-    /// Waiting writers fail (the link went down): they were not accepted.
+    /// The link went down: waiting writes return what went in (it is kept), or fail.
     pub(super) fn fail_waiting_writes(&mut self) {
         for w in std::mem::take(&mut self.writes) {
-            self.fail_link_down(w.unique);
+            self.end_partly(w, libc::EIO);
         }
     }
-}
-
-/// Whether a write of `len` bytes may be accepted whole with `outstanding` bytes queued.
-fn fits(outstanding: usize, len: usize) -> bool {
-    outstanding == 0 || outstanding + len <= TX_CAP
 }

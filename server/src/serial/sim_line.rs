@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use xoq_wire::{LineSettings, Parity, StopBits};
 
 /// Bytes of answers held before the transmitter waits (a UART FIFO plus a driver buffer).
-pub const RX_FIFO: usize = 256;
+pub const RX_FIFO: usize = 4096;
 /// Longest stretch of the line sent at once: the echo trickles back at this granularity.
 const SLICE: Duration = Duration::from_millis(4);
 
@@ -215,7 +215,8 @@ mod tests {
         let rx = Arc::new(Receiver::default());
         let mut tx = Transmitter::new(rx.clone());
         let line = LineSettings::default();
-        let sent = tokio::time::timeout(Duration::from_secs(1), tx.send(&line, &[1; 300])).await;
+        let sent =
+            tokio::time::timeout(Duration::from_secs(1), tx.send(&line, &[1; RX_FIFO + 44])).await;
         assert!(
             sent.is_err(),
             "nobody reads: the transmitter waits at {RX_FIFO} bytes"

@@ -67,7 +67,10 @@ fn a_reconnected_writer_replaces_its_stream_and_the_port_gets_every_byte_once() 
             baud: 1200,
             ..LineSettings::default()
         };
-        d1.writer.send(&Message::LineSettings(line)).await.expect("send");
+        d1.writer
+            .send(&Message::LineSettings(line))
+            .await
+            .expect("send");
         d1.writer
             .send(&Message::Data(data[..10].to_vec()))
             .await

@@ -63,6 +63,12 @@ run bulk bulk $DEV 1
 echo "-- close and reopen"
 run ping ping $DEV
 
+echo "-- a last close: what was still coming back never reaches the next program"
+run closeflush closeflush $DEV $REC
+
+echo "-- writes paced by the line: writers wait, TIOCOUTQ, tcdrain"
+run paced paced $DEV
+
 echo "-- the server dies: the tty stays"
 kill -9 $SERVER; wait $SERVER 2>/dev/null
 wait_state 'waiting for link' 15 && ok "mounter noticed: $(state)" || bad "state after kill: $(state)"

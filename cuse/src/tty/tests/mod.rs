@@ -236,6 +236,11 @@ impl Rig {
         assert_eq!(self.reply_to(u).error, 0);
     }
 
+    /// The kernel's `FUSE_INTERRUPT` for the request `unique`.
+    pub(super) fn interrupt(&mut self, unique: u64) {
+        self.send(crate::abi::opcode::INTERRUPT, &unique.to_le_bytes());
+    }
+
     pub(super) fn remote(&mut self, m: Message) {
         self.tty.remote(m, self.now);
     }

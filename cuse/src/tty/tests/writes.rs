@@ -44,14 +44,56 @@ fn writes_wait_until_the_port_took_enough_and_tiocoutq_counts_everything_on_the_
 }
 
 #[test]
-fn a_write_larger_than_the_buffer_is_taken_whole_by_an_empty_queue() {
+fn a_blocking_write_larger_than_the_buffer_goes_in_piece_by_piece() {
     let mut r = Rig::new(false);
     r.open();
     r.uplink();
     let u = r.write(&[1u8; 3 * TX_CAP], 0);
-    assert_eq!(r.reply_to(u).body[..4], le32(3 * TX_CAP as u32));
-    let u = r.write(b"y", 0);
-    assert!(r.replies().is_empty(), "the next write waits: u={u}");
+    assert!(r.replies().is_empty(), "the writer waits for the line");
+    assert_eq!(r.ioctl_ok(TIOCOUTQ, ARG, &[]), le32(TX_CAP as u32));
+    let mut sent = r.uplink();
+    r.remote(progress(TX_CAP as u64, 0));
+    sent.extend(r.uplink());
+    assert!(r.replies().is_empty());
+    r.remote(progress(2 * TX_CAP as u64, 0));
+    assert_eq!(
+        r.reply_to(u).body[..4],
+        le32(3 * TX_CAP as u32),
+        "all of it in"
+    );
+    sent.extend(r.uplink());
+    let bytes: usize = sent
+        .iter()
+        .map(|m| match m {
+            Message::Data(d) => d.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(bytes, 3 * TX_CAP);
+}
+
+#[test]
+fn an_interrupted_or_cut_off_write_returns_what_went_in() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
+    let u = r.write(&[2u8; 2 * TX_CAP], 0);
+    r.interrupt(u);
+    assert_eq!(
+        r.reply_to(u).body[..4],
+        le32(TX_CAP as u32),
+        "a signal: the count so far"
+    );
+    let u = r.write(b"z", 0);
+    r.interrupt(u);
+    assert_eq!(r.reply_to(u).error, -libc::EINTR, "nothing went in: EINTR");
+    let u = r.write(b"w", 0);
+    r.tty.link_down(r.now);
+    let rep = r.replies();
+    assert!(
+        rep.iter().any(|x| x.unique == u && x.error == -libc::EIO),
+        "the link dropped before any of it went in: {rep:?}"
+    );
 }
 
 #[test]

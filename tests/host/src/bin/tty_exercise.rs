@@ -6,6 +6,8 @@
 //!   tty_exercise esptool DEV RECORD    esptool's DTR/RTS reset: in order, intervals not collapsed
 //!   tty_exercise bulk DEV MIB          MIB mebibytes through the echo, both ways at once
 //!   tty_exercise ping DEV              open, echo, close, twice
+//!   tty_exercise closeflush DEV RECORD a program's echoes in flight at its close never reach the next
+//!   tty_exercise paced DEV             writes paced by the line: they block, TIOCOUTQ, tcdrain
 //!   tty_exercise unplugged DEV         while the server is down: reads wait, writes fail
 //!   tty_exercise rtt DEV N             N 32-byte round trips: p50 / p99 (benchmark)
 //!
@@ -49,6 +51,8 @@ fn main() {
         "esptool" => esptool(&mut c, dev, Path::new(&arg(3))),
         "bulk" => bulk(&mut c, dev, arg(3).parse().unwrap_or(1)),
         "ping" => ping(&mut c, dev),
+        "closeflush" => close_flush(&mut c, dev, Path::new(&arg(3))),
+        "paced" => paced(&mut c, dev),
         "unplugged" => unplugged(&mut c, dev),
         "rtt" => rtt(dev, arg(3).parse().unwrap_or(2000)),
         other => {
@@ -119,17 +123,27 @@ fn sequence(c: &mut Checks, dev: &Path, rec: &Path) {
     );
 
     // read with timeout: nothing (pending echoes flushed), then an echo. The echoes of the 18
-    // bytes written above may still be on their way back (slow under emulation): wait until
-    // the tty has received all of them (TIOCGICOUNT rx), so that none can arrive after the flush.
+    // bytes written above may still be on their way back (slow under emulation), less those
+    // the port's input flush discarded (as a UART's would; the record says how many): wait
+    // until the tty has received the rest (TIOCGICOUNT rx), so that none can arrive after the
+    // flush below.
+    let discarded = record(rec)[start..]
+        .iter()
+        .find(|e| e["event"] == "flush")
+        .and_then(|e| e["discarded"].as_i64())
+        .unwrap_or(0) as i32;
     let deadline = Instant::now() + T;
     let mut rx = icount(fd).expect("TIOCGICOUNT")[4];
-    while rx.wrapping_sub(rx0) < 18 && Instant::now() < deadline {
+    while rx.wrapping_sub(rx0) < 18 - discarded && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         rx = icount(fd).expect("TIOCGICOUNT")[4];
     }
     c.check(
-        rx.wrapping_sub(rx0) >= 18,
-        format!("the echoes of the 18 bytes written came back (rx {rx0} -> {rx})"),
+        rx.wrapping_sub(rx0) == 18 - discarded,
+        format!(
+            "the echoes of the 18 bytes written came back, but the {discarded} the port's flush \
+             discarded (rx {rx0} -> {rx})"
+        ),
     );
     termios::tcflush(fd, termios::FlushArg::TCIFLUSH).expect("tcflush input");
     let t0 = Instant::now();
@@ -328,6 +342,101 @@ fn ping(c: &mut Checks, dev: &Path) {
             format!("open #{round}: echo"),
         );
     }
+}
+
+/// At 9600 baud, one program writes a line and closes at once (the echo is still coming back),
+/// the next opens at once and must read only its own echo; the first line still reached the
+/// port (output written before a close is transmitted).
+fn close_flush(c: &mut Checks, dev: &Path, rec: &Path) {
+    let first = Tty::open_raw(dev);
+    set_speed_bother(first.fd.as_fd(), 9600).expect("9600 baud");
+    first.drain();
+    let stale = [b'S'; 200];
+    first.write_all(&stale, T);
+    drop(first);
+    let next = Tty::open_raw(dev);
+    let msg = b"fresh";
+    next.write_all(msg, T);
+    let got = next.read_exact(msg.len(), T);
+    c.check(
+        got == msg,
+        format!(
+            "the next program reads its own echo first: {:?}",
+            String::from_utf8_lossy(&got)
+        ),
+    );
+    let late = next.read_for(Duration::from_millis(700));
+    c.check(
+        late.is_empty(),
+        format!(
+            "and nothing of the previous program's after it ({} bytes)",
+            late.len()
+        ),
+    );
+    let deadline = Instant::now() + T;
+    let sent = loop {
+        let sent = record(rec).iter().any(|e| {
+            e["event"] == "data"
+                && e["len"] == 200
+                && e["hex"].as_str().is_some_and(|h| h.starts_with("5353"))
+        });
+        if sent || Instant::now() > deadline {
+            break sent;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    c.check(sent, "the line written before the close reached the port");
+}
+
+/// At 115200 baud (11,520 bytes a second at 8N1), 64 KiB written as fast as the tty takes it:
+/// the writer waits for the line (a tty keeps a UART buffer, not the whole write), `TIOCOUTQ`
+/// says what is still on its way, and `tcdrain` returns once the line has sent it all. Only
+/// bounds that the line itself sets are checked as exact (nothing can beat its rate).
+fn paced(c: &mut Checks, dev: &Path) {
+    const N: usize = 64 * 1024;
+    const BAUD: f64 = 115_200.0;
+    let tty = Tty::open_raw(dev);
+    set_speed_bother(tty.fd.as_fd(), 115_200).expect("115200 baud");
+    tty.drain();
+    let line_s = |bytes: usize| bytes as f64 * 10.0 / BAUD;
+    let reader = {
+        let path = dev.to_path_buf();
+        std::thread::spawn(move || {
+            Tty::open_raw(&path)
+                .read_exact(N, Duration::from_secs(120))
+                .len()
+        })
+    };
+    let t0 = Instant::now();
+    tty.write_all(&[0x42; N], Duration::from_secs(120));
+    let wrote = t0.elapsed().as_secs_f64();
+    let mut outq = 0;
+    let q = ioctl_int_ptr(tty.fd.as_fd(), libc::TIOCOUTQ, &mut outq);
+    c.check(
+        q.is_ok() && outq > 0 && outq <= 8192,
+        format!("TIOCOUTQ after the last write: {outq} bytes on their way (a UART buffer or two)"),
+    );
+    // The tty takes at most about 8 KiB ahead of the line.
+    c.check(
+        wrote >= line_s(N - 8192) * 0.95,
+        format!("writing 64 KiB took {wrote:.2} s: the writer waited for the line ({:.2} s for the first 56 KiB)", line_s(N - 8192)),
+    );
+    let drained = termios::tcdrain(tty.fd.as_fd()).is_ok();
+    let all = t0.elapsed().as_secs_f64();
+    c.check(
+        drained && all >= line_s(N) * 0.98 && all <= line_s(N) * 3.0 + 10.0,
+        format!(
+            "tcdrain returned after {all:.2} s; the line needs {:.2} s",
+            line_s(N)
+        ),
+    );
+    let q = ioctl_int_ptr(tty.fd.as_fd(), libc::TIOCOUTQ, &mut outq);
+    c.check(
+        q.is_ok() && outq == 0,
+        format!("TIOCOUTQ after tcdrain: {outq}"),
+    );
+    let echoed = reader.join().unwrap_or(0);
+    c.check(echoed == N, format!("{echoed} of {N} bytes echoed"));
 }
 
 /// While the server is down: reads wait (nothing arrives, as with a cable pulled), writes
