@@ -13,7 +13,7 @@ use xoq_link::client::{connect, ClientSession, ConnectError};
 use xoq_link::sync::lock;
 use xoq_link::Ticket;
 use xoq_wire::limits::MAX_DEVICES;
-use xoq_wire::{Access, ErrorCode, Welcome};
+use xoq_wire::{Access, DeviceInfo, ErrorCode, Welcome};
 
 use crate::local::{mount_one, CameraSink, SerialDevice};
 use crate::mounted::{BridgeEnd, Mounted};
@@ -28,6 +28,7 @@ const REOPEN_DELAY: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how devices are mounted.
+#[derive(Clone)]
 pub struct MountOptions {
     pub link_dir: PathBuf,
     pub serial_device: SerialDevice,
@@ -93,11 +94,11 @@ pub async fn run(
         attempts = 0;
         status.set_link("connected");
         status.set_server_name(&session.welcome.server_name);
-        mount_new_devices(&session.welcome, &opts, &mounts, &status)?;
         let mut tasks = JoinSet::new();
         for m in mounts.list() {
             tasks.spawn(device_loop(m, session.clone()));
         }
+        mount_new_devices(&session, &opts, &mounts, &status, &mut tasks).await?;
         let rtt = async {
             loop {
                 if let Some(r) = session.rtt() {
@@ -122,16 +123,84 @@ pub async fn run(
     }
 }
 
-/// Creates the local device for each catalog entry not mounted yet.
-fn mount_new_devices(
-    welcome: &Welcome,
+/// Creates the local device for each catalog entry not mounted yet, and starts its loop as
+/// soon as it exists. Creating one can take seconds (a PipeWire node waits up to 10 s for
+/// the daemon, a CUSE tty for devtmpfs), so devices are made in the blocking pool, one thread
+/// per kind (devices of one kind one after the other: they draw local names from one
+/// sequence), while the link, the devices already mounted and the other kinds keep running.
+/// A device that cannot be mounted is reported, not fatal, unless nothing at all could be.
+async fn mount_new_devices(
+    session: &Arc<ClientSession>,
     opts: &MountOptions,
     mounts: &Mounts,
     status: &MountStatus,
+    loops: &mut JoinSet<()>,
 ) -> Result<()> {
-    let server_name = welcome.server_name.as_str();
-    let mut list = lock(&mounts.list);
+    let mut by_kind: Vec<Vec<(DeviceInfo, Access)>> = Vec::new();
+    for (d, access) in entries_to_mount(&session.welcome, opts, mounts) {
+        match by_kind.iter_mut().find(|g| g[0].0.kind == d.kind) {
+            Some(g) => g.push((d, access)),
+            None => by_kind.push(vec![(d, access)]),
+        }
+    }
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    for group in by_kind {
+        let (opts, server) = (opts.clone(), session.welcome.server_name.clone());
+        let done_tx = done_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            for (d, access) in group {
+                if let Some(delay) = test_mount_delay(&d.kind.to_string()) {
+                    std::thread::sleep(delay);
+                }
+                let r = mount_one(&d, access, &opts, &server);
+                if done_tx.send((d, r)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(done_tx);
     let mut failures = Vec::new();
+    while let Some((d, r)) = done.recv().await {
+        match r {
+            Ok(Some(m)) => {
+                status.add_device(m.status().clone());
+                lock(&mounts.list).push(m.clone());
+                loops.spawn(device_loop(m, session.clone()));
+            }
+            Ok(None) => {
+                tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
+            }
+            Err(e) => {
+                println!("not mounted  {}  {}: {e:#}", d.kind, d.name);
+                tracing::error!(device = %d.name, "{e:#}");
+                failures.push(e);
+            }
+        }
+    }
+    match failures.into_iter().next() {
+        Some(first) if lock(&mounts.list).is_empty() => Err(first),
+        _ => Ok(()),
+    }
+}
+
+/// Test hook: `XOQ_TEST_MOUNT_DELAY=KIND:MS` makes making each device of kind `KIND` (as
+/// printed: `serial`, `audio`, ...) take `MS` milliseconds longer, so a test can show that a
+/// slow kind stalls nothing else.
+fn test_mount_delay(kind: &str) -> Option<Duration> {
+    let v = std::env::var("XOQ_TEST_MOUNT_DELAY").ok()?;
+    let (k, ms) = v.split_once(':')?;
+    (k == kind).then(|| Duration::from_millis(ms.parse().unwrap_or(0)))
+}
+
+/// The catalog entries not mounted yet, with the access to mount them with.
+fn entries_to_mount(
+    welcome: &Welcome,
+    opts: &MountOptions,
+    mounts: &Mounts,
+) -> Vec<(DeviceInfo, Access)> {
+    let list = lock(&mounts.list);
+    let mut out: Vec<(DeviceInfo, Access)> = Vec::new();
     for d in &welcome.devices {
         if list.iter().any(|m| m.name() == d.name) {
             continue;
@@ -139,7 +208,7 @@ fn mount_new_devices(
         // Each catalog is bounded by the decoder; this bounds their union, so a server that
         // announces new names on every reconnect cannot make this mounter create devices
         // without end.
-        if list.len() >= MAX_DEVICES {
+        if list.len() + out.len() >= MAX_DEVICES {
             println!(
                 "not mounted  {}  {}: already {MAX_DEVICES} devices mounted from this server, the most one mount holds",
                 d.kind, d.name
@@ -152,28 +221,9 @@ fn mount_new_devices(
         } else {
             d.access
         };
-        let mounted = match mount_one(d, access, opts, server_name) {
-            Ok(Some(m)) => m,
-            Ok(None) => {
-                tracing::info!(device = %d.name, kind = %d.kind, "this mounter cannot mount that kind yet; skipped");
-                continue;
-            }
-            Err(e) => {
-                // Mount what can be mounted; a device that cannot is reported, not fatal,
-                // unless nothing at all could be mounted.
-                println!("not mounted  {}  {}: {e:#}", d.kind, d.name);
-                tracing::error!(device = %d.name, "{e:#}");
-                failures.push(e);
-                continue;
-            }
-        };
-        status.add_device(mounted.status().clone());
-        list.push(mounted);
+        out.push((d.clone(), access));
     }
-    match failures.into_iter().next() {
-        Some(first) if list.is_empty() => Err(first),
-        _ => Ok(()),
-    }
+    out
 }
 
 /// Keeps one device open and bridged for the life of a connection.

@@ -165,6 +165,10 @@ impl Default for HardwarePty {
 
 /// Size of one round-trip message of the serial benchmarks.
 pub const ECHO_MSG: usize = 32;
+/// The simulated port's rate in the round-trip benchmarks: it transmits at its baud rate,
+/// and at 4 Mbaud a 32-byte message is 80 us on its line, inside the simulation's timer
+/// slack, so the round trip measures the software path, as the PTY and socat baselines do.
+pub const BENCH_BAUD: u32 = 4_000_000;
 const ECHO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`.

@@ -79,7 +79,6 @@ wait_state '^open$' 30 && ok "reconnected" || bad "state after restart: $(state)
 run ping2 ping $DEV
 
 echo "-- benchmark: 32-byte round trips, CUSE tty then PTY, same run"
-stty -F $DEV 115200 >/dev/null 2>&1
 tty_exercise rtt $DEV 2000 | tee /tmp/rtt-cuse
 kill -TERM $MOUNT; wait $MOUNT 2>/dev/null
 i=0; while [ -e $DEV ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done

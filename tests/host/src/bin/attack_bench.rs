@@ -11,14 +11,16 @@
 //! Run (release): `cargo build --release --workspace --bins && target/release/attack_bench`
 //! Options: `--attackers N` (default 200), `--round-trips N` (default 3000).
 
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
+use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::stats::percentile;
-use xoq_tests_host::tty::round_trips;
+use xoq_tests_host::tty::{round_trips, BENCH_BAUD};
 use xoq_tests_host::{Env, Mount, Server, Tty};
 
 /// What each attacker tries to make the server buffer.
@@ -146,6 +148,7 @@ fn main() {
     let pid = server.proc.child.id();
     let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
+    set_speed_bother(tty.fd.as_fd(), BENCH_BAUD).expect("bench baud rate");
     std::thread::sleep(Duration::from_millis(300));
     tty.drain();
     println!(

@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::stats::percentile;
-use xoq_tests_host::tty::{round_trips, ECHO_MSG as MSG};
+use xoq_tests_host::tty::{round_trips, BENCH_BAUD, ECHO_MSG as MSG};
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
 const T: Duration = Duration::from_secs(60);
@@ -160,6 +161,7 @@ fn main() {
     );
     let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
+    set_speed_bother(tty.fd.as_fd(), BENCH_BAUD).expect("bench baud rate");
     std::thread::sleep(Duration::from_millis(300));
     tty.drain();
     let (p50, p99) = report(

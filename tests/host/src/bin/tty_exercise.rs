@@ -462,6 +462,7 @@ fn unplugged(c: &mut Checks, dev: &Path) {
 /// Round-trip latency of 32-byte messages through the echo.
 fn rtt(dev: &Path, n: usize) {
     let tty = Tty::open_raw(dev);
+    set_speed_bother(tty.fd.as_fd(), xoq_tests_host::tty::BENCH_BAUD).expect("bench baud rate");
     let msg = [0x5Au8; 32];
     for _ in 0..50 {
         echo(&tty, &msg);
