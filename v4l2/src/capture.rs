@@ -11,6 +11,8 @@ use crate::sys::*;
 
 /// Driver buffers requested: enough to ride out a slow frame, few enough to stay live.
 const BUFFERS: u32 = 4;
+/// Frames in a row that may turn out overwritten while copied before `next` gives up.
+const TORN_RETRIES: usize = 4;
 
 struct Mapped {
     ptr: *mut libc::c_void,
@@ -76,7 +78,27 @@ impl Capture {
 
     /// Waits up to `timeout` for the next frame; returns its bytes and capture time
     /// (microseconds since the Unix epoch).
+    ///
+    /// A buffer is not always ours while dequeued: v4l2loopback writes the next frame into its
+    /// ring whether or not a reader holds that buffer (reader and writer share its pages). A
+    /// frame whose buffer was written again while we copied it (its sequence number moved) is
+    /// dropped, and the next one read instead.
     pub fn next(&mut self, timeout: Duration) -> io::Result<(Vec<u8>, u64)> {
+        for _ in 0..TORN_RETRIES {
+            let (data, captured, torn) = self.next_copy(timeout)?;
+            if !torn {
+                return Ok((data, captured));
+            }
+        }
+        Err(io::Error::other(format!(
+            "{}: {TORN_RETRIES} frames in a row were overwritten while read (is this reader \
+             starved of CPU?)",
+            self.dev.path.display()
+        )))
+    }
+
+    /// One frame, copied out, and whether its buffer was written again meanwhile.
+    fn next_copy(&mut self, timeout: Duration) -> io::Result<(Vec<u8>, u64, bool)> {
         let mut pfd = libc::pollfd {
             fd: self.dev.file.as_raw_fd(),
             events: libc::POLLIN,
@@ -102,12 +124,24 @@ impl Capture {
             .get(b.index as usize)
             .ok_or_else(|| io::Error::other("the driver returned an unknown buffer"))?;
         let used = (b.bytesused as usize).min(m.len);
-        // SAFETY: `m` maps `m.len` readable bytes; we read `used <= m.len` of them while the
-        // buffer is dequeued (the driver does not write it until we queue it again).
-        let data = unsafe { std::slice::from_raw_parts(m.ptr as *const u8, used) }.to_vec();
+        let mut data = vec![0u8; used];
+        // SAFETY: `m` maps `m.len` readable bytes and `data` has room for `used <= m.len`. The
+        // bytes are copied, never borrowed: another process (v4l2loopback's writer) may write
+        // the shared pages meanwhile, which `rewritten` detects.
+        unsafe { std::ptr::copy_nonoverlapping(m.ptr as *const u8, data.as_mut_ptr(), used) };
+        let torn = self.rewritten(&b);
         let captured = wall_clock_us(&b.timestamp);
         ioctl(&self.dev.file, VIDIOC_QBUF, &mut b)?;
-        Ok((data, captured))
+        Ok((data, captured, torn))
+    }
+
+    /// Whether the driver has put a newer frame in `b`'s buffer since it was dequeued.
+    fn rewritten(&self, b: &v4l2_buffer) -> bool {
+        let mut q: v4l2_buffer = zeroed();
+        q.index = b.index;
+        q.type_ = b.type_;
+        q.memory = b.memory;
+        ioctl(&self.dev.file, VIDIOC_QUERYBUF, &mut q).is_ok_and(|_| q.sequence != b.sequence)
     }
 }
 

@@ -19,6 +19,12 @@ const CTL_QUERY: libc::c_ulong = 0x4C82;
 
 /// Longest card label, in bytes (the field holds 32 with the terminating NUL).
 pub const MAX_LABEL: usize = 31;
+/// Buffers of a device we add. v4l2loopback writes each frame into the next buffer of its
+/// ring even while a reader has that buffer dequeued, so a reader copying a frame is safe
+/// only if it is done before the writer comes round: the module's default of 2 buffers leaves
+/// one frame interval (a reader preempted for 70 ms at 15 fps got a torn picture); 8 leave
+/// seven.
+pub const ADDED_BUFFERS: i32 = 8;
 
 /// `struct v4l2_loopback_config`. Zero in a limit means the module's default.
 #[repr(C)]
@@ -64,7 +70,7 @@ impl LoopbackConfig {
             max_width: 0,
             min_height: 0,
             max_height: 0,
-            max_buffers: 0,
+            max_buffers: ADDED_BUFFERS,
             max_openers: 0,
             debug: 0,
             announce_all_caps: 0,

@@ -40,7 +40,9 @@ impl Output {
         // STREAMON(OUTPUT); a write()-only producer that exits can leave the device announcing
         // no capability at all (every later S_FMT fails) until the module is reloaded.
         let mut out = Output { dev, format: got };
-        for _ in 0..=ring_len() {
+        // A device we added has our buffer count, one made at module load the module's.
+        let ring = ring_len().max(crate::control::ADDED_BUFFERS as usize);
+        for _ in 0..=ring {
             out.write_frame(first)?;
         }
         let mut t = BUF_TYPE_VIDEO_OUTPUT as libc::c_int;

@@ -145,6 +145,9 @@ fn run(
 ) {
     let mut decoder: Option<Decoder> = None;
     let mut last = Last::None;
+    // The frame the decoder last took: a later one that does not follow it has lost its
+    // reference, whatever happened in between (a gap seen after a keyframe already queued).
+    let mut fed: Option<u32> = None;
     let mut sink_failing = false;
     loop {
         let wait = Duration::from_secs(1) * 3 / 2 / u32::from(mode.fps.max(1));
@@ -179,14 +182,21 @@ fn run(
                         let Some(dec) = decoder.as_mut() else {
                             return;
                         };
+                        if !f.keyframe && fed.is_some_and(|s| f.seq != s.wrapping_add(1)) {
+                            chain.broken();
+                        }
                         if chain.awaiting.load(Ordering::Acquire) {
                             if !f.keyframe {
-                                // Decoded, it would show a picture from a broken chain.
+                                // Decoded, it would show a picture from a broken chain; and
+                                // nothing shows until a keyframe, so ask for one (the bridge
+                                // spaces the requests).
                                 stats.dropped.fetch_add(1, Ordering::Relaxed);
+                                chain.needs.store(true, Ordering::Relaxed);
                                 continue;
                             }
                             chain.awaiting.store(false, Ordering::Release);
                         }
+                        fed = Some(f.seq);
                         match dec.decode(&f.data) {
                             Ok(Some(p)) => {
                                 if (usize::from(mode.width), usize::from(mode.height))
@@ -280,6 +290,17 @@ mod tests {
 
     #[test]
     fn after_a_lost_frame_nothing_is_shown_until_the_next_keyframe() {
+        lose_frame_10(true);
+    }
+
+    #[test]
+    fn a_gap_the_bridge_did_not_announce_is_seen_by_the_decoder() {
+        // As when the gap was noticed only after a keyframe already queued: the decoder
+        // itself must see that frame 11 does not follow frame 9.
+        lose_frame_10(false);
+    }
+
+    fn lose_frame_10(bridge_announces_it: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cam0.y4m");
         let mode = VideoMode {
@@ -315,7 +336,7 @@ mod tests {
             match n {
                 // Frame 10 is lost on the way: the bridge sees the gap at 11.
                 10 => continue,
-                11 => handle.broken_chain(),
+                11 if bridge_announces_it => handle.broken_chain(),
                 _ => {}
             }
             handle.push(f);

@@ -135,9 +135,9 @@ fn number_of(f: &FrameFormat, data: &[u8]) -> Option<(u16, Picture)> {
 }
 
 /// Which frame each quarter of a bad picture matches best (a picture torn between two frames
-/// shows two numbers), for the failure message.
+/// shows two numbers, up to a loopback ring of frames apart), for the failure message.
 fn bands_matched(y: &[u8], w: usize, h: usize, num: u16) -> String {
-    let near: Vec<(u32, Picture)> = (u32::from(num).saturating_sub(3)..=u32::from(num) + 3)
+    let near: Vec<(u32, Picture)> = (u32::from(num).saturating_sub(30)..=u32::from(num) + 30)
         .map(|k| (k, pattern::render(w, h, k)))
         .collect();
     let band = w * (h / 4);
