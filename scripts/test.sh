@@ -10,6 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A fresh clone's build, fuzz, package and VM outputs take about 5 GB: say so before a full
+# disk fails a build halfway (it did once, in CI).
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
+  echo "test.sh: only $((free_kib / 1024)) MiB free on $(df -P . | awk 'NR == 2 { print $6 }'); the tests need about 6 GiB (remove old target/ dirs, e.g. cargo clean)" >&2
+  exit 1
+fi
+
 scripts/deps.sh
 
 echo "== fmt"
