@@ -10,6 +10,8 @@ pub const TCSETS: u32 = 0x5402;
 pub const TCSETSW: u32 = 0x5403;
 pub const TCSETSF: u32 = 0x5404;
 pub const TCSBRK: u32 = 0x5409;
+/// `tcflow`.
+pub const TCXONC: u32 = 0x540A;
 pub const TCFLSH: u32 = 0x540B;
 pub const TIOCEXCL: u32 = 0x540C;
 pub const TIOCNXCL: u32 = 0x540D;
@@ -89,9 +91,8 @@ pub fn shape_of(cmd: u32) -> Option<Shape> {
         TIOCGICOUNT => shape(0, ICOUNT_LEN),
         TIOCGWINSZ => shape(0, WINSIZE_LEN),
         TIOCSWINSZ => shape(WINSIZE_LEN, 0),
-        TCSBRK | TCSBRKP | TCFLSH | TIOCSBRK | TIOCCBRK | TIOCEXCL | TIOCNXCL | TIOCMIWAIT => {
-            shape(0, 0)
-        }
+        TCSBRK | TCSBRKP | TCXONC | TCFLSH | TIOCSBRK | TIOCCBRK | TIOCEXCL | TIOCNXCL
+        | TIOCMIWAIT => shape(0, 0),
         _ => None,
     }
 }

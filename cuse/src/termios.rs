@@ -181,6 +181,8 @@ pub fn to_line(t: &libc::termios2) -> LineSettings {
     };
     let flow = if t.c_cflag & libc::CRTSCTS != 0 {
         FlowControl::Hardware
+    } else if t.c_iflag & (libc::IXON | libc::IXOFF) != 0 && t.c_iflag & libc::IXANY != 0 {
+        FlowControl::SoftwareAnyRestarts
     } else if t.c_iflag & (libc::IXON | libc::IXOFF) != 0 {
         FlowControl::Software
     } else {
@@ -223,10 +225,11 @@ pub fn apply_line(t: &mut libc::termios2, line: &LineSettings) {
     }
     // Software flow control is done by the remote port's driver, which consumes XON/XOFF, so
     // they never reach this tty; IXON/IXOFF here let programs read back what they set.
-    t.c_iflag &= !(libc::IXON | libc::IXOFF);
+    t.c_iflag &= !(libc::IXON | libc::IXOFF | libc::IXANY);
     match line.flow {
         FlowControl::Hardware => t.c_cflag |= libc::CRTSCTS,
         FlowControl::Software => t.c_iflag |= libc::IXON | libc::IXOFF,
+        FlowControl::SoftwareAnyRestarts => t.c_iflag |= libc::IXON | libc::IXOFF | libc::IXANY,
         FlowControl::None => {}
     }
 }

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
 
-pub use xoq_sys::reactor::register;
+pub use xoq_sys::reactor::{register, register_with};
 
 /// One `read(2)` once the descriptor is readable; 0 bytes is returned as `UnexpectedEof`.
 pub async fn read(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {

@@ -176,9 +176,10 @@ impl SerialConfig {
         let flow = match self.flow.as_deref().unwrap_or("none") {
             "none" => FlowControl::None,
             "software" => FlowControl::Software,
+            "software-ixany" => FlowControl::SoftwareAnyRestarts,
             "hardware" => FlowControl::Hardware,
             f => bail!(
-                "serial `{}`: flow `{f}` is not none, software or hardware",
+                "serial `{}`: flow `{f}` is not none, software, software-ixany or hardware",
                 self.name
             ),
         };

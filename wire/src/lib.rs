@@ -32,7 +32,7 @@ pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
 pub use message::{Message, Peer};
 pub use name::{check_name, is_valid_name};
 pub use serial::{
-    FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
+    FlowAction, FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
 };
 pub use serial_tx::TxLedger;
 pub use video::{CameraSettings, VideoCodec, VideoFrame, VideoMode};

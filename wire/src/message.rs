@@ -10,7 +10,7 @@ use crate::limits::{
     MAX_AUDIO_DATA, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_FRAME,
     MAX_NAME, MAX_TEXT,
 };
-use crate::serial::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+use crate::serial::{FlowAction, FlushQueue, LineSettings, ModemLines, ModemStatus};
 use crate::video::{VideoFrame, VideoMode};
 
 /// Bytes before every body: type (1) and body length (4, big-endian).
@@ -53,6 +53,8 @@ pub enum Message {
     SetBreak(bool),
     /// client -> server: discard buffered data, as `tcflush`.
     Flush(FlushQueue),
+    /// client -> server: `tcflow`, applied at once (not after the data queued before it).
+    Flow(FlowAction),
     /// client -> server: answer with `Drained` once all earlier data has left the port.
     Drain { seq: u32 },
     /// server -> client: every byte written before `Drain { seq }` has been transmitted.
@@ -99,6 +101,7 @@ mod ty {
     pub const DRAINED: u8 = 0x27;
     pub const SET_BREAK: u8 = 0x28;
     pub const TX_PROGRESS: u8 = 0x29;
+    pub const FLOW: u8 = 0x2A;
     pub const CAN_FRAMES: u8 = 0x30;
     pub const CAN_COUNTERS: u8 = 0x31;
     pub const TIME_SYNC: u8 = 0x32;
@@ -127,6 +130,7 @@ pub(crate) fn may_send(peer: Peer, t: u8) -> bool {
             | ty::BREAK
             | ty::SET_BREAK
             | ty::FLUSH
+            | ty::FLOW
             | ty::DRAIN
             | ty::KEYFRAME_REQUEST
     );
@@ -157,7 +161,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::OPENED => MAX_DEVICE_INFO,
         ty::DATA => MAX_DATA,
         ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
-        ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH | ty::SET_BREAK => 1,
+        ty::SET_MODEM | ty::MODEM_STATUS | ty::FLUSH | ty::SET_BREAK | ty::FLOW => 1,
         ty::BREAK => 2,
         ty::DRAIN | ty::DRAINED => 4,
         ty::TX_PROGRESS => 12,
@@ -189,6 +193,7 @@ impl Message {
             Message::Break { .. } => "Break",
             Message::SetBreak(_) => "SetBreak",
             Message::Flush(_) => "Flush",
+            Message::Flow(_) => "Flow",
             Message::Drain { .. } => "Drain",
             Message::Drained { .. } => "Drained",
             Message::TxProgress { .. } => "TxProgress",
@@ -278,6 +283,10 @@ impl Message {
             Message::Flush(q) => {
                 w.u8(q.to_u8());
                 ty::FLUSH
+            }
+            Message::Flow(a) => {
+                w.u8(a.to_u8());
+                ty::FLOW
             }
             Message::Drain { seq } => {
                 w.u32(*seq);
@@ -455,6 +464,7 @@ impl Message {
                 }
             }),
             ty::FLUSH => Message::Flush(FlushQueue::from_u8(r.u8("flush_queue")?)?),
+            ty::FLOW => Message::Flow(FlowAction::from_u8(r.u8("flow_action")?)?),
             ty::DRAIN => Message::Drain { seq: r.u32("seq")? },
             ty::DRAINED => Message::Drained { seq: r.u32("seq")? },
             ty::TX_PROGRESS => Message::TxProgress {

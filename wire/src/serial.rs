@@ -25,8 +25,10 @@ pub enum StopBits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FlowControl {
     None,
-    /// XON/XOFF in band.
+    /// XON/XOFF in band (`IXON`/`IXOFF`): a received XOFF stops output until an XON.
     Software,
+    /// XON/XOFF, and any received character restarts stopped output (`IXANY`).
+    SoftwareAnyRestarts,
     /// RTS/CTS.
     Hardware,
 }
@@ -72,6 +74,7 @@ impl std::fmt::Display for LineSettings {
         let fl = match self.flow {
             FlowControl::None => "",
             FlowControl::Software => " xon/xoff",
+            FlowControl::SoftwareAnyRestarts => " xon/xoff ixany",
             FlowControl::Hardware => " rts/cts",
         };
         write!(f, "{} {}{}{}{}", self.baud, self.data_bits, p, s, fl)
@@ -99,6 +102,7 @@ impl LineSettings {
             FlowControl::None => 0,
             FlowControl::Software => 1,
             FlowControl::Hardware => 2,
+            FlowControl::SoftwareAnyRestarts => 3,
         });
     }
 
@@ -144,6 +148,7 @@ impl LineSettings {
             0 => FlowControl::None,
             1 => FlowControl::Software,
             2 => FlowControl::Hardware,
+            3 => FlowControl::SoftwareAnyRestarts,
             v => {
                 return Err(WireError::BadValue {
                     field: "flow",
@@ -232,6 +237,52 @@ pub enum FlushQueue {
     /// Data written and not yet transmitted.
     Output,
     Both,
+}
+
+/// `tcflow`: what a program asks of the port's flow, at once (not queued behind output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowAction {
+    /// `TCOOFF`: suspend output.
+    SuspendOutput,
+    /// `TCOON`: restart suspended output.
+    RestartOutput,
+    /// `TCIOFF`: transmit a STOP character (XOFF), ahead of queued output.
+    SendStop,
+    /// `TCION`: transmit a START character (XON), ahead of queued output.
+    SendStart,
+}
+
+impl FlowAction {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            FlowAction::SuspendOutput => 1,
+            FlowAction::RestartOutput => 2,
+            FlowAction::SendStop => 3,
+            FlowAction::SendStart => 4,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Result<Self, WireError> {
+        match v {
+            1 => Ok(FlowAction::SuspendOutput),
+            2 => Ok(FlowAction::RestartOutput),
+            3 => Ok(FlowAction::SendStop),
+            4 => Ok(FlowAction::SendStart),
+            v => Err(WireError::BadValue {
+                field: "flow_action",
+                value: v.into(),
+            }),
+        }
+    }
+}
+
+impl FlowControl {
+    /// XON/XOFF in either form.
+    pub fn is_software(self) -> bool {
+        matches!(
+            self,
+            FlowControl::Software | FlowControl::SoftwareAnyRestarts
+        )
+    }
 }
 
 impl FlushQueue {

@@ -4,7 +4,7 @@ mod common;
 
 use xoq_wire::limits::{MAX_BAUD, MAX_BREAK_MS, MAX_DATA, MAX_NAME, MAX_SETTINGS};
 use xoq_wire::{
-    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, FlowControl, FlushQueue,
+    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, FlowAction, FlowControl, FlushQueue,
     FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus, Parity, Refusal, StopBits,
     Welcome, WireError,
 };
@@ -172,6 +172,10 @@ fn small_messages_bytes() {
             vec![0x25, 0, 0, 0, 1, 0x03],
         ),
         (
+            Message::Flow(FlowAction::RestartOutput),
+            vec![0x2A, 0, 0, 0, 1, 0x02],
+        ),
+        (
             Message::Drain { seq: 0x0102_0304 },
             vec![0x26, 0, 0, 0, 4, 1, 2, 3, 4],
         ),
@@ -229,9 +233,11 @@ fn out_of_range_values_are_refused() {
         (0x21, &[0, 0, 0x25, 0x80, 8, 5, 1, 0]),       // parity 5
         (0x21, &[0, 0, 0x25, 0x80, 8, 0, 0, 0]),       // stop bits 0
         (0x21, &[0, 0, 0x25, 0x80, 8, 0, 3, 0]),       // stop bits 3
-        (0x21, &[0, 0, 0x25, 0x80, 8, 0, 1, 3]),       // flow 3
+        (0x21, &[0, 0, 0x25, 0x80, 8, 0, 1, 4]),       // flow 4
         (0x22, &[0x04]),                               // modem lines: unknown bit
         (0x23, &[0x40]),                               // modem status: unknown bit
+        (0x2A, &[0]),                                  // flow action 0
+        (0x2A, &[5]),                                  // flow action 5
         (0x24, &[0x27, 0x11]),                         // break MAX_BREAK_MS + 1
         (0x25, &[0x00]),                               // flush queue 0
         (0x25, &[0x04]),                               // flush queue 4

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use xoq_wire::limits::MAX_BREAK_MS;
-use xoq_wire::Message;
+use xoq_wire::{FlowAction, Message};
 
 use super::{AfterDrain, PendingWait, Tty};
 use crate::abi::{self, ioctl_flags};
@@ -131,6 +131,13 @@ impl Tty {
                 arg.saturating_mul(100).min(u64::from(MAX_BREAK_MS)) as u16
             }),
             TIOCSBRK | TIOCCBRK => self.hold_break(cmd == TIOCSBRK),
+            TCXONC => match arg {
+                0 => self.flow(FlowAction::SuspendOutput),
+                1 => self.flow(FlowAction::RestartOutput),
+                2 => self.flow(FlowAction::SendStop),
+                3 => self.flow(FlowAction::SendStart),
+                _ => Fail(libc::EINVAL),
+            },
             TCFLSH => match arg {
                 TCIFLUSH => self.flush_done(true, false),
                 TCOFLUSH => self.flush_done(false, true),
@@ -297,6 +304,15 @@ impl Tty {
             return refusal;
         }
         self.send(Message::SetBreak(on));
+        Done(Vec::new())
+    }
+
+    /// `tcflow`: the remote port acts at once, ahead of the data queued before it.
+    fn flow(&mut self, action: FlowAction) -> Outcome {
+        if let Some(refusal) = self.cannot_act() {
+            return refusal;
+        }
+        self.uplink.push_front(Message::Flow(action));
         Done(Vec::new())
     }
 

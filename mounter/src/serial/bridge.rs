@@ -14,7 +14,9 @@ use std::sync::Arc;
 use serde_json::json;
 use xoq_link::client::DeviceStream;
 use xoq_link::framed::MessageWriter;
-use xoq_wire::{Access, ErrorCode, FlushQueue, LineSettings, Message, ModemLines, Parity};
+use xoq_wire::{
+    Access, ErrorCode, FlowAction, FlushQueue, LineSettings, Message, ModemLines, Parity,
+};
 
 use super::pty::{packet, Pty};
 use super::pty_tx::PtyTx;
@@ -85,12 +87,22 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
         sync_settings(m, &mut writer, &mut sent).await?;
         let mut buf = vec![0u8; 1 + 16 * 1024];
         loop {
+            // With a full window only a status is read (a tcflow restarting the port's
+            // output must get through while the data waits in the PTY): one byte, which the
+            // kernel fills with the pending status alone.
+            let mut want = buf.len();
             if writes {
-                m.tx.room().await;
+                tokio::select! {
+                    _ = m.tx.room() => {}
+                    r = m.pty.status_pending() => {
+                        r.map_err(BridgeEnd::LocalFailed)?;
+                        want = 1;
+                    }
+                }
             }
             let n = m
                 .pty
-                .read_packet(&mut buf)
+                .read_packet(&mut buf[..want])
                 .await
                 .map_err(BridgeEnd::LocalFailed)?;
             if n == 0 {
@@ -118,6 +130,13 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
                 }
                 if status & packet::FLUSHWRITE != 0 {
                     send(&mut writer, &Message::Flush(FlushQueue::Output)).await?;
+                }
+                // tcflow(TCOOFF / TCOON) on the slave stops the PTY's output, and the port's.
+                if status & packet::STOP != 0 {
+                    send(&mut writer, &Message::Flow(FlowAction::SuspendOutput)).await?;
+                }
+                if status & packet::START != 0 {
+                    send(&mut writer, &Message::Flow(FlowAction::RestartOutput)).await?;
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use xoq_link::fdio;
 use xoq_wire::LineSettings;
 
@@ -20,6 +21,9 @@ pub mod packet {
     pub const DATA: u8 = 0;
     pub const FLUSHREAD: u8 = 0x01;
     pub const FLUSHWRITE: u8 = 0x02;
+    /// Output stopped (`tcflow(TCOOFF)` on the slave) / restarted (`TCOON`).
+    pub const STOP: u8 = 0x04;
+    pub const START: u8 = 0x08;
     pub const IOCTL: u8 = 0x40;
 }
 
@@ -55,8 +59,9 @@ impl Pty {
             OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL).map_err(io::Error::from)?);
         fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
         give_to_dialout(&slave);
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         Ok(Pty {
-            master: fdio::register(master)?,
+            master: fdio::register_with(master, interest)?,
             slave,
             path,
         })
@@ -65,6 +70,15 @@ impl Pty {
     /// Reads one packet: `buf[0]` is the status byte, data (if status is 0) follows.
     pub async fn read_packet(&self, buf: &mut [u8]) -> io::Result<usize> {
         fdio::read(&self.master, buf).await
+    }
+
+    /// Waits until the master has a status for us (`POLLPRI`: flush, stop/start, ioctl),
+    /// whether or not data is waiting behind it.
+    pub async fn status_pending(&self) -> io::Result<()> {
+        let mut ready = self.master.ready(Interest::PRIORITY).await?;
+        // Edge-triggered: the caller reads the status next, so a new one raises a new edge.
+        ready.clear_ready();
+        Ok(())
     }
 
     /// Writes bytes that programs will read from the slave.

@@ -2,8 +2,13 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
-use xoq_wire::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+use xoq_wire::{FlowAction, FlushQueue, LineSettings, ModemLines, ModemStatus};
+
+/// `tcflow` on an open port. It acts at once, outside the queue of operations: output that
+/// is stopped holds that queue up, and restarting it must not wait behind it.
+pub type FlowSwitch = Arc<dyn Fn(FlowAction) -> io::Result<()> + Send + Sync>;
 
 /// Opens a port. The device actor calls `open` again after the port failed (unplugged), so a
 /// backend is a recipe for a port, not the open port itself.
@@ -40,6 +45,8 @@ pub trait PortControl: Send + 'static {
     /// Holds the line in break (`true`) until called again with `false`.
     fn set_break(&mut self, on: bool) -> io::Result<()>;
     fn flush(&mut self, queue: FlushQueue) -> io::Result<()>;
+    /// The port's `tcflow`, usable while the queue of operations waits.
+    fn flow_switch(&self) -> io::Result<FlowSwitch>;
     /// Bytes written and not yet transmitted (the driver's `TIOCOUTQ`).
     fn output_queue(&mut self) -> io::Result<u32>;
     /// Waits until everything written has been transmitted.

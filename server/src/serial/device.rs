@@ -19,7 +19,7 @@ use xoq_wire::{
 };
 use xoq_wire::{FlushQueue, ModemLines};
 
-use super::backend::{PortControl, PortReader, SerialBackend};
+use super::backend::{FlowSwitch, PortControl, PortReader, SerialBackend};
 use super::writer::{Remembered, WriterName, WriterTally};
 
 /// Bytes read from the port at once, and the largest chunk written at once.
@@ -71,6 +71,8 @@ struct State {
     modem: ModemStatus,
     writer: Option<Writer>,
     remembered: Remembered,
+    /// The open port's `tcflow`.
+    flow: Option<FlowSwitch>,
     subs: Vec<Subscriber>,
     gone: Option<String>,
 }
@@ -96,6 +98,7 @@ impl SerialDevice {
                 modem: ModemStatus::default(),
                 writer: None,
                 remembered: Remembered::default(),
+                flow: None,
                 subs: Vec::new(),
                 gone: Some("not opened yet".into()),
             }),
@@ -299,6 +302,19 @@ impl Attachment {
 }
 
 impl Attachment {
+    /// `tcflow`, at once: not queued behind the data (stopped output holds that queue).
+    pub async fn flow(&self, action: xoq_wire::FlowAction) {
+        let switch = self.dev.lock().flow.clone();
+        let r = match switch {
+            Some(f) => f(action),
+            None => Err(io::Error::other("the port is not open")),
+        };
+        if let Err(e) = r {
+            let text = format!("{}: cannot {action:?}: {e}", self.dev.name);
+            self.reply_error(ErrorCode::InvalidSetting, text).await;
+        }
+    }
+
     /// Sends an error to this client only.
     pub async fn reply_error(&self, code: ErrorCode, text: String) {
         self.dev.reply(self.id, Message::Error { code, text }).await;
@@ -324,16 +340,22 @@ async fn run<B: SerialBackend>(
         match backend.open(&line) {
             Ok((reader, mut control)) => {
                 let modem = control.modem_status().ok().flatten().unwrap_or_default();
+                let flow = control.flow_switch();
+                if let Err(e) = &flow {
+                    tracing::warn!(device = %dev.name, "tcflow unavailable on this port: {e}");
+                }
                 {
                     let mut st = dev.lock();
                     st.gone = None;
                     st.modem = modem;
+                    st.flow = flow.ok();
                 }
                 tracing::info!(device = %dev.name, port = %what, %line, "serial port open");
                 let reason = tokio::select! {
                     e = read_loop(&dev, reader) => e,
                     e = control_loop(&dev, control, &mut cmd_rx) => e,
                 };
+                dev.lock().flow = None;
                 dev.fail(reason.to_string()).await;
             }
             Err(e) => {

@@ -2,7 +2,7 @@
 //! descriptor in non-blocking mode under tokio, settings through `serialport`'s termios calls.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -13,9 +13,11 @@ use serialport::{
 use tokio::io::unix::AsyncFd;
 use xoq_link::fdio;
 use xoq_wire::catalog::serial_caps;
-use xoq_wire::{FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits};
+use xoq_wire::{
+    FlowAction, FlowControl, FlushQueue, LineSettings, ModemLines, ModemStatus, Parity, StopBits,
+};
 
-use super::backend::{PortControl, PortReader, SerialBackend};
+use super::backend::{FlowSwitch, PortControl, PortReader, SerialBackend};
 
 /// A port at a path such as `/dev/ttyUSB0`.
 pub struct HardwarePort {
@@ -34,6 +36,7 @@ impl SerialBackend for HardwarePort {
         apply(&mut port, line)?;
         // SAFETY: the port owns this fd and outlives the borrow, which ends in this function.
         let fd = unsafe { BorrowedFd::borrow_raw(port.as_raw_fd()) };
+        set_ixany(fd, line.flow)?;
         let flags =
             OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
         fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
@@ -87,6 +90,7 @@ impl PortControl for HwControl {
 
     fn apply_line(&mut self, line: &LineSettings) -> io::Result<LineSettings> {
         apply(&mut self.port, line)?;
+        set_ixany(self.wfd.get_ref().as_fd(), line.flow)?;
         read_back(&self.port, line)
     }
 
@@ -134,6 +138,20 @@ impl PortControl for HwControl {
             self.port.clear_break()
         };
         r.map_err(io::Error::other)
+    }
+
+    fn flow_switch(&self) -> io::Result<FlowSwitch> {
+        use nix::sys::termios::{tcflow, FlowArg};
+        let fd = std::sync::Arc::new(self.wfd.get_ref().try_clone()?);
+        Ok(std::sync::Arc::new(move |action| {
+            let arg = match action {
+                FlowAction::SuspendOutput => FlowArg::TCOOFF,
+                FlowAction::RestartOutput => FlowArg::TCOON,
+                FlowAction::SendStop => FlowArg::TCIOFF,
+                FlowAction::SendStart => FlowArg::TCION,
+            };
+            tcflow(fd.as_ref(), arg).map_err(io::Error::from)
+        }))
     }
 
     fn output_queue(&mut self) -> io::Result<u32> {
@@ -194,7 +212,7 @@ fn apply(port: &mut TTYPort, line: &LineSettings) -> io::Result<()> {
     };
     let flow = match line.flow {
         FlowControl::None => SpFlow::None,
-        FlowControl::Software => SpFlow::Software,
+        FlowControl::Software | FlowControl::SoftwareAnyRestarts => SpFlow::Software,
         FlowControl::Hardware => SpFlow::Hardware,
     };
     port.set_baud_rate(line.baud).map_err(io::Error::other)?;
@@ -203,6 +221,15 @@ fn apply(port: &mut TTYPort, line: &LineSettings) -> io::Result<()> {
     port.set_stop_bits(stop).map_err(io::Error::other)?;
     port.set_flow_control(flow).map_err(io::Error::other)?;
     Ok(())
+}
+
+/// `IXANY` (any received character restarts output), which `serialport` does not set.
+fn set_ixany(fd: BorrowedFd<'_>, flow: FlowControl) -> io::Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, InputFlags, SetArg};
+    let mut t = tcgetattr(fd).map_err(io::Error::from)?;
+    t.input_flags
+        .set(InputFlags::IXANY, flow == FlowControl::SoftwareAnyRestarts);
+    tcsetattr(fd, SetArg::TCSANOW, &t).map_err(io::Error::from)
 }
 
 /// What the port reports now; fields the driver cannot report are taken from `asked`.

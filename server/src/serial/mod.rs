@@ -5,6 +5,7 @@ pub mod backend;
 pub mod device;
 pub mod hardware;
 pub mod sim;
+pub mod sim_flow;
 pub mod sim_line;
 pub mod stream;
 pub mod writer;

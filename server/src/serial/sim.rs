@@ -13,9 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use xoq_wire::catalog::serial_caps;
-use xoq_wire::{FlushQueue, LineSettings, ModemLines, ModemStatus};
+use xoq_wire::{FlowAction, FlushQueue, LineSettings, ModemLines, ModemStatus};
 
+use super::backend::FlowSwitch;
 use super::backend::{PortControl, PortReader, SerialBackend};
+use super::sim_flow::{SoftFlow, XOFF, XON};
 use super::sim_line::{Receiver, Transmitter};
 /// Bytes of each written chunk kept in the record.
 const RECORD_HEAD: usize = 32;
@@ -32,6 +34,8 @@ impl SerialBackend for SimEcho {
 
     fn open(&mut self, line: &LineSettings) -> io::Result<(SimReader, SimControl)> {
         let rx = Arc::new(Receiver::default());
+        let flow = Arc::new(SoftFlow::default());
+        flow.set_mode(line.flow);
         let recorder = match &self.record {
             Some(p) => Some(
                 OpenOptions::new()
@@ -48,7 +52,7 @@ impl SerialBackend for SimEcho {
             None => None,
         };
         let mut control = SimControl {
-            tx: Transmitter::new(rx.clone()),
+            tx: Transmitter::new(rx.clone(), flow),
             line: *line,
             lines: ModemLines::default(),
             recorder,
@@ -126,6 +130,7 @@ impl PortControl for SimControl {
 
     fn apply_line(&mut self, line: &LineSettings) -> io::Result<LineSettings> {
         self.line = *line;
+        self.tx.flow.set_mode(line.flow);
         self.record(json!({"event": "line", "line": line_json(line)}))?;
         Ok(self.line)
     }
@@ -174,6 +179,21 @@ impl PortControl for SimControl {
 
     fn output_queue(&mut self) -> io::Result<u32> {
         Ok(0)
+    }
+
+    fn flow_switch(&self) -> io::Result<FlowSwitch> {
+        let (flow, rx) = (self.tx.flow.clone(), self.tx.rx.clone());
+        Ok(Arc::new(move |action| {
+            // XOFF/XON sent ahead of the queue come straight back from the echo device.
+            let echo = |c: u8| rx.try_push(&flow.receive(&[c]));
+            match action {
+                FlowAction::SuspendOutput => flow.suspend(),
+                FlowAction::RestartOutput => flow.restart(),
+                FlowAction::SendStop => echo(XOFF),
+                FlowAction::SendStart => echo(XON),
+            }
+            Ok(())
+        }))
     }
 
     async fn drain(&mut self) -> io::Result<()> {

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use xoq_wire::{LineSettings, Parity, StopBits};
 
+use super::sim_flow::SoftFlow;
+
 /// Bytes of answers held before the transmitter waits (a UART FIFO plus a driver buffer).
 pub const RX_FIFO: usize = 4096;
 /// Longest stretch of the line sent at once: the echo trickles back at this granularity.
@@ -103,6 +105,15 @@ impl Receiver {
         }
     }
 
+    /// Takes what fits of `data` at once (a character sent ahead of the queue); the rest is
+    /// lost, as on a UART whose FIFO is full.
+    pub fn try_push(&self, data: &[u8]) {
+        let mut f = self.lock();
+        let n = RX_FIFO.saturating_sub(f.bytes.len()).min(data.len());
+        f.bytes.extend(&data[..n]);
+        self.readable.notify_waiters();
+    }
+
     /// Discards what was received and not yet read; returns how much.
     pub fn flush(&self) -> usize {
         let mut f = self.lock();
@@ -122,14 +133,17 @@ impl Receiver {
 /// The transmitter: paces what is written at the line's rate and hands each slice to the echo.
 pub struct Transmitter {
     pub rx: Arc<Receiver>,
+    /// XON/XOFF: output stops and restarts with what the port receives, and `tcflow`.
+    pub flow: Arc<SoftFlow>,
     /// When the line is next free (the end of what is being sent).
     free_at: Instant,
 }
 
 impl Transmitter {
-    pub fn new(rx: Arc<Receiver>) -> Transmitter {
+    pub fn new(rx: Arc<Receiver>, flow: Arc<SoftFlow>) -> Transmitter {
         Transmitter {
             rx,
+            flow,
             free_at: Instant::now(),
         }
     }
@@ -142,10 +156,19 @@ impl Transmitter {
     pub async fn send(&mut self, line: &LineSettings, data: &[u8]) {
         let per_slice = (SLICE.as_nanos() / line_time(line, 1).as_nanos().max(1)).max(1) as usize;
         self.resume_line();
-        for slice in data.chunks(per_slice) {
-            self.free_at += line_time(line, slice.len());
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.flow.wait_running().await {
+                // Stopped by XOFF or tcflow: the line was idle, it does not catch up.
+                self.resume_line();
+            }
+            let (piece, tail) = rest.split_at(self.flow.piece_len(rest, per_slice));
+            rest = tail;
+            self.free_at += line_time(line, piece.len());
             self.wait_line().await;
-            self.rx.push(slice).await;
+            // The echo device answers at once; our UART receives the answer.
+            let delivered = self.flow.receive(piece);
+            self.rx.push(&delivered).await;
         }
     }
 
@@ -192,7 +215,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn writes_take_the_line_time_and_the_echo_follows_them() {
         let rx = Arc::new(Receiver::default());
-        let mut tx = Transmitter::new(rx.clone());
+        let mut tx = Transmitter::new(rx.clone(), Arc::default());
         let line = LineSettings {
             baud: 9600,
             ..LineSettings::default()
@@ -224,7 +247,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_fifo_holds_the_transmitter_and_a_flush_empties_it() {
         let rx = Arc::new(Receiver::default());
-        let mut tx = Transmitter::new(rx.clone());
+        let mut tx = Transmitter::new(rx.clone(), Arc::default());
         let line = LineSettings::default();
         let sent =
             tokio::time::timeout(Duration::from_secs(1), tx.send(&line, &[1; RX_FIFO + 44])).await;
@@ -236,5 +259,37 @@ mod tests {
         rx.close();
         let mut buf = [0u8; 8];
         assert!(rx.read(&mut buf).await.is_err(), "closed and empty");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_echoed_xoff_stops_the_output_until_it_is_restarted() {
+        use super::super::sim_flow::XOFF;
+        let rx = Arc::new(Receiver::default());
+        let flow = Arc::new(SoftFlow::default());
+        flow.set_mode(xoq_wire::FlowControl::Software);
+        let mut tx = Transmitter::new(rx.clone(), flow.clone());
+        let line = LineSettings {
+            baud: 9600,
+            ..LineSettings::default()
+        };
+        let sending = tokio::spawn(async move {
+            tx.send(&line, &[b'a', XOFF, b'b', b'c']).await;
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            !sending.is_finished(),
+            "stopped after its own XOFF came back"
+        );
+        let mut buf = [0u8; 8];
+        let n = rx.read(&mut buf).await.expect("open");
+        assert_eq!(
+            &buf[..n],
+            b"a",
+            "the XOFF is swallowed, nothing after it sent"
+        );
+        flow.restart();
+        sending.await.expect("sender");
+        let n = rx.read(&mut buf).await.expect("open");
+        assert_eq!(&buf[..n], b"bc");
     }
 }

@@ -21,6 +21,15 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: Attachment)
             Message::SetBreak(on) => Op::SetBreak(on),
             Message::Flush(q) => Op::Flush(q),
             Message::Drain { seq } => Op::Drain(seq),
+            Message::Flow(action) if att.access == Access::ReadWrite => {
+                att.flow(action).await;
+                continue;
+            }
+            Message::Flow(_) => {
+                att.reply_error(ErrorCode::ReadOnly, READ_ONLY_TEXT.into())
+                    .await;
+                continue;
+            }
             other => {
                 att.reply_error(ErrorCode::UnexpectedMessage, unexpected_text(&other))
                     .await;

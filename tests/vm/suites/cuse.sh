@@ -69,6 +69,9 @@ run closeflush closeflush $DEV $REC
 echo "-- writes paced by the line: writers wait, TIOCOUTQ, tcdrain"
 run paced paced $DEV
 
+echo "-- XON/XOFF and tcflow"
+run xonxoff xonxoff $DEV
+
 echo "-- the server dies: the tty stays"
 kill -9 $SERVER; wait $SERVER 2>/dev/null
 wait_state 'waiting for link' 15 && ok "mounter noticed: $(state)" || bad "state after kill: $(state)"

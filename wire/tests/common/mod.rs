@@ -11,8 +11,9 @@ use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
     Access, AudioDirection, AudioFormat, AudioPacket, AudioSettings, BusState, CameraSettings,
     CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode,
-    FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus,
-    Parity, Refusal, SampleFormat, StopBits, VideoCodec, VideoFrame, VideoMode, Welcome, WireError,
+    FlowAction, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines,
+    ModemStatus, Parity, Refusal, SampleFormat, StopBits, VideoCodec, VideoFrame, VideoMode,
+    Welcome, WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +82,17 @@ pub fn flow() -> impl Strategy<Value = FlowControl> {
     prop::sample::select(vec![
         FlowControl::None,
         FlowControl::Software,
+        FlowControl::SoftwareAnyRestarts,
         FlowControl::Hardware,
+    ])
+}
+
+pub fn flow_action() -> impl Strategy<Value = FlowAction> {
+    prop::sample::select(vec![
+        FlowAction::SuspendOutput,
+        FlowAction::RestartOutput,
+        FlowAction::SendStop,
+        FlowAction::SendStart,
     ])
 }
 
@@ -384,6 +395,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         (0..=MAX_BREAK_MS).prop_map(|duration_ms| Message::Break { duration_ms }),
         any::<bool>().prop_map(Message::SetBreak),
         flush_queue().prop_map(Message::Flush),
+        flow_action().prop_map(Message::Flow),
         any::<u32>().prop_map(|seq| Message::Drain { seq }),
         any::<u32>().prop_map(|seq| Message::Drained { seq }),
         (any::<u64>(), any::<u32>())
@@ -438,6 +450,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x27, 4),
     (0x28, 1),
     (0x29, 12),
+    (0x2A, 1),
     (0x30, 2 + 256 * (14 + 64)),
     (0x31, 49),
     (0x32, 16),

@@ -214,6 +214,50 @@ fn breaks_and_flushes_travel_as_messages() {
 }
 
 #[test]
+fn tcflow_reaches_the_port_ahead_of_queued_data() {
+    use xoq_wire::FlowAction::*;
+    let mut r = Rig::new(false);
+    r.open();
+    r.uplink();
+    let u = r.write(b"queued", 0);
+    r.reply_to(u);
+    for arg in 0..4 {
+        r.ioctl_ok(TCXONC, arg, &[]);
+    }
+    assert_eq!(r.ioctl_errno(TCXONC, 4, &[]), libc::EINVAL);
+    assert_eq!(
+        r.uplink(),
+        [
+            Message::Flow(SendStart),
+            Message::Flow(SendStop),
+            Message::Flow(RestartOutput),
+            Message::Flow(SuspendOutput),
+            Message::Data(b"queued".to_vec()),
+        ],
+        "each tcflow goes first: the port applies it at once"
+    );
+    let mut ro = Rig::new(true);
+    assert_eq!(ro.ioctl_errno(TCXONC, 1, &[]), libc::EPERM);
+}
+
+#[test]
+fn ixany_travels_as_its_own_flow_control() {
+    let mut r = Rig::new(false);
+    let mut t = r.termios2();
+    t.c_iflag |= libc::IXON | libc::IXOFF | libc::IXANY;
+    r.ioctl_ok(TCSETS2, ARG, &termios::to_bytes(&t, true));
+    let sent = r.uplink();
+    assert!(
+        sent.iter().any(|m| matches!(
+            m,
+            Message::LineSettings(l) if l.flow == xoq_wire::FlowControl::SoftwareAnyRestarts
+        )),
+        "{sent:?}"
+    );
+    assert_ne!(r.termios2().c_iflag & libc::IXANY, 0, "reads back as set");
+}
+
+#[test]
 fn tiocmiwait_wakes_on_a_watched_line_and_icount_counts_transitions() {
     let mut r = Rig::new(false);
     assert!(r.ioctl(TIOCMIWAIT, u64::from(tiocm::CTS), &[]).is_none());

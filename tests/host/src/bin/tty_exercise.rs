@@ -8,6 +8,7 @@
 //!   tty_exercise ping DEV              open, echo, close, twice
 //!   tty_exercise closeflush DEV RECORD a program's echoes in flight at its close never reach the next
 //!   tty_exercise paced DEV             writes paced by the line: they block, TIOCOUTQ, tcdrain
+//!   tty_exercise xonxoff DEV           IXON: an echoed XOFF stops output, writes time out, tcflow restarts
 //!   tty_exercise unplugged DEV         while the server is down: reads wait, writes fail
 //!   tty_exercise rtt DEV N             N 32-byte round trips: p50 / p99 (benchmark)
 //!
@@ -53,6 +54,7 @@ fn main() {
         "ping" => ping(&mut c, dev),
         "closeflush" => close_flush(&mut c, dev, Path::new(&arg(3))),
         "paced" => paced(&mut c, dev),
+        "xonxoff" => xon_xoff(&mut c, dev),
         "unplugged" => unplugged(&mut c, dev),
         "rtt" => rtt(dev, arg(3).parse().unwrap_or(2000)),
         other => {
@@ -437,6 +439,72 @@ fn paced(c: &mut Checks, dev: &Path) {
     );
     let echoed = reader.join().unwrap_or(0);
     c.check(echoed == N, format!("{echoed} of {N} bytes echoed"));
+}
+
+/// Writes until `write()` stays refused for 1.5 s (a write timeout); returns the bytes written.
+fn write_until_blocked(tty: &Tty) -> Option<usize> {
+    let fd = tty.fd.as_fd();
+    let chunk = [b'q'; 1024];
+    let mut written = 0;
+    while written < 4 << 20 {
+        match nix::unistd::write(fd, &chunk) {
+            Ok(n) => written += n,
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                if poll(&mut fds, PollTimeout::from(1500u16)).unwrap_or(1) == 0 {
+                    return Some(written);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// With IXON (XON/XOFF) on a loopback port: the XOFF a program writes comes back and stops
+/// the port's output, so its next writes block and time out; `tcflow(TCION)` sends an XON
+/// ahead of the queue, which comes back and restarts it; `tcflow(TCOOFF)` and `TCOON` stop
+/// and restart output directly. Every byte written comes back, the XON/XOFF swallowed.
+fn xon_xoff(c: &mut Checks, dev: &Path) {
+    let tty = Tty::open_raw(dev);
+    let fd = tty.fd.as_fd();
+    set_speed_bother(fd, 1_000_000).expect("1 Mbaud");
+    let mut t = tty.termios2();
+    t.c_iflag |= libc::IXON | libc::IXOFF;
+    tty.set_termios2(&t);
+    tty.drain();
+    tty.write_all(&[0x13], T);
+    let written = write_until_blocked(&tty);
+    c.check(
+        written.is_some(),
+        format!(
+            "after its XOFF came back, writes blocked (a write timeout) after {written:?} bytes"
+        ),
+    );
+    let early = tty.read_for(Duration::from_millis(300)).len();
+    termios::tcflow(fd, termios::FlowArg::TCION).expect("TCION");
+    let n = written.unwrap_or(0);
+    let got = early + tty.read_exact(n - early.min(n), T).len();
+    c.check(
+        got == n,
+        format!("TCION sent an XON ahead of the queue: {got} of {n} bytes came back"),
+    );
+
+    termios::tcflow(fd, termios::FlowArg::TCOOFF).expect("TCOOFF");
+    let written = write_until_blocked(&tty);
+    c.check(
+        written.is_some(),
+        format!("TCOOFF: writes blocked after {written:?} bytes"),
+    );
+    termios::tcflow(fd, termios::FlowArg::TCOON).expect("TCOON");
+    let n = written.unwrap_or(0);
+    let got = tty.read_exact(n, T).len();
+    c.check(
+        got == n,
+        format!("TCOON restarted the output: {got} of {n} bytes came back"),
+    );
+    t.c_iflag &= !(libc::IXON | libc::IXOFF);
+    tty.set_termios2(&t);
 }
 
 /// While the server is down: reads wait (nothing arrives, as with a cable pulled), writes
