@@ -263,6 +263,7 @@ impl Tty {
     pub fn link_up(&mut self, line: LineSettings, modem: ModemStatus, writer: bool, now: Instant) {
         self.link = true;
         self.tx.resuming = writer && !self.read_only;
+        self.tx.stream_read_only = !writer;
         self.remote_line = Some(line);
         if self.read_only || !self.touched_line {
             termios::apply_line(&mut self.termios, &line);

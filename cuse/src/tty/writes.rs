@@ -40,6 +40,9 @@ pub(super) struct TxQueue {
     pub resuming: bool,
     /// Bytes sent again after a reconnection.
     pub resent: u64,
+    /// The current stream is read-only (the server narrowed this client's grant): writes
+    /// are refused here, as the port would refuse them.
+    pub stream_read_only: bool,
 }
 
 impl TxQueue {
@@ -51,7 +54,7 @@ impl TxQueue {
 impl Tty {
     pub(super) fn write(&mut self, unique: u64, flags: u32, data: &[u8]) {
         let room = self.room();
-        if self.read_only {
+        if self.read_only || (self.link && self.tx.stream_read_only) {
             self.counters.refused += 1;
             self.reply(abi::reply_err(unique, libc::EPERM));
         } else if !self.link {

@@ -151,3 +151,21 @@ fn an_observer_neither_waits_for_progress_nor_keeps_data() {
     let u = r.read(10, 0);
     assert_eq!(r.reply_to(u).body, b"seen");
 }
+
+#[test]
+fn a_read_write_tty_on_a_read_only_stream_refuses_writes_instead_of_filling_up() {
+    let mut r = Rig::new(false);
+    r.open();
+    r.tty.link_down(r.now);
+    // The server narrowed this client's grant: the stream is read-only.
+    r.tty.link_up(
+        LineSettings::default(),
+        ModemStatus::default(),
+        false,
+        r.now,
+    );
+    r.uplink();
+    let u = r.write(b"no", 0);
+    assert_eq!(r.reply_to(u).error, -libc::EPERM);
+    assert!(r.uplink().iter().all(|m| !matches!(m, Message::Data(_))));
+}
