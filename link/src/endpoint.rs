@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use iroh::endpoint::{
-    presets, IdleTimeout, PortmapperConfig, QuicTransportConfig, QuicTransportConfigBuilder,
+    presets, AckFrequencyConfig, IdleTimeout, PortmapperConfig, QuicTransportConfig,
+    QuicTransportConfigBuilder, VarInt,
 };
 use iroh::{Endpoint, RelayMode, SecretKey};
 
@@ -33,6 +34,7 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
     let transport = stream_limits(QuicTransportConfig::builder(), server)
         .keep_alive_interval(KEEP_ALIVE)
         .max_idle_timeout(Some(idle))
+        .ack_frequency_config(ack_frequency())
         .build();
     let mut b = if opts.public_relays {
         Endpoint::builder(presets::N0)
@@ -71,6 +73,24 @@ pub const SERVER_MAX_BIDI: u32 = 1 + xoq_wire::limits::MAX_DEVICES as u32 + 15;
 pub const CLIENT_MAX_UNI: u32 = 32;
 /// What a server buffers for one client stream, and for a whole connection: serial data,
 /// CAN frames and control messages are small; a megabyte is ample at any link's RTT.
+/// How the peer should acknowledge (the QUIC ACK-frequency extension), for latency
+/// experiments: `XOQ_ACK_FREQUENCY=THRESHOLD,MAX_DELAY_MS` (e.g. `10,2`): an ACK after more
+/// than THRESHOLD packets or MAX_DELAY_MS, instead of every second packet. Unset: QUIC's
+/// default. See docs/BENCHMARKS.md for what it did.
+fn ack_frequency() -> Option<AckFrequencyConfig> {
+    let v = std::env::var("XOQ_ACK_FREQUENCY").ok()?;
+    let (threshold, delay) = v.split_once(',')?;
+    let mut c = AckFrequencyConfig::default();
+    c.ack_eliciting_threshold(VarInt::from_u32(threshold.trim().parse().ok()?));
+    c.max_ack_delay(Some(Duration::from_millis(delay.trim().parse().ok()?)));
+    tracing::info!(
+        threshold,
+        delay_ms = delay,
+        "ACK frequency asked of the peer"
+    );
+    Some(c)
+}
+
 const SERVER_STREAM_WINDOW: u32 = 256 * 1024;
 const SERVER_CONNECTION_WINDOW: u32 = 1024 * 1024;
 
