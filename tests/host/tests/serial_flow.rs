@@ -17,19 +17,27 @@ use xoq_wire::{Access, FlowAction, FlowControl, LineSettings, Message};
 const T: Duration = Duration::from_secs(20);
 const XOFF: u8 = 0x13;
 
-/// Echoed data arriving within `wait` (other messages skipped).
-async fn echo_within(d: &mut DeviceStream, wait: Duration) -> Vec<u8> {
+/// Echoed data: at least `want` bytes (waiting up to `T` for them), then whatever else
+/// arrives within `quiet` (other messages skipped).
+async fn echo(d: &mut DeviceStream, want: usize, quiet: Duration) -> Vec<u8> {
     let mut got = Vec::new();
-    let _ = tokio::time::timeout(wait, async {
-        while let Ok(Some(m)) = d.reader.next().await {
-            if let Message::Data(b) = m {
-                got.extend(b);
+    for (limit, wait) in [(want, T), (usize::MAX, quiet)] {
+        let _ = tokio::time::timeout(wait, async {
+            while got.len() < limit {
+                match d.reader.next().await {
+                    Ok(Some(Message::Data(b))) => got.extend(b),
+                    Ok(Some(_)) => {}
+                    _ => return,
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    }
     got
 }
+
+/// How long "nothing more arrives" is watched.
+const QUIET: Duration = Duration::from_millis(800);
 
 #[test]
 fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
@@ -56,15 +64,14 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
             flow: FlowControl::Software,
             ..LineSettings::default()
         };
-        let send = |m: Message| async move { m };
         for m in [
             Message::LineSettings(line),
             Message::Data(vec![b'a', XOFF, b'b', b'c']),
         ] {
-            d.writer.send(&send(m).await).await.expect("send");
+            d.writer.send(&m).await.expect("send");
         }
         assert_eq!(
-            echo_within(&mut d, Duration::from_millis(800)).await,
+            echo(&mut d, 1, QUIET).await,
             b"a",
             "the XOFF came back, was swallowed, and stopped the output"
         );
@@ -72,7 +79,7 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
             .send(&Message::Flow(FlowAction::RestartOutput))
             .await
             .expect("send");
-        assert_eq!(echo_within(&mut d, Duration::from_millis(800)).await, b"bc");
+        assert_eq!(echo(&mut d, 2, Duration::ZERO).await, b"bc");
 
         // TCIOFF / TCION: the characters go ahead of the queue, and come back.
         d.writer
@@ -84,7 +91,7 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
             .await
             .expect("send");
         assert_eq!(
-            echo_within(&mut d, Duration::from_millis(800)).await,
+            echo(&mut d, 0, QUIET).await,
             b"",
             "stopped by the XOFF sent ahead"
         );
@@ -92,10 +99,7 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
             .send(&Message::Flow(FlowAction::SendStart))
             .await
             .expect("send");
-        assert_eq!(
-            echo_within(&mut d, Duration::from_millis(800)).await,
-            b"xyz"
-        );
+        assert_eq!(echo(&mut d, 3, Duration::ZERO).await, b"xyz");
     });
 }
 
