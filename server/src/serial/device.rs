@@ -20,7 +20,7 @@ use xoq_wire::{
 use xoq_wire::{FlushQueue, ModemLines};
 
 use super::backend::{FlowSwitch, PortControl, PortReader, SerialBackend};
-use super::writer::{Remembered, WriterName, WriterTally};
+use super::writer::{Remembered, ReportDue, WriterName, WriterTally, REPORT_BYTES, REPORT_DELAY};
 
 /// Bytes read from the port at once, and the largest chunk written at once.
 const CHUNK: usize = 4096;
@@ -390,14 +390,21 @@ async fn control_loop<C: PortControl>(
     let mut poll = tokio::time::interval(MODEM_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut has_modem = true;
+    let mut due: Option<ReportDue> = None;
     loop {
+        let report_at = due.as_ref().map(|d| d.at);
         tokio::select! {
             cmd = cmd_rx.recv() => {
                 let Some(cmd) = cmd else {
                     return io::Error::other("server shutting down");
                 };
-                if let Err(e) = execute(dev, &mut c, cmd).await {
+                if let Err(e) = execute(dev, &mut c, cmd, &mut due).await {
                     return e;
+                }
+            }
+            _ = sleep_until(report_at), if report_at.is_some() => {
+                if let Some(d) = due.take() {
+                    report(dev, &mut c, d.to, &d.tally).await;
                 }
             }
             _ = poll.tick(), if has_modem => match c.modem_status() {
@@ -409,9 +416,31 @@ async fn control_loop<C: PortControl>(
     }
 }
 
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells the writer how much of its data the port took (`TxProgress`).
+async fn report<C: PortControl>(dev: &SerialDevice, c: &mut C, to: u64, tally: &WriterTally) {
+    let m = Message::TxProgress {
+        written: tally.report(),
+        queued: c.output_queue().unwrap_or(0),
+    };
+    dev.reply(to, m).await;
+}
+
 /// Runs one command. Errors returned are fatal for the port; per-request failures are
-/// answered to the requesting client and the port stays open.
-async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) -> io::Result<()> {
+/// answered to the requesting client and the port stays open. `due` is the writer's report
+/// owed (see `writer::REPORT_BYTES`).
+async fn execute<C: PortControl>(
+    dev: &SerialDevice,
+    c: &mut C,
+    cmd: Command,
+    due: &mut Option<ReportDue>,
+) -> io::Result<()> {
     let refused = |what: &str, e: io::Error| Message::Error {
         code: ErrorCode::InvalidSetting,
         text: format!("{}: cannot {what}: {e}", dev.name),
@@ -420,10 +449,6 @@ async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) ->
         // The writer's new stream sends again whatever this one had queued.
         return Ok(());
     }
-    let progress = |c: &mut C| Message::TxProgress {
-        written: cmd.tally.written.load(Ordering::Relaxed),
-        queued: c.output_queue().unwrap_or(0),
-    };
     match cmd.op {
         Op::Data(d) => {
             for chunk in d.chunks(CHUNK) {
@@ -432,9 +457,25 @@ async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) ->
                     .written
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
-            dev.reply(cmd.from, progress(c)).await;
+            if due.as_ref().is_some_and(|d| d.to != cmd.from) {
+                // Owed to a stream this one replaced: this one reports the total.
+                *due = None;
+            }
+            if cmd.tally.unreported() >= REPORT_BYTES {
+                *due = None;
+                report(dev, c, cmd.from, &cmd.tally).await;
+            } else if due.is_none() {
+                *due = Some(ReportDue {
+                    to: cmd.from,
+                    tally: cmd.tally.clone(),
+                    at: tokio::time::Instant::now() + REPORT_DELAY,
+                });
+            }
         }
-        Op::Progress => dev.reply(cmd.from, progress(c)).await,
+        Op::Progress => {
+            *due = None;
+            report(dev, c, cmd.from, &cmd.tally).await;
+        }
         Op::Line(l) => match c.apply_line(&l) {
             Ok(applied) => {
                 dev.lock().line = applied;
@@ -469,6 +510,11 @@ async fn execute<C: PortControl>(dev: &SerialDevice, c: &mut C, cmd: Command) ->
         }
         Op::Drain(seq) => {
             c.drain().await?;
+            // Everything is sent: the writer hears so before `Drained` (`TIOCOUTQ` reads 0).
+            if due.as_ref().is_some_and(|d| d.to == cmd.from) {
+                *due = None;
+            }
+            report(dev, c, cmd.from, &cmd.tally).await;
             dev.reply(cmd.from, Message::Drained { seq }).await;
         }
     }

@@ -9,8 +9,9 @@
 //! dropped uncounted, to be sent again by the new one.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Writer names remembered per port, most recent first (a reconnection comes back within
 /// seconds; older names are forgotten and count from zero).
@@ -30,13 +31,44 @@ impl WriterName {
     }
 }
 
+/// Bytes taken that are reported at once (`TxProgress`). Less is reported [`REPORT_DELAY`]
+/// later, with whatever follows: a small interactive write's report then does not travel
+/// beside its answer, and the client's 4 KiB window never waits on it.
+pub const REPORT_BYTES: u64 = 1024;
+pub const REPORT_DELAY: Duration = Duration::from_millis(2);
+
 /// What every command of one attachment carries to the port's actor.
 #[derive(Debug, Clone, Default)]
 pub struct WriterTally {
     /// Bytes of data the port took under this writer's name.
     pub written: Arc<AtomicU64>,
+    /// The count last reported to the writer.
+    pub reported: Arc<AtomicU64>,
     /// Set when another stream of the same writer replaced this one.
     pub replaced: Arc<AtomicBool>,
+}
+
+impl WriterTally {
+    /// Bytes taken and not yet reported.
+    pub fn unreported(&self) -> u64 {
+        self.written
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.reported.load(Ordering::Relaxed))
+    }
+
+    /// The count to report now, marked reported.
+    pub fn report(&self) -> u64 {
+        let w = self.written.load(Ordering::Relaxed);
+        self.reported.store(w, Ordering::Relaxed);
+        w
+    }
+}
+
+/// A report owed to a writer, and when it is due.
+pub struct ReportDue {
+    pub to: u64,
+    pub tally: WriterTally,
+    pub at: tokio::time::Instant,
 }
 
 /// The counters of the writer names seen recently.
