@@ -61,8 +61,8 @@ pub enum Message {
     Drained { seq: u32 },
     /// server -> client, serial: `written` bytes of data sent under this stream's `writer`
     /// (of this stream alone when it has none) have been handed to the port, which still holds
-    /// `queued` of all it was given. First after `Opened` of a read-write stream, then after
-    /// each `Data` the port took.
+    /// `queued` of all it was given. First after `Opened` of a read-write stream, then soon
+    /// after the port took data (docs/PROTOCOL.md §7).
     TxProgress { written: u64, queued: u32 },
     /// CAN frames, either way: client -> server to send on the bus, server -> client as the
     /// bus carried them. A batch holds only frames that were ready at once: no waiting.

@@ -5,7 +5,7 @@
 //! open is refused with `Busy`). The read-write client is served losslessly: if it reads
 //! slowly, the port is read slowly, exactly as a slow local program would. Read-only observers
 //! never slow the port down: what they cannot take is dropped, counted, and reported to them
-//! with an `Overrun` error. The writer hears after each write how much of its data the port
+//! with an `Overrun` error. The writer hears soon after its writes how much of its data the port
 //! took (`TxProgress`, counted per writer name across reconnections: [`super::writer`]).
 
 use std::io;
