@@ -92,6 +92,13 @@ impl Env {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+    /// The key of client `name` (created in its state dir if it has none yet), for tests that
+    /// speak the protocol themselves.
+    pub fn client_key(&self, name: &str) -> iroh::SecretKey {
+        xoq_link::load_or_create_key(&self.path(&format!("state-{name}")).join("client.key"))
+            .expect("client key")
+    }
+
     /// The id of client `name` (its key lives in its own state dir).
     pub fn client_id(&self, name: &str) -> String {
         self.run("xoq-mount", name, &["id"]).trim().to_string()

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xoq_link::client::{connect, DeviceStream};
-use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, Server};
 use xoq_wire::{Access, CanCounters, CanFrame, DeviceKind, DeviceSettings, ErrorCode, Message};
@@ -55,8 +55,7 @@ async fn open(
     ticket: &str,
     access: Access,
 ) -> (iroh::Endpoint, xoq_link::ClientSession, DeviceStream) {
-    let key =
-        load_or_create_key(&env.path(&format!("state-{client}")).join("client.key")).expect("key");
+    let key = env.client_key(client);
     let ep = bind_endpoint(key, EndpointOptions::default())
         .await
         .expect("endpoint");

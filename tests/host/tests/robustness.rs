@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use iroh::endpoint::{ConnectionError, VarInt};
 use nix::sys::signal::Signal;
 use xoq_link::client::connect;
-use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, Mount, Server, Tty};
 use xoq_wire::{Access, ErrorCode, Message};
@@ -31,8 +31,7 @@ async fn send_raw(
     ticket: &str,
     raw: &[u8],
 ) -> (ConnectionError, Vec<Message>) {
-    let key =
-        load_or_create_key(&env.path(&format!("state-{name}")).join("client.key")).expect("key");
+    let key = env.client_key(name);
     let ep = bind_endpoint(key, EndpointOptions::default())
         .await
         .expect("endpoint");

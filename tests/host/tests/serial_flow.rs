@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{tcflow, FlowArg};
 use xoq_link::client::{connect, DeviceStream};
-use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::{Env, Mount, Server, Tty};
@@ -48,7 +48,7 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
         free_udp_port(),
         &["--sim-serial".into(), "echo0".into()],
     );
-    let key = load_or_create_key(&env.path("state-tool").join("client.key")).expect("key");
+    let key = env.client_key("tool");
     let ticket: Ticket = server.ticket.parse().expect("ticket");
     tokio::runtime::Runtime::new().expect("rt").block_on(async {
         let ep = bind_endpoint(key, EndpointOptions::default())

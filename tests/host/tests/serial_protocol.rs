@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xoq_link::client::connect;
-use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, Mount, Server, Tty};
 use xoq_wire::{
@@ -47,7 +47,7 @@ fn control_messages_reach_the_port_in_order_and_are_answered() {
         free_udp_port(),
         &["--sim-serial".into(), format!("echo0={}", rec.display())],
     );
-    let key = load_or_create_key(&env.path("state-tool").join("client.key")).expect("key");
+    let key = env.client_key("tool");
     let ticket: Ticket = server.ticket.parse().expect("ticket");
     let line = LineSettings {
         baud: 2_000_000,

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xoq_link::client::{connect, ConnectError, DeviceStream};
-use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
 use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::serial_ioctl::{hex, record};
 use xoq_tests_host::{Env, Server};
 use xoq_wire::{Access, ErrorCode, LineSettings, Message};
 
@@ -27,11 +28,9 @@ async fn next_progress(d: &mut DeviceStream) -> u64 {
 }
 
 fn recorded_data(path: &std::path::Path) -> (usize, String) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|e: &Value| e["event"] == "data")
+    let events: Vec<Value> = record(path)
+        .into_iter()
+        .filter(|e| e["event"] == "data")
         .collect();
     let len = events.iter().filter_map(|e| e["len"].as_u64()).sum::<u64>() as usize;
     let hex = events.iter().filter_map(|e| e["hex"].as_str()).collect();
@@ -48,7 +47,7 @@ fn a_reconnected_writer_replaces_its_stream_and_the_port_gets_every_byte_once() 
         free_udp_port(),
         &["--sim-serial".into(), format!("echo0={}", rec.display())],
     );
-    let key = load_or_create_key(&env.path("state-tool").join("client.key")).expect("key");
+    let key = env.client_key("tool");
     let ticket: Ticket = server.ticket.parse().expect("ticket");
     // 20 writes of 10 bytes: each write is counted whole, so the port took a multiple of 10.
     let data: Vec<u8> = (0..200u8).collect();
@@ -131,10 +130,10 @@ fn a_reconnected_writer_replaces_its_stream_and_the_port_gets_every_byte_once() 
         assert_eq!(next_progress(&mut d2).await as usize, data.len());
         drop((d1, s1, ep1));
     });
-    let (len, hex) = recorded_data(&rec);
-    let want: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let (len, seen) = recorded_data(&rec);
+    let want = hex(&data);
     assert_eq!(len, data.len(), "every byte reached the port once");
-    assert_eq!(&hex[..20], &want[..20]);
+    assert_eq!(&seen[..20], &want[..20]);
     // What was sent again went as one write; the record keeps each write's first 32 bytes.
-    assert!(hex.starts_with(&want[..20 + 64]), "in order: {hex}");
+    assert!(seen.starts_with(&want[..20 + 64]), "in order: {seen}");
 }
