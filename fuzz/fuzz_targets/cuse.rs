@@ -122,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
                 tty.tick(now);
             }
             _ => {
-                let _ = tty.pop_uplink(now);
+                let _ = tty.pop_uplink();
             }
         }
         check_replies(&mut tty);

@@ -338,7 +338,7 @@ impl Tty {
 
     /// The next message for the remote port. Data stays outstanding until the port reports
     /// that it took it.
-    pub fn pop_uplink(&mut self, _now: Instant) -> Option<Message> {
+    pub fn pop_uplink(&mut self) -> Option<Message> {
         if self.tx.resuming {
             return None;
         }

@@ -205,7 +205,7 @@ fn feed_uplink(tty: &mut Tty, uplink: Option<&mpsc::Sender<Message>>) {
         let Ok(permit) = tx.try_reserve() else {
             return;
         };
-        if let Some(m) = tty.pop_uplink(Instant::now()) {
+        if let Some(m) = tty.pop_uplink() {
             permit.send(m);
         }
     }

@@ -113,7 +113,7 @@ impl Rig {
     }
 
     pub(super) fn uplink(&mut self) -> Vec<Message> {
-        std::iter::from_fn(|| self.tty.pop_uplink(self.now)).collect()
+        std::iter::from_fn(|| self.tty.pop_uplink()).collect()
     }
 
     pub(super) fn open(&mut self) -> u64 {
