@@ -107,6 +107,21 @@ async fn connect_inner(
         .await
         .map_err(|e| refusal_from_close(&conn, e.into()))?;
     match reader.next().await {
+        Ok(Some(Message::Welcome(welcome)))
+            if !(MIN_VERSION..=MAX_VERSION).contains(&welcome.version) =>
+        {
+            // The server must pick a version this mounter offered; anything else is its doing.
+            conn.close(
+                VarInt::from_u32(crate::CLOSE_PROTOCOL),
+                b"unsupported protocol version",
+            );
+            Err(ConnectError::Protocol(format!(
+                "the server's catalog is refused: it speaks protocol version {}, this mounter \
+                 offered {MIN_VERSION} to {MAX_VERSION}; install matching versions of xoq-server \
+                 and xoq-mount",
+                welcome.version
+            )))
+        }
         Ok(Some(Message::Welcome(welcome))) => {
             let frames = Arc::new(FrameRouter::default());
             tokio::spawn(frames.clone().run(conn.clone()));

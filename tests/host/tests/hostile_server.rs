@@ -116,6 +116,21 @@ fn a_catalog_naming_one_device_twice_is_refused() {
 }
 
 #[test]
+fn a_camera_of_absurd_size_and_rate_is_refused() {
+    refused("huge-camera", "width");
+}
+
+#[test]
+fn an_audio_device_whose_settings_contradict_its_codec_is_refused() {
+    refused("contradictory-audio", "packet_frames");
+}
+
+#[test]
+fn a_server_answering_a_version_the_mounter_did_not_offer_is_refused() {
+    refused("old-version", "protocol version 1");
+}
+
+#[test]
 fn a_catalog_that_grows_on_every_reconnect_mounts_at_most_64_devices() {
     let env = Env::new();
     let (_server, ticket) = hostile(&env, "growing-catalog");

@@ -10,6 +10,11 @@
 //! - `device-name-option`: a serial port named `-rf`;
 //! - `too-many-devices`: a catalog of 65 serial ports (the limit is 64);
 //! - `duplicate-names`: two serial ports both named `ttyS0`;
+//! - `huge-camera`: a camera of 65534x65534 pixels at 0 frames a second, which a mounter
+//!   trusting it would size buffers by;
+//! - `contradictory-audio`: an Opus microphone whose packets are 7 frames long, a length Opus
+//!   cannot code;
+//! - `old-version`: a valid catalog under protocol version 1, which the mounter did not offer;
 //! - `growing-catalog`: a valid catalog of 20 new serial ports on every connection, each
 //!   connection closed after a moment, so the mounter reconnects and is offered more.
 
@@ -21,8 +26,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use xoq_link::{bind_endpoint, EndpointOptions, MessageReader, MessageWriter, Ticket};
 use xoq_wire::{
-    Access, CameraSettings, DeviceInfo, DeviceKind, DeviceSettings, LineSettings, Message,
-    ModemStatus, VideoCodec, VideoMode, Welcome, ALPN,
+    Access, AudioDirection, AudioFormat, AudioSettings, CameraSettings, DeviceInfo, DeviceKind,
+    DeviceSettings, LineSettings, Message, ModemStatus, SampleFormat, VideoCodec, VideoMode,
+    Welcome, ALPN, MAX_VERSION,
 };
 
 /// Devices offered per connection in `growing-catalog`.
@@ -41,12 +47,7 @@ fn serial(name: &str) -> DeviceInfo {
     }
 }
 
-fn camera(name: &str) -> DeviceInfo {
-    let mode = VideoMode {
-        width: 64,
-        height: 48,
-        fps: 10,
-    };
+fn camera(name: &str, mode: VideoMode) -> DeviceInfo {
     DeviceInfo {
         name: name.into(),
         kind: DeviceKind::Camera,
@@ -60,13 +61,53 @@ fn camera(name: &str) -> DeviceInfo {
     }
 }
 
+fn small_mode() -> VideoMode {
+    VideoMode {
+        width: 64,
+        height: 48,
+        fps: 10,
+    }
+}
+
+fn opus_microphone(name: &str, packet_frames: u16) -> DeviceInfo {
+    DeviceInfo {
+        name: name.into(),
+        kind: DeviceKind::Audio,
+        access: Access::ReadOnly,
+        capabilities: 0,
+        settings: DeviceSettings::Audio(AudioSettings {
+            direction: AudioDirection::Capture,
+            format: AudioFormat {
+                rate: 48_000,
+                channels: 1,
+                sample: SampleFormat::Opus,
+            },
+            packet_frames,
+        }),
+    }
+}
+
 /// The framed `Welcome` for connection number `n` (from 0). The encoder writes whatever names
 /// it is given (it trusts its caller, the server's validated config); only the device count
 /// is capped, so `too-many-devices` patches it in by hand.
 fn welcome(scenario: &str, n: usize) -> Result<Vec<u8>> {
+    let mut version = MAX_VERSION;
     let (server_name, devices) = match scenario {
         "server-name-traversal" => ("../../etc/udev/rules.d/99", vec![serial("ttyS0")]),
-        "device-name-traversal" => ("evil", vec![camera("../../../tmp/xoq-pwned")]),
+        "device-name-traversal" => ("evil", vec![camera("../../../tmp/xoq-pwned", small_mode())]),
+        "huge-camera" => {
+            let huge = VideoMode {
+                width: 65534,
+                height: 65534,
+                fps: 0,
+            };
+            ("evil", vec![camera("cam0", huge)])
+        }
+        "contradictory-audio" => ("evil", vec![opus_microphone("mic0", 7)]),
+        "old-version" => {
+            version = 1;
+            ("evil", vec![serial("ttyS0")])
+        }
         "device-name-option" => ("evil", vec![serial("-rf")]),
         "duplicate-names" => ("evil", vec![serial("ttyS0"), serial("ttyS0")]),
         "growing-catalog" => (
@@ -79,7 +120,7 @@ fn welcome(scenario: &str, n: usize) -> Result<Vec<u8>> {
             let one = xoq_wire::limits::MAX_DEVICES + 1;
             let mut entry = Vec::new();
             Message::Welcome(Welcome {
-                version: 1,
+                version: MAX_VERSION,
                 server_name: "evil".into(),
                 devices: vec![serial("s")],
             })
@@ -102,7 +143,7 @@ fn welcome(scenario: &str, n: usize) -> Result<Vec<u8>> {
     };
     let mut out = Vec::new();
     Message::Welcome(Welcome {
-        version: 1,
+        version,
         server_name: server_name.into(),
         devices,
     })
