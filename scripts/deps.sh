@@ -12,7 +12,8 @@ set -euo pipefail
 # audio tests start (pw-record, pw-play, pw-cli, pw-dump, pw-loopback; WirePlumber needs a
 # session bus); pipewire-alsa: ALSA's `pipewire` device, the sound card of the card-backend test.
 # stress-ng: the load scripts/repeat-tests.sh --load puts on both cores.
-APT_PACKAGES=(pkg-config stress-ng libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+# iproute2: the network namespaces of the tests over impaired links (tests/host netlab).
+APT_PACKAGES=(pkg-config stress-ng iproute2 libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
   libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 

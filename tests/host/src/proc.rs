@@ -50,6 +50,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// More environment for every command (e.g. where PipeWire is).
     vars: Vec<(String, std::ffi::OsString)>,
+    /// Network namespace each client's commands run in (`server` is the server's), if any.
+    netns: Vec<(String, String)>,
 }
 
 impl Env {
@@ -57,6 +59,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             vars: Vec::new(),
+            netns: Vec::new(),
         }
     }
     pub fn path(&self, p: &str) -> PathBuf {
@@ -69,9 +72,21 @@ impl Env {
     pub fn set_var(&mut self, key: &str, value: impl Into<std::ffi::OsString>) {
         self.vars.push((key.to_string(), value.into()));
     }
+    /// Runs every later command of `client` (`server` for the server) in network namespace
+    /// `ns` (see [`crate::netlab::NetLab`]).
+    pub fn set_netns(&mut self, client: &str, ns: &str) {
+        self.netns.push((client.to_string(), ns.to_string()));
+    }
     /// A command for `bin` with this environment's directories.
     pub fn cmd(&self, bin: &str, client: &str) -> Command {
-        let mut c = Command::new(bin_dir().join(bin));
+        let mut c = match self.netns.iter().rev().find(|(c, _)| c == client) {
+            Some((_, ns)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin_dir().join(bin));
+                c
+            }
+            None => Command::new(bin_dir().join(bin)),
+        };
         c.env("XOQ_STATE_DIR", self.path(&format!("state-{client}")))
             .env("XOQ_RUNTIME_DIR", self.path(&format!("run-{client}")))
             .env(
@@ -215,10 +230,15 @@ pub struct Server {
 impl Server {
     /// Starts `xoq-server serve` on 127.0.0.1:`port` with extra device arguments.
     pub fn start(env: &Env, port: u16, devices: &[String]) -> Server {
+        Server::start_on(env, std::net::Ipv4Addr::LOCALHOST.into(), port, devices)
+    }
+
+    /// Starts `xoq-server serve` on `ip`:`port` with extra device arguments.
+    pub fn start_on(env: &Env, ip: std::net::IpAddr, port: u16, devices: &[String]) -> Server {
         let mut cmd = env.cmd("xoq-server", "server");
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(std::net::SocketAddr::new(ip, port).to_string())
             .arg("--name")
             .arg("testbot");
         cmd.args(devices);

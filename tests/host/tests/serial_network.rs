@@ -1,0 +1,163 @@
+//! The serial port over an impaired network: the server and the mounter in separate network
+//! namespaces, the only path between them the seeded impairment relay (`xoq_impair`), so the
+//! outcomes below hold for the same lost packets on every run.
+//! - `wan` (40 ms RTT, 1 % loss each way): 1 MiB crosses each way at once, none lost,
+//!   duplicated or reordered.
+//! - an outage (`wan` plus a 3 s blackhole): the tty stays, lines written during the outage
+//!   reach the port once and in order, and traffic resumes within a second of the link's
+//!   return.
+//!
+//! Figures (round trips, throughput, recovery at every profile) are in `net_bench`.
+
+use std::time::{Duration, Instant};
+
+use xoq_impair::Profile;
+use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
+use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A server whose port is `hw`, in `lab`'s server namespace, and a PTY mount of it through
+/// the relay.
+fn mounted(lab: &NetLab, env: &mut Env, hw: &HardwarePty) -> (Server, Mount) {
+    lab.place(env, "laptop");
+    env.authorize("laptop", &[]);
+    let server = Server::start_on(
+        env,
+        lab.server_ip(),
+        SERVER_PORT,
+        &["--serial".into(), hw.serve_arg("ttyUSB0")],
+    );
+    let ticket = lab.ticket_via_relay(&server.ticket);
+    let mount = Mount::start(env, "laptop", &ticket, 1, &[]);
+    (server, mount)
+}
+
+/// Opens the mounted tty and waits until the remote port is open for it: bytes the port
+/// receives before that are dropped, as a local UART drops input while nobody has it open.
+fn open_synced(mount: &Mount, hw: &HardwarePty) -> Tty {
+    let tty = Tty::open_raw(&mount.links[0]);
+    tty.write_all(b"sync", T);
+    assert_eq!(hw.master.read_exact(4, T), b"sync", "the port opened");
+    tty
+}
+
+/// `len` bytes of a pattern that shows a lost, repeated or swapped chunk.
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i / 251) as u8).wrapping_mul(31) ^ (i % 251) as u8 ^ salt)
+        .collect()
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    let at = a.iter().zip(b).position(|(x, y)| x != y);
+    format!(
+        "lengths {} and {}, first difference at {at:?}",
+        a.len(),
+        b.len()
+    )
+}
+
+#[test]
+fn at_wan_bytes_cross_both_ways_with_none_lost_duplicated_or_reordered() {
+    let lab = NetLab::new(Profile::named("wan").expect("wan"), 1);
+    let mut env = Env::new();
+    let hw = HardwarePty::new();
+    let (_server, mount) = mounted(&lab, &mut env, &hw);
+    let tty = open_synced(&mount, &hw);
+    // About 1100 packets each way: at 1 % a loss is all but certain (and seeded).
+    const LEN: usize = 1024 * 1024;
+    let (up, down) = (pattern(LEN, 0x55), pattern(LEN, 0xaa));
+    let (at_port, at_tty) = std::thread::scope(|s| {
+        s.spawn(|| {
+            for c in up.chunks(1000) {
+                tty.write_all(c, T);
+            }
+        });
+        s.spawn(|| {
+            for c in down.chunks(1000) {
+                hw.master.write_all(c, T);
+            }
+        });
+        let reader = s.spawn(|| tty.read_exact(LEN, T * 2));
+        let at_port = hw.master.read_exact(LEN, T * 2);
+        (at_port, reader.join().expect("reader"))
+    });
+    assert!(
+        at_port == up,
+        "mounter -> port: {}",
+        first_difference(&at_port, &up)
+    );
+    assert!(
+        at_tty == down,
+        "port -> mounter: {}",
+        first_difference(&at_tty, &down)
+    );
+    // Nothing more arrives (a duplicate would show here).
+    assert!(hw.master.read_for(Duration::from_millis(300)).is_empty());
+    assert!(tty.read_for(Duration::from_millis(300)).is_empty());
+    let (c_up, c_down) = lab.relay.counters();
+    assert!(
+        c_up.lost > 0 && c_down.lost > 0,
+        "the profile lost no packet, so the test proved nothing: {c_up:?} {c_down:?}"
+    );
+}
+
+#[test]
+fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
+    let lab = NetLab::new(Profile::named("wan").expect("wan"), 2);
+    let mut env = Env::new();
+    let hw = HardwarePty::new();
+    let (_server, mount) = mounted(&lab, &mut env, &hw);
+    let tty = open_synced(&mount, &hw);
+    const LINES: usize = 300;
+    let want: Vec<u8> = (0..LINES)
+        .flat_map(|i| format!("line {i:04}\n").into_bytes())
+        .collect();
+    const OUTAGE: Duration = Duration::from_secs(3);
+    let (got, arrivals, outage_end) = std::thread::scope(|s| {
+        s.spawn(|| {
+            for line in want.chunks(10) {
+                tty.write_all(line, T);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let outage = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            lab.relay.blackhole(OUTAGE);
+            Instant::now() + OUTAGE
+        });
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        let mut arrivals = Vec::new();
+        while got.len() < want.len() && t0.elapsed() < T * 2 {
+            let chunk = hw
+                .master
+                .read_exact(want.len() - got.len(), Duration::from_millis(20));
+            if !chunk.is_empty() {
+                arrivals.push((Instant::now(), got.len()));
+                got.extend(chunk);
+            }
+        }
+        got.extend(hw.master.read_for(Duration::from_millis(500)));
+        (got, arrivals, outage.join().expect("outage"))
+    });
+    let text = String::from_utf8_lossy(&got);
+    assert!(got == want, "lines lost, repeated or out of order: {text}");
+    // The first bytes after the outage: the link came back without tearing the tty down.
+    let resumed = arrivals
+        .iter()
+        .find(|(t, _)| *t >= outage_end)
+        .map(|(t, _)| t.duration_since(outage_end))
+        .expect("bytes arrived after the outage");
+    eprintln!("traffic resumed {resumed:?} after the link returned");
+    let (c_up, _) = lab.relay.counters();
+    assert!(
+        c_up.blackholed > 0,
+        "the outage swallowed nothing: {c_up:?}"
+    );
+    assert!(
+        resumed < Duration::from_secs(1),
+        "traffic resumed {resumed:?} after the link returned (at most 1 s)"
+    );
+}
