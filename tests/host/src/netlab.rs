@@ -1,19 +1,20 @@
 //! A network lab for tests on real networks' terms: the server in one network namespace, the
-//! mounter in another, and no route between them. The only path is an impairment relay
-//! (`xoq_impair::Relay`, in this process, in the root namespace) that applies a named profile
-//! (delay, jitter, loss, outages) to every packet, so iroh cannot find a direct path around it.
+//! mounter in another, joined only by an impaired link (`xoq_impair::TunLink`: a TUN device in
+//! each namespace, carried by this process under a named profile). Every packet between them,
+//! QUIC or a baseline's TCP, crosses the profile's delay, jitter, loss and outages; there is no
+//! other path for iroh to find.
 //!
 //! ```text
-//! [server ns] 10.201.K.2 --veth-- 10.201.K.1 [root: relay] 10.202.K.1 --veth-- 10.202.K.2 [mounter ns]
+//! [xoq-sK] 10.210.K.1 (tun xoqKs) <== impaired link, this process ==> (tun xoqKc) 10.210.K.2 [xoq-cK]
 //! ```
-//! K is claimed by creating the namespace `xoq-sK` (atomic: it fails if another lab holds
-//! it), so tests in parallel processes get separate labs. Needs root and `ip` (iproute2).
-//! Declare the lab before the processes that run in it, so they stop before it is removed.
+//! K is claimed by creating namespace `xoq-sK` (atomic: it fails if another lab holds it), so
+//! tests in parallel processes get separate labs. Needs root, `/dev/net/tun` and `ip`
+//! (iproute2). Declare the lab before the processes that run in it, so they stop first.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use xoq_impair::{Profile, Relay, RelayConfig};
+use xoq_impair::{Profile, TunLink};
 
 use crate::proc::Env;
 
@@ -22,7 +23,7 @@ pub const SERVER_PORT: u16 = 7000;
 
 pub struct NetLab {
     k: u8,
-    pub relay: Relay,
+    pub link: TunLink,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -49,51 +50,37 @@ fn must(args: &[&str]) {
 }
 
 impl NetLab {
-    /// Builds the two namespaces and starts the relay with `profile` and `seed`, forwarding to
-    /// the server's address ([`NetLab::server_addr`]).
+    /// Builds the two namespaces and the link between them, impaired by `profile` from `seed`.
     pub fn new(profile: Profile, seed: u64) -> NetLab {
-        let start = (std::process::id() % 250) as u8;
-        let k = (0..250u16)
-            .map(|i| ((u16::from(start) + i) % 250 + 1) as u8)
+        let start = std::process::id() % 250;
+        let k = (0..250u32)
+            .map(|i| ((start + i) % 250 + 1) as u8)
             .find(|k| ip(&["netns", "add", &format!("xoq-s{k}")]).is_ok())
             .expect("no free network lab (250 namespaces xoq-sK exist: remove stale ones with `ip netns del`)");
         // From here the lab owns xoq-sK; this removes what was made if a step panics.
         let cleanup = Cleanup(k);
-        let c_ns = format!("xoq-c{k}");
-        let _ = ip(&["netns", "del", &c_ns]); // a stale one from a killed run
-        must(&["netns", "add", &c_ns]);
-        for (side, net, ns) in [("s", 201, format!("xoq-s{k}")), ("c", 202, c_ns)] {
-            let outer = format!("xoq{k}{side}");
-            let inner = format!("xoq{k}{side}i");
-            let _ = ip(&["link", "del", &outer]);
-            must(&[
-                "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &ns,
-            ]);
-            must(&["addr", "add", &format!("10.{net}.{k}.1/24"), "dev", &outer]);
-            must(&["link", "set", &outer, "up"]);
+        let _ = ip(&["netns", "del", &format!("xoq-c{k}")]); // a stale one from a killed run
+        must(&["netns", "add", &format!("xoq-c{k}")]);
+        let link = TunLink::start(&format!("xoq{k}s"), &format!("xoq{k}c"), &profile, seed)
+            .unwrap_or_else(|e| panic!("building the network lab: {e:#}"));
+        for (side, host) in [("s", 1), ("c", 2)] {
+            let (ns, dev) = (format!("xoq-{side}{k}"), format!("xoq{k}{side}"));
+            must(&["link", "set", &dev, "netns", &ns]);
             must(&[
                 "-n",
                 &ns,
                 "addr",
                 "add",
-                &format!("10.{net}.{k}.2/24"),
+                &format!("10.210.{k}.{host}/24"),
                 "dev",
-                &inner,
+                &dev,
             ]);
-            must(&["-n", &ns, "link", "set", &inner, "up"]);
+            must(&["-n", &ns, "link", "set", &dev, "up"]);
             must(&["-n", &ns, "link", "set", "lo", "up"]);
         }
-        let relay = Relay::start(RelayConfig {
-            listen: SocketAddr::new(Ipv4Addr::new(10, 202, k, 1).into(), 0),
-            upstream: SocketAddr::new(Ipv4Addr::new(10, 201, k, 2).into(), SERVER_PORT),
-            upstream_bind: Ipv4Addr::new(10, 201, k, 1).into(),
-            profile,
-            seed,
-        })
-        .expect("starting the impairment relay");
         // The lab's own Drop cleans up from here.
         std::mem::forget(cleanup);
-        NetLab { k, relay }
+        NetLab { k, link }
     }
 
     pub fn server_ns(&self) -> String {
@@ -104,9 +91,14 @@ impl NetLab {
         format!("xoq-c{}", self.k)
     }
 
-    /// Where the server listens, inside its namespace.
+    /// The server side's address.
     pub fn server_ip(&self) -> IpAddr {
-        Ipv4Addr::new(10, 201, self.k, 2).into()
+        Ipv4Addr::new(10, 210, self.k, 1).into()
+    }
+
+    /// The client side's address.
+    pub fn client_ip(&self) -> IpAddr {
+        Ipv4Addr::new(10, 210, self.k, 2).into()
     }
 
     /// Runs `env`'s server in the server namespace and `client`'s commands in the mounter's.
@@ -115,23 +107,21 @@ impl NetLab {
         env.set_netns(client, &self.client_ns());
     }
 
-    /// `ticket` pointed at the relay: the only address the mounter gets.
-    pub fn ticket_via_relay(&self, ticket: &str) -> String {
-        let mut t: xoq_link::Ticket = ticket.parse().expect("server ticket");
-        t.addrs = vec![self.relay.local_addr()];
-        t.to_string()
+    /// `cmd` run inside namespace `ns` (`ip netns exec`).
+    pub fn in_ns(ns: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]);
+        c
     }
 }
 
-/// Removes lab K's namespaces and links.
+/// Removes lab K's namespaces (the TUN devices go with the link's descriptors).
 struct Cleanup(u8);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let k = self.0;
         for side in ["s", "c"] {
-            let _ = ip(&["link", "del", &format!("xoq{k}{side}")]);
-            let _ = ip(&["netns", "del", &format!("xoq-{side}{k}")]);
+            let _ = ip(&["netns", "del", &format!("xoq-{side}{}", self.0)]);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The serial port over an impaired network: the server and the mounter in separate network
-//! namespaces, the only path between them the seeded impairment relay (`xoq_impair`), so the
-//! outcomes below hold for the same lost packets on every run.
+//! namespaces, the only path between them a seeded impaired link (`netlab`), so the outcomes
+//! below hold for the same lost packets on every run.
 //! - `wan` (40 ms RTT, 1 % loss each way): 1 MiB crosses each way at once, none lost,
 //!   duplicated or reordered.
 //! - an outage (`wan` plus a 3 s blackhole): the tty stays, lines written during the outage
@@ -28,8 +28,7 @@ fn mounted(lab: &NetLab, env: &mut Env, hw: &HardwarePty) -> (Server, Mount) {
         SERVER_PORT,
         &["--serial".into(), hw.serve_arg("ttyUSB0")],
     );
-    let ticket = lab.ticket_via_relay(&server.ticket);
-    let mount = Mount::start(env, "laptop", &ticket, 1, &[]);
+    let mount = Mount::start(env, "laptop", &server.ticket, 1, &[]);
     (server, mount)
 }
 
@@ -96,7 +95,7 @@ fn at_wan_bytes_cross_both_ways_with_none_lost_duplicated_or_reordered() {
     // Nothing more arrives (a duplicate would show here).
     assert!(hw.master.read_for(Duration::from_millis(300)).is_empty());
     assert!(tty.read_for(Duration::from_millis(300)).is_empty());
-    let (c_up, c_down) = lab.relay.counters();
+    let (c_up, c_down) = lab.link.counters();
     assert!(
         c_up.lost > 0 && c_down.lost > 0,
         "the profile lost no packet, so the test proved nothing: {c_up:?} {c_down:?}"
@@ -124,7 +123,7 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
         });
         let outage = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(1500));
-            lab.relay.blackhole(OUTAGE);
+            lab.link.blackhole(OUTAGE);
             Instant::now() + OUTAGE
         });
         let t0 = Instant::now();
@@ -151,7 +150,7 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
         .map(|(t, _)| t.duration_since(outage_end))
         .expect("bytes arrived after the outage");
     eprintln!("traffic resumed {resumed:?} after the link returned");
-    let (c_up, _) = lab.relay.counters();
+    let (c_up, _) = lab.link.counters();
     assert!(
         c_up.blackholed > 0,
         "the outage swallowed nothing: {c_up:?}"

@@ -28,6 +28,18 @@ pub struct Counters {
     pub reordered: u64,
 }
 
+/// Both directions' counters as one JSON object (`up`: client -> server).
+pub fn counters_json(up: Counters, down: Counters) -> serde_json::Value {
+    let one = |c: Counters| {
+        serde_json::json!({
+            "packets": c.packets, "bytes": c.bytes, "lost": c.lost,
+            "blackholed": c.blackholed, "queue_dropped": c.queue_dropped,
+            "delivered": c.delivered, "duplicated": c.duplicated, "reordered": c.reordered,
+        })
+    };
+    serde_json::json!({ "up": one(up), "down": one(down) })
+}
+
 /// One direction of a link under a [`LinkSpec`].
 pub struct DirectionModel {
     spec: LinkSpec,
