@@ -117,16 +117,30 @@ impl CanSock {
 
     /// Writes one frame, waiting while the queue is full (up to a deadline).
     pub async fn send(&self, f: &CanFrame) -> io::Result<()> {
+        self.send_unless_stale(f, None).await.map(drop)
+    }
+
+    /// Writes one frame unless the clock passes `not_after_us` (µs since the epoch) first: the
+    /// time is checked at every attempt, so a frame that waited for room in the queue is not
+    /// written late. Returns whether it was written (`Ok(false)`: stale, not written).
+    pub async fn send_unless_stale(
+        &self,
+        f: &CanFrame,
+        not_after_us: Option<u64>,
+    ) -> io::Result<bool> {
         let mut buf = [0u8; CANFD_MTU];
         let n = encode_raw(f, &mut buf);
         let deadline = Instant::now() + SEND_PATIENCE;
         let mut pause = Duration::from_micros(50);
         loop {
             let mut guard = self.fd.writable().await?;
+            if not_after_us.is_some_and(|t| unix_us(SystemTime::now()) > t) {
+                return Ok(false);
+            }
             match guard
                 .try_io(|s| nix::unistd::write(s.get_ref(), &buf[..n]).map_err(io::Error::from))
             {
-                Ok(Ok(_)) => return Ok(()),
+                Ok(Ok(_)) => return Ok(true),
                 Ok(Err(e))
                     if e.raw_os_error() == Some(libc::ENOBUFS) && Instant::now() < deadline =>
                 {

@@ -132,6 +132,8 @@ pub fn mount_one(
                 access,
                 vcan,
                 status: dstatus,
+                max_age_us: c.max_age_us,
+                local_stale: Default::default(),
                 local_dropped: Default::default(),
                 link_unconfirmed: Default::default(),
             }))

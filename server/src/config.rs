@@ -90,14 +90,26 @@ pub struct CanConfig {
     pub interface: Option<String>,
     /// `"damiao"`: serve the simulated bus of eight Damiao motors.
     pub simulated: Option<String>,
-    /// Frames from clients older than this on arrival are dropped and counted (0 = no limit).
-    #[serde(default)]
+    /// Frames from clients older than this when they would be written to the bus are dropped
+    /// and counted (0 = no limit). The default, [`DEFAULT_CAN_MAX_AGE_MS`], lets a frame
+    /// repaired by a retransmission on a 40 ms link through, and never one held seconds by an
+    /// outage.
+    #[serde(default = "default_can_max_age_ms")]
     pub max_age_ms: u32,
+    /// Simulated only: append the age of every command the bus executes to this file.
+    pub record: Option<PathBuf>,
     /// Nominal bit rate, for the catalog (0 = unknown).
     #[serde(default)]
     pub bitrate: u32,
     /// Error-frame classes to receive and forward (linux/can/error.h bits; default all).
     pub error_mask: Option<u32>,
+}
+
+/// The default maximum age of a client's CAN frame at the bus, in milliseconds.
+pub const DEFAULT_CAN_MAX_AGE_MS: u32 = 200;
+
+fn default_can_max_age_ms() -> u32 {
+    DEFAULT_CAN_MAX_AGE_MS
 }
 
 /// One `[[serial]]` table.
@@ -249,21 +261,25 @@ impl ServerConfig {
         });
     }
 
-    /// Adds `--can NAME=IFACE` and `--sim-can NAME` shortcuts.
+    /// Adds `--can NAME=IFACE` and `--sim-can NAME[=RECORD_FILE]` shortcuts.
     pub fn add_can_shortcut(&mut self, spec: &str, simulated: bool, max_age_ms: u32) -> Result<()> {
-        let (name, interface, sim) = if simulated {
-            (spec, None, Some("damiao".to_string()))
+        let (name, interface, sim, record) = if simulated {
+            match spec.split_once('=') {
+                Some((n, r)) => (n, None, Some("damiao".to_string()), Some(PathBuf::from(r))),
+                None => (spec, None, Some("damiao".to_string()), None),
+            }
         } else {
             let Some((n, i)) = spec.split_once('=') else {
                 bail!("--can wants NAME=INTERFACE (e.g. can0=can0), got `{spec}`");
             };
-            (n, Some(i.to_string()), None)
+            (n, Some(i.to_string()), None, None)
         };
         self.can.push(CanConfig {
             name: name.into(),
             interface,
             simulated: sim,
             max_age_ms,
+            record,
             bitrate: 0,
             error_mask: None,
         });

@@ -90,7 +90,13 @@ impl Devices {
                         c.error_mask.unwrap_or(ALL_ERRORS),
                     ),
                 ),
-                None => CanDevice::spawn(c.name.clone(), SimDamiao { max_age_us }),
+                None => CanDevice::spawn(
+                    c.name.clone(),
+                    SimDamiao {
+                        max_age_us,
+                        record: c.record.clone(),
+                    },
+                ),
             }));
         }
         for c in &cfg.camera {

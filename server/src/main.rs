@@ -92,7 +92,8 @@ struct ServeArgs {
     /// Serve a SocketCAN interface: NAME=INTERFACE, e.g. can0=can0 (repeatable).
     #[arg(long = "can")]
     can: Vec<String>,
-    /// Serve the simulated bus of eight Damiao motors as NAME (repeatable).
+    /// Serve the simulated bus of eight Damiao motors: NAME[=RECORD_FILE], appending the age of
+    /// every command it executes to RECORD_FILE (repeatable).
     #[arg(long = "sim-can")]
     sim_can: Vec<String>,
     /// Serve a V4L2 camera: NAME=DEVICE, e.g. cam0=/dev/video0 (repeatable).
@@ -116,8 +117,9 @@ struct ServeArgs {
     /// line of frequency, level and jitter-buffer counters per second to RECORD_FILE.
     #[arg(long = "sim-speaker")]
     sim_speaker: Vec<String>,
-    /// Maximum age in ms of client frames for the --can/--sim-can devices (0 = no limit).
-    #[arg(long, default_value_t = 0)]
+    /// Maximum age in ms of client frames at the bus for the --can/--sim-can devices; older ones
+    /// are dropped and counted (0 = no limit).
+    #[arg(long, default_value_t = config::DEFAULT_CAN_MAX_AGE_MS)]
     can_max_age_ms: u32,
     /// Use the public relays and address lookup (lets clients dial a bare id through NAT).
     #[arg(long)]

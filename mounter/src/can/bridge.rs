@@ -3,8 +3,10 @@
 //! Up (programs -> remote bus): frames read from `vcan-xoq<n>` (a raw socket without
 //! `CAN_RAW_RECV_OWN_MSGS`, so what the mounter itself writes is never read back: no echo
 //! loops) go out in batches of whatever was waiting, stamped with their kernel receive time in
-//! the server's clock for its maximum-age check; frames the kernel dropped on our socket are
-//! counted and reported. Down: frames from the remote bus are written to the interface with their
+//! the server's clock for its maximum-age check; frames already older than the bus's maximum
+//! age when read (held in the socket's buffer while the link stalled) are dropped here and
+//! counted, so an outage is never followed by a replay; frames the kernel dropped on our
+//! socket are counted and reported. Down: frames from the remote bus are written to the interface with their
 //! flags; the server's counters go to the status.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,10 @@ pub struct CanMount {
     pub access: Access,
     pub vcan: Vcan,
     pub status: Arc<DeviceStatus>,
+    /// The bus's maximum age of a command, from the catalog (0: none).
+    pub max_age_us: u32,
+    /// Frames read too old to be sent, across connections.
+    pub local_stale: AtomicU64,
     /// Frames the kernel dropped on our vcan socket (we read too slowly), across connections.
     pub local_dropped: AtomicU64,
     /// Frames in flight, unconfirmed by the server, when a link dropped (an upper bound).
@@ -61,6 +67,11 @@ impl CanMount {
             f.timestamp_us = (f.timestamp_us as i64 + offset).max(1) as u64;
             f
         };
+        let max_age = u64::from(self.max_age_us);
+        let fresh = |f: &CanFrame| {
+            let now = (unix_us(SystemTime::now()) as i64 + offset).max(1) as u64;
+            !is_stale(f.timestamp_us, now, max_age)
+        };
         // Frames handed to this stream, and frames the server has accounted for.
         let (sent, confirmed) = (AtomicU64::new(0), AtomicU64::new(0));
         let up = async {
@@ -80,6 +91,19 @@ impl CanMount {
                         Ok(None) => break,
                         Err(e) => return BridgeEnd::LocalFailed(e),
                     }
+                }
+                let read = batch.len();
+                batch.retain(|f| fresh(f));
+                let stale = (read - batch.len()) as u64;
+                if stale > 0 {
+                    let total = self.local_stale.fetch_add(stale, Ordering::Relaxed) + stale;
+                    self.status.set_detail("local_stale", json!(total));
+                    if total == stale {
+                        tracing::warn!(device = %self.name, frames = stale, "frames older than the bus's maximum age of {} ms were dropped before sending (further drops are counted)", max_age / 1000);
+                    }
+                }
+                if batch.is_empty() {
+                    continue;
                 }
                 if dropped > 0 {
                     let total = self.local_dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
@@ -170,6 +194,12 @@ impl CanMount {
     }
 }
 
+/// Whether a frame stamped `timestamp_us` is older than `max_age_us` at `now_us` (both in the
+/// server's clock; a `max_age_us` or timestamp of 0 means no limit).
+fn is_stale(timestamp_us: u64, now_us: u64, max_age_us: u64) -> bool {
+    max_age_us > 0 && timestamp_us > 0 && now_us.saturating_sub(timestamp_us) > max_age_us
+}
+
 /// Server clock minus local clock, in µs, from the exchange with the smallest round trip.
 async fn clock_offset(
     reader: &mut MessageReader,
@@ -212,4 +242,20 @@ async fn clock_offset(
         }
     }
     Ok(best.map(|(_, o)| o).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stale;
+
+    #[test]
+    fn a_frame_is_stale_only_past_the_maximum_age() {
+        assert!(!is_stale(1_000_000, 1_200_000, 200_000));
+        assert!(is_stale(1_000_000, 1_200_001, 200_000));
+        // No limit, or no timestamp: never stale.
+        assert!(!is_stale(1_000_000, 9_000_000, 0));
+        assert!(!is_stale(0, 9_000_000, 200_000));
+        // A frame stamped after "now" (clock offset error) is fresh.
+        assert!(!is_stale(2_000_000, 1_000_000, 200_000));
+    }
 }

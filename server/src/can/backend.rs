@@ -23,9 +23,15 @@ pub trait CanBus: Send + Sync + 'static {
     /// True if frames we send come back through `recv` (flagged `own`) once the bus carried
     /// them; then only those confirmations are shown to other clients.
     fn echoes_own(&self) -> bool;
-    /// Writes one frame, waiting while the transmit queue is full (backpressure). An error
-    /// means this frame was not sent; `is_fatal` says whether the bus itself is gone.
-    fn send(&self, frame: &CanFrame) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes one frame, waiting while the transmit queue is full (backpressure), unless the
+    /// clock passes `not_after_us` (µs since the epoch) before the write: then it returns
+    /// `Ok(false)` and the frame is not sent. An error means this frame was not sent;
+    /// `is_fatal` says whether the bus itself is gone.
+    fn send(
+        &self,
+        frame: &CanFrame,
+        not_after_us: Option<u64>,
+    ) -> impl Future<Output = io::Result<bool>> + Send;
 }
 
 /// A frame read from a bus.

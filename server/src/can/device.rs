@@ -389,8 +389,11 @@ async fn tx_loop<B: CanBus>(
         let mut shown = Vec::new();
         let (mut ok, mut stale, mut failed) = (0u64, 0u64, 0u64);
         for f in batch.frames {
-            let now = unix_us(SystemTime::now());
-            if max_age > 0 && f.timestamp_us > 0 && now.saturating_sub(f.timestamp_us) > max_age {
+            // The age rule holds at the moment of the bus write: `send` checks this deadline
+            // at every attempt, also after waiting for room in the transmit queue.
+            let not_after =
+                (max_age > 0 && f.timestamp_us > 0).then(|| f.timestamp_us.saturating_add(max_age));
+            if not_after.is_some_and(|t| unix_us(SystemTime::now()) > t) {
                 stale += 1;
                 continue;
             }
@@ -398,15 +401,21 @@ async fn tx_loop<B: CanBus>(
             if echoes {
                 dev.await_confirmation(batch.from, &f);
             }
-            match bus.send(&f).await {
-                Ok(()) => {
+            match bus.send(&f, not_after).await {
+                Ok(true) => {
                     ok += 1;
                     if !echoes {
                         shown.push(CanFrame {
-                            timestamp_us: now,
+                            timestamp_us: unix_us(SystemTime::now()),
                             ..f
                         });
                     }
+                }
+                Ok(false) => {
+                    if echoes {
+                        dev.confirm(&f);
+                    }
+                    stale += 1;
                 }
                 Err(e) => {
                     if echoes {

@@ -1,7 +1,11 @@
 //! The simulated Damiao motor bus as a CAN backend: frames written to it are commands, the
-//! motors' answers are what it receives.
+//! motors' answers are what it receives. With a record file, the age of every command it
+//! executes (µs between the frame's timestamp and its execution) is appended to it, one
+//! `AGE_US ID` line per command: the proof that no stale command reaches the motors.
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, LineWriter, Write};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,16 +22,34 @@ const DEPTH: usize = 4096;
 
 pub struct SimDamiao {
     pub max_age_us: u32,
+    /// Where to append the age of every executed command, if anywhere.
+    pub record: Option<PathBuf>,
 }
 
 impl CanBackend for SimDamiao {
     type Bus = SimBus;
     fn open(&mut self) -> io::Result<SimBus> {
         let (tx, rx) = mpsc::channel(DEPTH);
+        let record = match &self.record {
+            Some(p) => Some(Mutex::new(LineWriter::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot open record file {}: {e}", p.display()),
+                        )
+                    })?,
+            ))),
+            None => None,
+        };
         Ok(SimBus {
             motors: Mutex::new((DamiaoBus::new(), Instant::now())),
             tx,
             rx: tokio::sync::Mutex::new(rx),
+            record,
         })
     }
     fn settings(&self) -> CanSettings {
@@ -50,6 +72,7 @@ pub struct SimBus {
     motors: Mutex<(DamiaoBus, Instant)>,
     tx: mpsc::Sender<CanFrame>,
     rx: tokio::sync::Mutex<mpsc::Receiver<CanFrame>>,
+    record: Option<Mutex<LineWriter<File>>>,
 }
 
 impl CanBus for SimBus {
@@ -75,7 +98,15 @@ impl CanBus for SimBus {
     fn echoes_own(&self) -> bool {
         false
     }
-    async fn send(&self, frame: &CanFrame) -> io::Result<()> {
+    async fn send(&self, frame: &CanFrame, not_after_us: Option<u64>) -> io::Result<bool> {
+        let now_us = unix_us(std::time::SystemTime::now());
+        if not_after_us.is_some_and(|t| now_us > t) {
+            return Ok(false);
+        }
+        if let Some(r) = &self.record {
+            let age = now_us.saturating_sub(frame.timestamp_us);
+            writeln!(xoq_link::sync::lock(r), "{age} {:03x}", frame.id)?;
+        }
         let reply = {
             let mut m = xoq_link::sync::lock(&self.motors);
             let now = m.1.elapsed();
@@ -88,6 +119,6 @@ impl CanBus for SimBus {
                 .await
                 .map_err(|_| io::Error::other("simulated bus closed"))?;
         }
-        Ok(())
+        Ok(true)
     }
 }

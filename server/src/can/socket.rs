@@ -83,7 +83,7 @@ impl CanBus for SocketBus {
         true
     }
 
-    async fn send(&self, frame: &CanFrame) -> io::Result<()> {
-        self.sock.send(frame).await
+    async fn send(&self, frame: &CanFrame, not_after_us: Option<u64>) -> io::Result<bool> {
+        self.sock.send_unless_stale(frame, not_after_us).await
     }
 }

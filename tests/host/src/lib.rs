@@ -5,6 +5,7 @@
 //! directory, so the tests exercise exactly what ships.
 
 pub mod audio;
+pub mod can_client;
 pub mod netlab;
 pub mod pipewire;
 pub mod proc;

@@ -107,6 +107,22 @@ impl NetLab {
         env.set_netns(client, &self.client_ns());
     }
 
+    /// Runs `f` on a thread that has joined network namespace `ns`: every socket it (and any
+    /// thread it starts, such as a runtime's) opens lives there. For in-process clients.
+    pub fn run_in<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(format!("/run/netns/{ns}"))
+                    .unwrap_or_else(|e| panic!("network namespace {ns}: {e}"));
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("joining network namespace {ns}: {e}"));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
     /// `cmd` run inside namespace `ns` (`ip netns exec`).
     pub fn in_ns(ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");

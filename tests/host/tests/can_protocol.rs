@@ -2,70 +2,24 @@
 //! needed): motor replies, the maximum-age rule with its counter, read-only clients, and the
 //! bus view other clients get.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use xoq_link::client::{connect, DeviceStream};
-use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
+use xoq_tests_host::can_client::{cmd, now_us, open as open_device, wait_for, ENABLE};
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, Server};
 use xoq_wire::{Access, CanCounters, CanFrame, DeviceKind, DeviceSettings, ErrorCode, Message};
-
-const T: Duration = Duration::from_secs(10);
-const ENABLE: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc];
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-fn cmd(id: u32, data: [u8; 8], timestamp_us: u64) -> CanFrame {
-    CanFrame {
-        id,
-        flags: 0,
-        len: 8,
-        data: data.to_vec(),
-        timestamp_us,
-    }
-}
-
-/// Reads messages until `pred` matches one (returned) or the timeout passes (None).
-async fn wait_for(
-    dev: &mut DeviceStream,
-    mut pred: impl FnMut(&Message) -> bool,
-) -> Option<Message> {
-    tokio::time::timeout(T, async {
-        loop {
-            match dev.reader.next().await {
-                Ok(Some(m)) if pred(&m) => return Some(m),
-                Ok(Some(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten()
-}
 
 async fn open(
     env: &Env,
     client: &str,
     ticket: &str,
     access: Access,
-) -> (iroh::Endpoint, xoq_link::ClientSession, DeviceStream) {
-    let key = env.client_key(client);
-    let ep = bind_endpoint(key, EndpointOptions::default())
-        .await
-        .expect("endpoint");
-    let ticket: Ticket = ticket.parse().expect("ticket");
-    let session = connect(&ep, &ticket, client, T).await.expect("connect");
-    let dev = session
-        .open_device("motors", access)
-        .await
-        .expect("open motors");
-    (ep, session, dev)
+) -> (
+    iroh::Endpoint,
+    xoq_link::ClientSession,
+    xoq_link::client::DeviceStream,
+) {
+    open_device(env, client, ticket, "motors", access).await
 }
 
 #[test]

@@ -52,6 +52,9 @@ listen = ["127.0.0.1:4700"]
 [[can]]
 name = "bus"
 interface = "vcan0"
+# The flood below measures loss and order under emulation, where frames wait longer than the
+# default maximum age (200 ms): no age limit on this bus.
+max_age_ms = 0
 [[can]]
 name = "motors"
 simulated = "damiao"

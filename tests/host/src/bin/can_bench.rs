@@ -10,10 +10,11 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use xoq_link::client::connect;
 use xoq_link::{bind_endpoint, load_or_create_key, EndpointOptions, Ticket};
+use xoq_tests_host::can_client::now_us;
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Server};
@@ -21,13 +22,6 @@ use xoq_wire::{Access, CanFrame, Message};
 
 const MOTORS: u32 = 8;
 const MIT: [u8; 8] = [0x80, 0x00, 0x80, 0x00, 0x00, 0x00, 0x08, 0x00];
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Default)]
 struct RunResult {

@@ -1,0 +1,74 @@
+//! A CAN client at the protocol level, for tests that need no kernel CAN: open a server's
+//! CAN device as a client would, build Damiao commands, wait for messages.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use xoq_link::client::{connect, DeviceStream};
+use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
+use xoq_wire::{Access, CanFrame, Message};
+
+use crate::proc::Env;
+
+/// How long a test waits for one expected message.
+pub const T: Duration = Duration::from_secs(10);
+/// The Damiao "enable" command's payload.
+pub const ENABLE: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc];
+
+/// Now, in µs since the epoch (the clock CAN timestamps use).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A classic 8-byte frame.
+pub fn cmd(id: u32, data: [u8; 8], timestamp_us: u64) -> CanFrame {
+    CanFrame {
+        id,
+        flags: 0,
+        len: 8,
+        data: data.to_vec(),
+        timestamp_us,
+    }
+}
+
+/// Reads messages until `pred` matches one (returned) or [`T`] passes (None).
+pub async fn wait_for(
+    dev: &mut DeviceStream,
+    mut pred: impl FnMut(&Message) -> bool,
+) -> Option<Message> {
+    tokio::time::timeout(T, async {
+        loop {
+            match dev.reader.next().await {
+                Ok(Some(m)) if pred(&m) => return Some(m),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Connects as `client` and opens `device`; the endpoint and session must outlive the stream.
+pub async fn open(
+    env: &Env,
+    client: &str,
+    ticket: &str,
+    device: &str,
+    access: Access,
+) -> (iroh::Endpoint, xoq_link::ClientSession, DeviceStream) {
+    let key = env.client_key(client);
+    let ep = bind_endpoint(key, EndpointOptions::default())
+        .await
+        .expect("endpoint");
+    let ticket: Ticket = ticket.parse().expect("ticket");
+    let session = connect(&ep, &ticket, client, T).await.expect("connect");
+    let dev = session
+        .open_device(device, access)
+        .await
+        .unwrap_or_else(|e| panic!("open {device}: {e}"));
+    (ep, session, dev)
+}
