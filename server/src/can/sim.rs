@@ -1,7 +1,8 @@
 //! The simulated Damiao motor bus as a CAN backend: frames written to it are commands, the
 //! motors' answers are what it receives. With a record file, the age of every command it
 //! executes (µs between the frame's timestamp and its execution) is appended to it, one
-//! `AGE_US ID` line per command: the proof that no stale command reaches the motors.
+//! `AGE_US ID DATA` line per command (id and data in hex): the proof that no stale command
+//! reaches the motors, and of what reached them in which order.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
@@ -105,7 +106,8 @@ impl CanBus for SimBus {
         }
         if let Some(r) = &self.record {
             let age = now_us.saturating_sub(frame.timestamp_us);
-            writeln!(xoq_link::sync::lock(r), "{age} {:03x}", frame.id)?;
+            let data: String = frame.data.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(xoq_link::sync::lock(r), "{age} {:03x} {data}", frame.id)?;
         }
         let reply = {
             let mut m = xoq_link::sync::lock(&self.motors);

@@ -171,10 +171,17 @@ pub const ECHO_MSG: usize = 32;
 pub const BENCH_BAUD: u32 = 4_000_000;
 const ECHO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`.
+/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`, after 200
+/// unmeasured ones.
 pub fn round_trips(tty: &Tty, n: usize) -> Vec<f64> {
+    round_trips_after(tty, n, 200)
+}
+
+/// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`, after
+/// `warmup` unmeasured ones.
+pub fn round_trips_after(tty: &Tty, n: usize, warmup: usize) -> Vec<f64> {
     let msg = [0x5au8; ECHO_MSG];
-    for _ in 0..200 {
+    for _ in 0..warmup {
         tty.write_all(&msg, ECHO_TIMEOUT);
         assert_eq!(
             tty.read_exact(ECHO_MSG, ECHO_TIMEOUT).len(),

@@ -109,6 +109,18 @@ impl Blackholes {
     }
 }
 
+impl Blackholes {
+    /// The start of the first outage that ends after `t`.
+    pub fn next_ending_after(&self, t: Duration) -> Duration {
+        if t < self.first + self.length || self.every.is_zero() {
+            return self.first;
+        }
+        let since = (t - self.first - self.length).as_nanos();
+        let k = since / self.every.as_nanos() + 1;
+        self.first + Duration::from_nanos((k * self.every.as_nanos()) as u64)
+    }
+}
+
 /// A named link: client-to-server (`up`, the mounter's writes) and server-to-client (`down`,
 /// the robot's uploads) specs, and optional periodic outages.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,5 +236,10 @@ mod tests {
         assert!(!b.covers(s(13.0)));
         assert!(b.covers(s(41.0)));
         assert!(!b.covers(s(39.0)));
+        assert_eq!(b.next_ending_after(s(0.0)), s(10.0));
+        assert_eq!(b.next_ending_after(s(12.0)), s(10.0));
+        assert_eq!(b.next_ending_after(s(13.0)), s(40.0));
+        assert_eq!(b.next_ending_after(s(42.9)), s(40.0));
+        assert_eq!(b.next_ending_after(s(43.0)), s(70.0));
     }
 }

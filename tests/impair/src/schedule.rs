@@ -134,6 +134,7 @@ pub(crate) enum Dir {
 /// Both directions of an impaired link and its deliveries.
 pub(crate) struct Impaired {
     start: Instant,
+    holes: Option<crate::profile::Blackholes>,
     up: Mutex<DirectionModel>,
     down: Mutex<DirectionModel>,
     pub(crate) scheduler: Scheduler,
@@ -143,6 +144,7 @@ impl Impaired {
     pub(crate) fn new(p: &Profile, seed: u64) -> Impaired {
         Impaired {
             start: Instant::now(),
+            holes: p.blackholes,
             // Different streams per direction, both from the one seed.
             up: Mutex::new(DirectionModel::new(p.up, p.blackholes, seed)),
             down: Mutex::new(DirectionModel::new(
@@ -176,6 +178,14 @@ impl Impaired {
         let now = Instant::now() - self.start;
         lock(&self.up).blackhole(now, length);
         lock(&self.down).blackhole(now, length);
+    }
+
+    /// The next scheduled outage that has not ended by `now`: (start, end).
+    pub(crate) fn next_outage(&self, now: Instant) -> Option<(Instant, Instant)> {
+        let h = self.holes?;
+        let t = now.saturating_duration_since(self.start);
+        let begin = h.next_ending_after(t);
+        Some((self.start + begin, self.start + begin + h.length))
     }
 
     /// (up, down) counters so far.

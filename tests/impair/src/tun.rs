@@ -113,6 +113,11 @@ impl TunLink {
         self.link.blackhole(length);
     }
 
+    /// The next scheduled outage of the profile that has not ended yet: (start, end).
+    pub fn next_outage(&self) -> Option<(std::time::Instant, std::time::Instant)> {
+        self.link.next_outage(std::time::Instant::now())
+    }
+
     /// (client -> server, server -> client) counters so far.
     pub fn counters(&self) -> (Counters, Counters) {
         self.link.counters()

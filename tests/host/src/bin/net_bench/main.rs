@@ -1,0 +1,82 @@
+//! `net_bench`: every device kind over an impaired network, beside a baseline through the same
+//! impairment. The server and the mounter (or a protocol-level client) run in separate network
+//! namespaces joined only by a seeded impaired link (`xoq_tests_host::netlab`), so the runs of
+//! a profile lose the same packets.
+//!
+//!     target/release/net_bench [--profile NAME|all] [--kind serial|can|all] [--seed N]
+//!                              [--round-trips N] [--megabytes N] [--can-seconds N]
+//!
+//! Prints one JSON line per kind and profile: `profile`, `kind`, `p50_ms`, `p99_ms`, `lost`,
+//! `duplicated`, `reordered`, `stale_delivered` (CAN), `recovered_ms` (profiles with outages),
+//! and `baseline` with the same figures for a socat TCP bridge (serial) or a plain UDP
+//! forwarder (CAN). Needs root (network namespaces), socat and a release build.
+
+mod can;
+mod serial;
+
+use xoq_impair::profile::PROFILE_NAMES;
+use xoq_impair::Profile;
+
+/// What to run.
+pub struct Args {
+    pub profiles: Vec<String>,
+    pub kinds: Vec<String>,
+    pub seed: u64,
+    pub round_trips: usize,
+    pub megabytes: usize,
+    pub can_seconds: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        profiles: PROFILE_NAMES.iter().map(|s| s.to_string()).collect(),
+        kinds: vec!["serial".into(), "can".into()],
+        seed: 1,
+        round_trips: 500,
+        megabytes: 10,
+        can_seconds: 20,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = v.iter();
+    while let Some(flag) = it.next() {
+        let Some(value) = it.next() else {
+            panic!("{flag} needs a value");
+        };
+        match flag.as_str() {
+            "--profile" if value != "all" => a.profiles = vec![value.clone()],
+            "--kind" if value != "all" => a.kinds = vec![value.clone()],
+            "--profile" | "--kind" => {}
+            "--seed" => a.seed = value.parse().expect("--seed N"),
+            "--round-trips" => a.round_trips = value.parse().expect("--round-trips N"),
+            "--megabytes" => a.megabytes = value.parse().expect("--megabytes N"),
+            "--can-seconds" => a.can_seconds = value.parse().expect("--can-seconds N"),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    a
+}
+
+/// Milliseconds, rounded to 0.01.
+pub fn ms(us: f64) -> f64 {
+    (us / 10.0).round() / 100.0
+}
+
+fn main() {
+    let a = args();
+    for name in &a.profiles {
+        let profile = Profile::named(name).unwrap_or_else(|| {
+            panic!(
+                "unknown profile {name}; one of {}",
+                PROFILE_NAMES.join(", ")
+            )
+        });
+        for kind in &a.kinds {
+            let line = match kind.as_str() {
+                "serial" => serial::run(&profile, &a),
+                "can" => can::run(&profile, &a),
+                other => panic!("unknown kind {other} (serial, can)"),
+            };
+            println!("{line}");
+        }
+    }
+}
