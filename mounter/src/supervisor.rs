@@ -24,8 +24,13 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Wait before reopening a device the server refused or lost.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
-/// How long one connection attempt may take.
+/// How long the first connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt may take while reconnecting, at least (and five of the last link's
+/// round trips, if more): each attempt starts a fresh handshake, so a link that returns is
+/// found by the next attempt instead of a handshake whose retransmissions have backed off to
+/// a second apart. Reconnecting within a second of the link's return is the aim.
+const RECONNECT_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// Where and how devices are mounted.
 #[derive(Clone)]
@@ -71,9 +76,16 @@ pub async fn run(
 ) -> Result<()> {
     let mut backoff = BACKOFF_MIN;
     let mut attempts = 0u32;
+    // The round trip of the last connection, once there was one.
+    let mut last_rtt: Option<Duration> = None;
     loop {
         status.set_link("connecting");
-        let session = match connect(&ep, &ticket, &opts.client_name, CONNECT_TIMEOUT).await {
+        let timeout = match last_rtt {
+            None => CONNECT_TIMEOUT,
+            Some(rtt) => RECONNECT_ATTEMPT.max(rtt * 5),
+        };
+        let started = tokio::time::Instant::now();
+        let session = match connect(&ep, &ticket, &opts.client_name, timeout).await {
             Ok(s) => Arc::new(s),
             Err(e) if e.is_permanent() => return Err(e.into()),
             Err(e) => {
@@ -82,8 +94,12 @@ pub async fn run(
                     tracing::warn!("{e}; retrying (attempt {attempts})");
                 }
                 status.set_link(format!("reconnecting: {e}"));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                // The backoff spaces attempts that fail fast; an attempt that waited out its
+                // timeout has waited already.
+                tokio::time::sleep_until(started + backoff).await;
+                if last_rtt.is_none() {
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
                 continue;
             }
         };
@@ -112,6 +128,8 @@ pub async fn run(
             _ = rtt => unreachable!("the rtt loop never ends"),
         };
         tasks.abort_all();
+        // From now on, reconnecting: short attempts, scaled by this link's round trip.
+        last_rtt = Some(session.rtt().unwrap_or(Duration::ZERO));
         tracing::warn!(
             "link to {} lost: {reason}; devices stay mounted, reconnecting",
             ticket.id.fmt_short()

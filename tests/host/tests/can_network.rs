@@ -41,6 +41,7 @@ fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
                 open(&env, "driver", &ticket, "motors", Access::ReadWrite).await;
             let mut sent = 0u64;
             let (mut before, mut after) = (0u64, 0u64);
+            let mut counters = None;
             let start = Instant::now();
             let mut outage_end = None;
             let mut tick = tokio::time::interval(PERIOD);
@@ -57,8 +58,8 @@ fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
                         dev.writer.send(&Message::CanFrames(vec![frame])).await.expect("send");
                         sent += 1;
                     }
-                    m = dev.reader.next() => {
-                        if let Ok(Some(Message::CanFrames(f))) = m {
+                    m = dev.reader.next() => match m {
+                        Ok(Some(Message::CanFrames(f))) => {
                             let replies = f.iter().filter(|f| (0x11..=0x18).contains(&f.id)).count() as u64;
                             match outage_end {
                                 None => before += replies,
@@ -66,20 +67,24 @@ fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
                                 Some(_) => {}
                             }
                         }
+                        Ok(Some(Message::CanCounters(c))) => counters = Some(c),
+                        _ => {}
                     }
                 }
             }
-            // The server's counters, once it has seen everything.
+            // The server's counters, once it has accounted for every command (they come when
+            // they change, at most every 100 ms).
             let stale = loop {
-                let Some(Message::CanCounters(c)) =
-                    wait_for(&mut dev, |m| matches!(m, Message::CanCounters(_))).await
-                else {
-                    panic!("no counters from the server");
-                };
-                if c.tx_frames + c.tx_stale + c.tx_failed >= sent {
+                if let Some(c) = counters.filter(|c| c.tx_frames + c.tx_stale + c.tx_failed >= sent) {
                     assert_eq!(c.tx_failed, 0, "{c:?}");
                     break c.tx_stale;
                 }
+                let Some(Message::CanCounters(c)) =
+                    wait_for(&mut dev, |m| matches!(m, Message::CanCounters(_))).await
+                else {
+                    panic!("the server accounted for fewer commands than were sent: {counters:?}, {sent} sent");
+                };
+                counters = Some(c);
             };
             (sent, before, after, stale)
         })

@@ -3,9 +3,9 @@
 //! below hold for the same lost packets on every run.
 //! - `wan` (40 ms RTT, 1 % loss each way): 1 MiB crosses each way at once, none lost,
 //!   duplicated or reordered.
-//! - an outage (`wan` plus a 3 s blackhole): the tty stays, lines written during the outage
-//!   reach the port once and in order, and traffic resumes within a second of the link's
-//!   return.
+//! - an outage (`wan` plus a 3 s blackhole, within the idle timeout; and 8 s, beyond it, so
+//!   the connection is made again): the tty stays, lines written during the outage reach the
+//!   port once and in order, and traffic resumes within a second of the link's return.
 //!
 //! Figures (round trips, throughput, recovery at every profile) are in `net_bench`.
 
@@ -102,9 +102,12 @@ fn at_wan_bytes_cross_both_ways_with_none_lost_duplicated_or_reordered() {
     );
 }
 
-#[test]
-fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
-    let lab = NetLab::new(Profile::named("wan").expect("wan"), 2);
+/// Writes 300 lines at 20 ms intervals through a `wan` link that blacks out for `outage`
+/// after 1.5 s; checks every line reaches the port once, in order, through the same open tty,
+/// and that traffic resumed within a second of the link's return. Returns the mounter's
+/// status afterwards.
+fn lines_across_an_outage(seed: u64, outage: Duration) -> String {
+    let lab = NetLab::new(Profile::named("wan").expect("wan"), seed);
     let mut env = Env::new();
     let hw = HardwarePty::new();
     let (_server, mount) = mounted(&lab, &mut env, &hw);
@@ -113,7 +116,6 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
     let want: Vec<u8> = (0..LINES)
         .flat_map(|i| format!("line {i:04}\n").into_bytes())
         .collect();
-    const OUTAGE: Duration = Duration::from_secs(3);
     let (got, arrivals, outage_end) = std::thread::scope(|s| {
         s.spawn(|| {
             for line in want.chunks(10) {
@@ -121,10 +123,10 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let outage = s.spawn(|| {
+        let ends = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(1500));
-            lab.link.blackhole(OUTAGE);
-            Instant::now() + OUTAGE
+            lab.link.blackhole(outage);
+            Instant::now() + outage
         });
         let t0 = Instant::now();
         let mut got = Vec::new();
@@ -139,7 +141,7 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
             }
         }
         got.extend(hw.master.read_for(Duration::from_millis(500)));
-        (got, arrivals, outage.join().expect("outage"))
+        (got, arrivals, ends.join().expect("outage"))
     });
     let text = String::from_utf8_lossy(&got);
     assert!(got == want, "lines lost, repeated or out of order: {text}");
@@ -158,5 +160,24 @@ fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
     assert!(
         resumed < Duration::from_secs(1),
         "traffic resumed {resumed:?} after the link returned (at most 1 s)"
+    );
+    env.run("xoq-mount", "laptop", &["status", "--json"])
+}
+
+#[test]
+fn through_an_outage_the_tty_stays_and_every_line_arrives_once_in_order() {
+    let status = lines_across_an_outage(2, Duration::from_secs(3));
+    assert!(
+        status.contains("\"reconnects\":0"),
+        "3 s is within the idle timeout: {status}"
+    );
+}
+
+#[test]
+fn after_an_outage_longer_than_the_idle_timeout_the_link_is_back_within_a_second() {
+    let status = lines_across_an_outage(4, Duration::from_secs(8));
+    assert!(
+        !status.contains("\"reconnects\":0"),
+        "the connection was given up and made again: {status}"
     );
 }
