@@ -52,6 +52,11 @@ pub struct DirectionModel {
     busy_until: Duration,
     /// The latest delivery of a packet that kept its order.
     last_in_order: Duration,
+    /// The jitter's knots (standard normal values at multiples of `jitter_period`), drawn in
+    /// time order from their own stream: knot `knot` and the next.
+    knot_rng: StdRng,
+    knot: u64,
+    knot_values: (f64, f64),
     pub counters: Counters,
 }
 
@@ -66,16 +71,42 @@ struct Draws {
 
 impl DirectionModel {
     pub fn new(spec: LinkSpec, holes: Option<Blackholes>, seed: u64) -> DirectionModel {
-        DirectionModel {
+        let mut m = DirectionModel {
             spec,
             holes,
             manual_hole_until: Duration::ZERO,
             rng: StdRng::seed_from_u64(seed),
+            knot_rng: StdRng::seed_from_u64(seed ^ 0x6a09_e667_f3bc_c908),
+            knot: 0,
+            knot_values: (0.0, 0.0),
             bad_state: false,
             busy_until: Duration::ZERO,
             last_in_order: Duration::ZERO,
             counters: Counters::default(),
+        };
+        m.knot_values = (m.knot_normal(), m.knot_normal());
+        m
+    }
+
+    fn knot_normal(&mut self) -> f64 {
+        let u1: f64 = self.knot_rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = self.knot_rng.random();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// The jitter at `t` in standard deviations: the knots around `t` joined linearly and
+    /// rescaled so every instant is exactly N(0, 1).
+    fn smooth_jitter(&mut self, t: Duration) -> f64 {
+        let period = self.spec.jitter_period.as_nanos().max(1);
+        let at = t.as_nanos() / period;
+        let target = u64::try_from(at).unwrap_or(u64::MAX);
+        while self.knot < target {
+            self.knot += 1;
+            self.knot_values = (self.knot_values.1, self.knot_normal());
         }
+        let f = (t.as_nanos() % period) as f64 / period as f64;
+        let (a, b) = self.knot_values;
+        (a * (1.0 - f) + b * f) / ((1.0 - f).powi(2) + f * f).sqrt()
     }
 
     /// Nothing crosses from `now` for `length`.
@@ -151,7 +182,14 @@ impl DirectionModel {
             leaves = self.busy_until;
         }
         let sigma = self.spec.jitter.as_secs_f64();
-        let extra = (sigma * d.normal).clamp(-self.spec.delay.as_secs_f64(), 4.0 * sigma);
+        let z = if sigma == 0.0 {
+            0.0
+        } else if self.spec.jitter_period.is_zero() {
+            d.normal
+        } else {
+            self.smooth_jitter(leaves)
+        };
+        let extra = (sigma * z).clamp(-self.spec.delay.as_secs_f64(), 4.0 * sigma);
         let arrive = Duration::from_secs_f64((leaves + self.spec.delay).as_secs_f64() + extra);
         let at = if d.reorder < self.spec.reorder {
             self.counters.reordered += 1;
@@ -252,6 +290,28 @@ mod tests {
         // Packets 10 ms apart rarely wait for the one before: mean and spread near the spec.
         assert!((19.0..21.5).contains(&mean), "mean {mean}");
         assert!((4.0..5.5).contains(&sd), "sd {sd}");
+    }
+
+    #[test]
+    fn a_fast_stream_sees_the_same_delays_as_a_slow_one() {
+        // Smooth jitter: 1000 packets a second are not pushed up by keeping their order.
+        let spec = LinkSpec {
+            jitter: 10 * MS,
+            ..LinkSpec::delay(30 * MS)
+        };
+        let mean_delay = |gap: Duration, n: usize| {
+            let (out, _) = run(spec, 9, n, gap);
+            let total: f64 = out
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d[0] - gap * i as u32).as_secs_f64() * 1e3)
+                .sum();
+            total / n as f64
+        };
+        let fast = mean_delay(MS, 200_000);
+        let slow = mean_delay(100 * MS, 2_000);
+        assert!((28.0..33.0).contains(&slow), "slow stream: {slow} ms");
+        assert!(fast - slow < 2.0, "fast stream {fast} ms, slow {slow} ms");
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub struct LinkSpec {
     /// Standard deviation of a normally distributed extra delay (truncated to [-delay, +4σ]).
     /// Packets keep their order unless `reorder` picks them.
     pub jitter: Duration,
+    /// How fast the extra delay changes: a new random value every `jitter_period`, joined
+    /// smoothly, as queues on a real path fill and drain; packets close in time see about the
+    /// same delay whatever their rate. Zero: an independent draw per packet (which, with order
+    /// kept, pushes a fast stream's delays towards the top of the distribution).
+    pub jitter_period: Duration,
     pub loss: Loss,
     /// Probability that a packet is held back by `reorder_gap`, so the packets after it
     /// overtake it.
@@ -79,6 +84,7 @@ impl LinkSpec {
         LinkSpec {
             delay,
             jitter: Duration::ZERO,
+            jitter_period: Duration::from_millis(50),
             loss: Loss::None,
             reorder: 0.0,
             reorder_gap: Duration::from_millis(1),
@@ -139,7 +145,8 @@ pub const PROFILE_NAMES: [&str; 5] = ["lan", "wifi", "wan", "lte", "outage"];
 impl Profile {
     /// The shared profiles. Delays and jitter are given as round-trip figures and split evenly
     /// between the directions (jitter: a round trip's standard deviation, each direction
-    /// 1/√2 of it); loss rates apply to each direction independently.
+    /// 1/√2 of it, changing smoothly over 50 ms); loss rates apply to each direction
+    /// independently.
     /// - `lan`: 0.2 ms RTT.
     /// - `wifi`: 3 ms ± 2 ms RTT, 0.5 % random loss.
     /// - `wan`: 40 ms RTT, 1 % random loss.
