@@ -26,6 +26,8 @@ use crate::{ms, Args};
 
 const T: Duration = Duration::from_secs(900);
 const WARMUP: usize = 20;
+/// A bulk transfer that makes no progress this long has lost what is missing.
+const STALL: Duration = Duration::from_secs(20);
 
 /// The link of the device `name` among a mount's lines.
 fn link_of(mount: &Mount, name: &str) -> PathBuf {
@@ -132,6 +134,20 @@ fn recovery(
     first.map_or(f64::NAN, |t| ms(t.duration_since(end).as_secs_f64() * 1e6))
 }
 
+/// Reads from `tty` until `len` bytes arrived or none arrived for `stall` (bytes lost on the
+/// way never come: the shortfall is reported, not waited for).
+fn read_until_stalled(tty: &Tty, len: usize, stall: Duration) -> Vec<u8> {
+    let mut got = Vec::with_capacity(len);
+    while got.len() < len {
+        let chunk = tty.read_exact(len - got.len(), stall);
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend(chunk);
+    }
+    got
+}
+
 /// Bytes lost, duplicated (more than sent) and out of place between `want` and `got`.
 fn compare(want: &[u8], got: &[u8]) -> (usize, usize, usize) {
     let lost = want.len().saturating_sub(got.len());
@@ -192,10 +208,10 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         s.spawn(|| bulk.write_all(&up, T));
         s.spawn(|| hw.master.write_all(&down, T));
         let reader = s.spawn(|| {
-            let got = bulk.read_exact(len, T);
+            let got = read_until_stalled(&bulk, len, STALL);
             (got, t0.elapsed())
         });
-        let at_port = hw.master.read_exact(len, T);
+        let at_port = read_until_stalled(&hw.master, len, STALL);
         let t_up = t0.elapsed();
         let (at_tty, t_down) = reader.join().expect("reader");
         (at_port, t_up, at_tty, t_down)
@@ -237,12 +253,16 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         None => (Value::Null, Value::Null),
     };
     let (c_up, c_down) = lab.link.counters();
+    let status = env.run("xoq-mount", "bench", &["status", "--json"]);
+    let reconnects = serde_json::from_str::<Value>(&status)
+        .ok()
+        .and_then(|v| v["reconnects"].as_u64());
     json!({
         "profile": profile.name, "kind": "serial",
         "p50_ms": ms(p50), "p99_ms": ms(p99), "round_trips": a.round_trips,
         "lost": l1 + l2, "duplicated": d1 + d2, "reordered": r1 + r2,
         "bulk_mib_each_way": a.megabytes, "up_mb_s": mbps(t_up), "down_mb_s": mbps(t_down),
-        "recovered_ms": recovered,
+        "recovered_ms": recovered, "reconnects": reconnects,
         "link_lost_packets": c_up.lost + c_down.lost,
         "baseline": {
             "path": "socat PTY -> TCP echo",
