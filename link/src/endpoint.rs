@@ -13,8 +13,13 @@ use iroh::{Endpoint, RelayMode, SecretKey};
 
 /// Keep-alive period: an idle link still carries a packet this often.
 pub const KEEP_ALIVE: Duration = Duration::from_millis(1000);
-/// A link silent this long is declared dead and the mounter starts reconnecting.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// A link silent this long is declared dead and the mounter starts reconnecting. QUIC probes
+/// a silent path at most a second apart (noq caps its probe backoff at 1 s for idle timeouts
+/// under 25 s), so an outage of up to about this minus 1 s and a round trip is ridden out
+/// without a new connection: 6 s covers the `outage` profile's 3 s blackholes even with a
+/// full congestion window (at 4 s, a 3 s outage during a bulk transfer ended the connection
+/// and lost what the port had sent meanwhile), and a dead link still shows within seconds.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// The round trip assumed before one is measured (QUIC's default is 333 ms): a handshake's
 /// first retransmission comes after 3x this, 300 ms rather than a second, so a reconnection

@@ -37,8 +37,8 @@ fn lines_written_across_an_outage_reach_the_port_once_in_order() {
         let outage = s.spawn(move || {
             std::thread::sleep(Duration::from_millis(1500));
             let _ = nix::sys::signal::kill(pid, Signal::SIGSTOP);
-            // Longer than the 4 s idle timeout: both ends give the connection up.
-            std::thread::sleep(Duration::from_secs(6));
+            // Longer than the 6 s idle timeout: both ends give the connection up.
+            std::thread::sleep(Duration::from_secs(9));
             let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
         });
         let t0 = Instant::now();

@@ -114,7 +114,7 @@ frames /tmp/d5 | grep -q '^011#1' && ok "motor 1 answered enable: $(frames /tmp/
 
 # 5. a command delayed past its maximum age (2 s on "motors": generous, so that fresh commands
 # always make it under emulation) is dropped, never delivered. The server is stopped 2.5 s (the
-# link's idle timeout is 4 s); the command's age counts from the kernel's receive time on $MIF,
+# link's idle timeout is 6 s); the command's age counts from the kernel's receive time on $MIF,
 # which is after the STOP, so it is at least 2.5 s old when the server reads it.
 stale0=$(counter motors tx_stale)
 dump /tmp/d7 "$MIF,012:7FF"

@@ -74,7 +74,7 @@ run xonxoff xonxoff $DEV
 
 echo "-- the server dies: the tty stays"
 kill -9 $SERVER; wait $SERVER 2>/dev/null
-wait_state 'waiting for link' 15 && ok "mounter noticed: $(state)" || bad "state after kill: $(state)"
+wait_state 'waiting for link' 30 && ok "mounter noticed: $(state)" || bad "state after kill: $(state)"
 [ -c $DEV ] && ok "$DEV still there" || bad "$DEV gone"
 run unplugged unplugged $DEV
 start_server /tmp/server.toml
