@@ -10,9 +10,11 @@ use iroh::endpoint::{ConnectionError, VarInt};
 use iroh::Endpoint;
 use thiserror::Error;
 use xoq_wire::{
-    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
+    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, COPIES_VERSION,
+    MAX_VERSION, MIN_VERSION,
 };
 
+use crate::copies::{copies_help, CopyReceiver, CopySender};
 use crate::framed::{MessageReader, MessageWriter, StreamError};
 use crate::ticket::Ticket;
 
@@ -223,11 +225,20 @@ impl ClientSession {
             })
             .await?;
         match reader.next().await? {
-            Some(Message::Opened(info)) => Ok(DeviceStream {
-                info,
-                reader,
-                writer,
-            }),
+            Some(Message::Opened(info)) => {
+                if self.welcome.version >= COPIES_VERSION && copies_help(info.kind) {
+                    let stats = self.datagrams.copy_stats.clone();
+                    let id = writer.stream_id();
+                    writer.send_copies(CopySender::new(self.conn.clone(), id, stats));
+                    let id = reader.stream_id();
+                    reader.take_copies(CopyReceiver::new(self.datagrams.clone(), id));
+                }
+                Ok(DeviceStream {
+                    info,
+                    reader,
+                    writer,
+                })
+            }
             Some(Message::Error { code, text }) => Err(ConnectError::Refused { code, text }),
             Some(m) => Err(ConnectError::Protocol(format!(
                 "expected Opened, got {}",
@@ -237,6 +248,11 @@ impl ClientSession {
                 "server closed the device stream".into(),
             )),
         }
+    }
+
+    /// What became of this connection's stream copies.
+    pub fn copy_stats(&self) -> &crate::copies::CopyStats {
+        &self.datagrams.copy_stats
     }
 
     /// Current round-trip time estimate of the link, if known.

@@ -1,16 +1,18 @@
-//! Audio packets, either way, as QUIC datagrams: one packet per datagram, never retransmitted
-//! (a lost one is concealed by the receiver). This accepts the datagrams of a whole connection
-//! and hands each packet to the device it names; it also sends them.
+//! The datagrams of a connection, either way: audio packets (one per datagram, never
+//! retransmitted: a lost one is concealed by the receiver) and stream copies (see `copies`).
+//! This accepts the datagrams of a whole connection and hands each audio packet to the device
+//! it names and each copy to the reader of the stream it names; it also sends audio packets.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use iroh::endpoint::{Connection, SendDatagramError};
 use tokio::sync::mpsc;
-use xoq_wire::{AudioPacket, Message};
+use xoq_wire::{AudioPacket, Message, StreamCopy};
 
+use crate::copies::{CopyStats, DEPTH as COPY_DEPTH};
 use crate::sync::lock;
 
 /// Packets queued per device before newer ones are dropped (a quarter second of 10 ms packets).
@@ -20,8 +22,12 @@ const DEPTH: usize = 25;
 #[derive(Default)]
 pub struct DatagramRouter {
     routes: Mutex<HashMap<String, mpsc::Sender<AudioPacket>>>,
+    /// Readers of device streams that take copies, by QUIC stream id.
+    copy_routes: Mutex<HashMap<u64, mpsc::Sender<StreamCopy>>>,
     /// Packets dropped: for a device nobody listens to here, or no room.
     pub dropped: AtomicU64,
+    /// What became of the copies sent and received on this connection.
+    pub copy_stats: Arc<CopyStats>,
 }
 
 /// Why datagrams stopped.
@@ -29,8 +35,8 @@ pub struct DatagramRouter {
 pub enum DatagramEnd {
     /// The connection ended.
     Closed,
-    /// The peer sent a datagram that does not decode, or is not an audio packet: a protocol
-    /// violation.
+    /// The peer sent a datagram that does not decode, or is neither an audio packet nor a
+    /// stream copy: a protocol violation.
     Malformed(String),
 }
 
@@ -45,6 +51,24 @@ impl DatagramRouter {
     /// Stops routing packets of `device`.
     pub fn forget(&self, device: &str) {
         lock(&self.routes).remove(device);
+    }
+
+    /// Copies of stream `stream`'s messages from now on (see `CopyReceiver`, which calls this).
+    pub(crate) fn listen_copies(&self, stream: u64) -> mpsc::Receiver<StreamCopy> {
+        let (tx, rx) = mpsc::channel(COPY_DEPTH);
+        lock(&self.copy_routes).insert(stream, tx);
+        rx
+    }
+
+    pub(crate) fn forget_copies(&self, stream: u64) {
+        lock(&self.copy_routes).remove(&stream);
+    }
+
+    fn deliver_copy(&self, c: StreamCopy) {
+        let tx = lock(&self.copy_routes).get(&c.stream).cloned();
+        if !matches!(tx.map(|tx| tx.try_send(c)), Some(Ok(()))) {
+            self.copy_stats.unrouted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn deliver(&self, p: AudioPacket) {
@@ -62,9 +86,10 @@ impl DatagramRouter {
             };
             match Message::from_frame(&d) {
                 Ok(Message::AudioPacket(p)) => self.deliver(p),
+                Ok(Message::StreamCopy(c)) => self.deliver_copy(c),
                 Ok(m) => {
                     return DatagramEnd::Malformed(format!(
-                        "{} in a datagram (only AudioPacket travels there)",
+                        "{} in a datagram (only AudioPacket and StreamCopy travel there)",
                         m.name()
                     ))
                 }

@@ -37,6 +37,10 @@ pub struct EndpointOptions {
     pub public_relays: bool,
 }
 
+/// Datagrams (audio packets, stream copies) QUIC holds while the path cannot take them (QUIC's
+/// default, stated because `copies` measures what waits against it).
+pub const DATAGRAM_SEND_BUFFER: usize = 1024 * 1024;
+
 /// Binds an endpoint with this host's key.
 pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endpoint> {
     let idle = IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout out of range")?;
@@ -46,6 +50,7 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         .max_idle_timeout(Some(idle))
         .initial_rtt(INITIAL_RTT)
         .ack_frequency_config(ack_frequency())
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
         .build();
     let mut b = if opts.public_relays {
         Endpoint::builder(presets::N0)

@@ -4,6 +4,8 @@ use iroh::endpoint::{ReadError, RecvStream, SendStream, WriteError};
 use thiserror::Error;
 use xoq_wire::{FrameDecoder, Message, Peer, WireError};
 
+use crate::copies::{CopyReceiver, CopySender};
+
 /// Why a framed stream stopped.
 #[derive(Debug, Error)]
 pub enum StreamError {
@@ -15,11 +17,13 @@ pub enum StreamError {
     Wire(#[from] WireError),
 }
 
-/// Reads whole messages from a QUIC receive stream.
+/// Reads whole messages from a QUIC receive stream, and from the copies of its messages that
+/// arrive as datagrams once [`MessageReader::take_copies`] was called.
 pub struct MessageReader {
     recv: RecvStream,
     decoder: FrameDecoder,
     buf: Box<[u8]>,
+    copies: Option<CopyReceiver>,
 }
 
 impl MessageReader {
@@ -39,16 +43,44 @@ impl MessageReader {
             recv,
             decoder,
             buf: vec![0; 64 * 1024].into(),
+            copies: None,
         }
     }
 
+    /// This stream's QUIC id, which names it in copies.
+    pub fn stream_id(&self) -> u64 {
+        self.recv.id().into()
+    }
+
+    /// From the next message on, a copy that arrives before its message is delivered in its
+    /// place (each message once, in order: see `xoq_wire::copy`).
+    pub fn take_copies(&mut self, copies: CopyReceiver) {
+        self.copies = Some(copies);
+    }
+
     /// The next message; `Ok(None)` when the peer finished the stream cleanly between messages.
+    /// Cancel-safe: a message is consumed only when it is returned.
     pub async fn next(&mut self) -> Result<Option<Message>, StreamError> {
         loop {
             if let Some(m) = self.decoder.next_message()? {
+                if self.copies.as_mut().is_some_and(|c| !c.on_stream(&m)) {
+                    continue;
+                }
                 return Ok(Some(m));
             }
-            match self.recv.read(&mut self.buf).await? {
+            let read = match &mut self.copies {
+                None => self.recv.read(&mut self.buf).await?,
+                Some(copies) => tokio::select! {
+                    r = self.recv.read(&mut self.buf) => r?,
+                    Some(c) = copies.rx.recv() => {
+                        if let Some(m) = copies.on_copy(c) {
+                            return Ok(Some(m));
+                        }
+                        continue;
+                    }
+                },
+            };
+            match read {
                 Some(n) => self.decoder.push(&self.buf[..n]),
                 None if self.decoder.pending() == 0 => return Ok(None),
                 None => {
@@ -69,10 +101,12 @@ impl MessageReader {
     }
 }
 
-/// Writes whole messages to a QUIC send stream, each in one write.
+/// Writes whole messages to a QUIC send stream, each in one write, and once
+/// [`MessageWriter::send_copies`] was called, a datagram copy of each small data message.
 pub struct MessageWriter {
     send: SendStream,
     buf: Vec<u8>,
+    copies: Option<CopySender>,
 }
 
 impl MessageWriter {
@@ -80,13 +114,27 @@ impl MessageWriter {
         MessageWriter {
             send,
             buf: Vec::with_capacity(4096),
+            copies: None,
         }
+    }
+
+    /// This stream's QUIC id, which names it in copies.
+    pub fn stream_id(&self) -> u64 {
+        self.send.id().into()
+    }
+
+    /// From the next message on, small data messages are also sent as copies.
+    pub fn send_copies(&mut self, copies: CopySender) {
+        self.copies = Some(copies);
     }
 
     pub async fn send(&mut self, m: &Message) -> Result<(), StreamError> {
         self.buf.clear();
         m.encode(&mut self.buf);
         self.send.write_all(&self.buf).await?;
+        if let Some(c) = &mut self.copies {
+            c.sent(m, self.buf.len());
+        }
         Ok(())
     }
 

@@ -23,13 +23,16 @@ pub fn build() -> io::Result<Runtime> {
     }
 }
 
-/// Logs to stderr with `tracing`; `XOQ_LOG` takes an `EnvFilter` (default `info`).
+/// Logs to stderr with `tracing`; `XOQ_LOG` takes an `EnvFilter` (default `info`). Colours
+/// only on a terminal: the journal and log files get plain `key=value` text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("XOQ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -68,6 +68,9 @@ pub struct MountStatus {
     link: Mutex<String>,
     pub rtt_us: AtomicU64,
     pub reconnects: AtomicU64,
+    /// The current connection's stream copies: sent, used, unused, unrouted, over budget
+    /// (`xoq_link::copies::CopyStats`).
+    pub copies: Mutex<[u64; 5]>,
     devices: Mutex<Vec<Arc<DeviceStatus>>>,
     /// Signalled by `xoq-mount umount`.
     pub umount: Notify,
@@ -81,6 +84,7 @@ impl MountStatus {
             link: Mutex::new("connecting".into()),
             rtt_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            copies: Mutex::new([0; 5]),
             devices: Mutex::new(Vec::new()),
             umount: Notify::new(),
         })
@@ -95,12 +99,16 @@ impl MountStatus {
         lock(&self.devices).push(d);
     }
     pub fn to_json(&self) -> Value {
+        let [sent, used, unused, unrouted, skipped] = *lock(&self.copies);
+        let copies = json!({"sent": sent, "used": used, "unused": unused, "unrouted": unrouted,
+                            "skipped": skipped});
         json!({
             "server_id": self.server_id,
             "server_name": *lock(&self.server_name),
             "link": *lock(&self.link),
             "rtt_us": self.rtt_us.load(Ordering::Relaxed),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
+            "copies": copies,
             "devices": lock(&self.devices).iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         })
     }
@@ -216,12 +224,14 @@ pub fn render(v: &Value) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
     let id = s("server_id");
     let mut out = format!(
-        "server {} ({})  link {}  rtt {:.2} ms  reconnects {}\n",
+        "server {} ({})  link {}  rtt {:.2} ms  reconnects {}  copies used {} of {}\n",
         id.chars().take(10).collect::<String>(),
         s("server_name"),
         s("link"),
         v["rtt_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
-        v["reconnects"].as_u64().unwrap_or(0)
+        v["reconnects"].as_u64().unwrap_or(0),
+        v["copies"]["used"].as_u64().unwrap_or(0),
+        v["copies"]["unused"].as_u64().unwrap_or(0) + v["copies"]["used"].as_u64().unwrap_or(0),
     );
     for d in v["devices"].as_array().into_iter().flatten() {
         let g = |k: &str| d[k].as_str().unwrap_or("").to_string();

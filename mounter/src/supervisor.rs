@@ -120,6 +120,7 @@ pub async fn run(
                 if let Some(r) = session.rtt() {
                     status.rtt_us.store(r.as_micros() as u64, Ordering::Relaxed);
                 }
+                *xoq_link::sync::lock(&status.copies) = session.copy_stats().snapshot();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         };

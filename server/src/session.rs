@@ -6,10 +6,12 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::EndpointId;
 use tokio::sync::mpsc;
+use xoq_link::copies::{copies_help, CopyReceiver, CopySender};
 use xoq_link::datagrams::{DatagramEnd, DatagramRouter};
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
 use xoq_wire::{
-    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
+    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, COPIES_VERSION,
+    MAX_VERSION, MIN_VERSION,
 };
 
 use crate::admission::Sessions;
@@ -58,14 +60,25 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
     match handshake(&ctx, &conn, auth).await {
         Ok(control) => {
             tracing::info!(client = %short, sessions = sessions.count(), "client connected");
-            run_session(&ctx, &conn, client, control).await;
-            tracing::info!(client = %short, "client disconnected");
+            let datagrams = Arc::new(DatagramRouter::default());
+            run_session(&ctx, &conn, client, control, datagrams.clone()).await;
+            let [sent, used, unused, unrouted, skipped] = datagrams.copy_stats.snapshot();
+            tracing::info!(
+                client = %short,
+                copies_sent = sent,
+                copies_used = used,
+                copies_unused = unused,
+                copies_unrouted = unrouted,
+                copies_skipped = skipped,
+                "client disconnected"
+            );
         }
         Err(e) => tracing::warn!(client = %short, "handshake failed: {e}"),
     }
 }
 
-type Control = (MessageWriter, MessageReader);
+/// The control stream's two halves, and the protocol version the handshake chose.
+type Control = (MessageWriter, MessageReader, u16);
 
 /// The authorized clients (read again if the file changed), if `client` is one of them;
 /// otherwise the refusal's text.
@@ -122,7 +135,7 @@ async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     tracing::debug!(client_name = %hello.client_name, version, "welcomed");
-    Ok((writer, reader))
+    Ok((writer, reader, version))
 }
 
 /// Sends the refusal, gives the client a moment to read it, then closes with the reason.
@@ -147,9 +160,9 @@ async fn run_session(
     conn: &Connection,
     client: EndpointId,
     control: Control,
+    datagrams: Arc<DatagramRouter>,
 ) {
-    let (_writer, mut reader) = control;
-    let datagrams = Arc::new(DatagramRouter::default());
+    let (_writer, mut reader, version) = control;
     let datagrams_ended = datagrams.run(conn);
     tokio::pin!(datagrams_ended);
     // A client taken off the authorized list loses its whole connection.
@@ -169,7 +182,8 @@ async fn run_session(
                 Ok((send, recv)) => {
                     let (ctx, conn) = (ctx.clone(), conn.clone());
                     let datagrams = datagrams.clone();
-                    tokio::spawn(async move { serve_device(ctx, conn, client, datagrams, send, recv).await });
+                    let link = Link { conn, client, version, datagrams };
+                    tokio::spawn(async move { serve_device(ctx, link, send, recv).await });
                 }
                 Err(e) => {
                     tracing::debug!("connection ended: {e}");
@@ -200,14 +214,22 @@ async fn run_session(
     }
 }
 
-async fn serve_device(
-    ctx: Arc<ServerCtx>,
+/// What a device stream's service knows of its connection.
+struct Link {
     conn: Connection,
     client: EndpointId,
+    /// The protocol version in use.
+    version: u16,
     datagrams: Arc<DatagramRouter>,
-    send: SendStream,
-    recv: RecvStream,
-) {
+}
+
+async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: RecvStream) {
+    let Link {
+        conn,
+        client,
+        version,
+        datagrams,
+    } = link;
     let mut writer = MessageWriter::new(send);
     let mut reader = MessageReader::new(recv, Peer::Client);
     let (device, access, writer_token) = match reader.next().await {
@@ -240,8 +262,17 @@ async fn serve_device(
     let attached = open_device(&ctx, &ctx.grants.current(), client, open, tx);
     let attachment = match attached {
         Ok((att, info)) => {
+            let kind = info.kind;
             if writer.send(&Message::Opened(info)).await.is_err() {
                 return;
+            }
+            // Copies are counted from the first message after Open (theirs) and Opened (ours).
+            if version >= COPIES_VERSION && copies_help(kind) {
+                let stats = datagrams.copy_stats.clone();
+                let id = writer.stream_id();
+                writer.send_copies(CopySender::new(conn.clone(), id, stats));
+                let id = reader.stream_id();
+                reader.take_copies(CopyReceiver::new(datagrams.clone(), id));
             }
             att
         }

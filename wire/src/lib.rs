@@ -13,6 +13,7 @@ pub mod audio;
 pub mod can;
 pub mod catalog;
 mod codec;
+pub mod copy;
 pub mod decoder;
 pub mod error;
 pub mod handshake;
@@ -26,6 +27,7 @@ pub mod video;
 pub use audio::{AudioDirection, AudioFormat, AudioPacket, AudioSettings, SampleFormat};
 pub use can::{BusState, CanCounters, CanFrame, CanSettings};
 pub use catalog::{Access, DeviceInfo, DeviceKind, DeviceSettings};
+pub use copy::{CopyGate, StreamCopy};
 pub use decoder::FrameDecoder;
 pub use error::{ErrorCode, WireError};
 pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
@@ -45,4 +47,7 @@ pub const ALPN: &[u8] = b"xoq/1";
 /// Version 2 added the serial writer's resumption (`Open.writer`) and `TxProgress`.
 pub const MIN_VERSION: u16 = 2;
 /// Highest protocol version this build speaks.
-pub const MAX_VERSION: u16 = 2;
+/// Version 3 added stream copies (`StreamCopy` datagrams beside serial and CAN streams).
+pub const MAX_VERSION: u16 = 3;
+/// The first version in which both ends send and take stream copies.
+pub const COPIES_VERSION: u16 = 3;

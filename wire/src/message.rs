@@ -4,6 +4,7 @@ use crate::audio::AudioPacket;
 use crate::can::{CanCounters, CanFrame, FRAME_HEADER, MAX_BATCH};
 use crate::catalog::{Access, DeviceInfo};
 use crate::codec::{Reader, Writer};
+use crate::copy::{StreamCopy, MAX_COPY_BODY};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
 use crate::limits::{
@@ -82,9 +83,13 @@ pub enum Message {
     /// Either way, alone in one QUIC datagram: samples of a microphone (server -> client) or
     /// for a speaker (client -> server).
     AudioPacket(AudioPacket),
+    /// Either way, alone in one QUIC datagram (version 3): a copy of a small `Data` or
+    /// `CanFrames` message sent on a device stream, taken by the receiver if it arrives first
+    /// (see `copy`).
+    StreamCopy(StreamCopy),
 }
 
-mod ty {
+pub(crate) mod ty {
     pub const HELLO: u8 = 0x01;
     pub const WELCOME: u8 = 0x02;
     pub const REFUSED: u8 = 0x03;
@@ -109,6 +114,7 @@ mod ty {
     pub const KEYFRAME_REQUEST: u8 = 0x41;
     pub const VIDEO_FRAME: u8 = 0x42;
     pub const AUDIO_PACKET: u8 = 0x50;
+    pub const STREAM_COPY: u8 = 0x60;
 }
 
 /// Which end of a connection sends a message.
@@ -172,6 +178,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::KEYFRAME_REQUEST => 0,
         ty::VIDEO_FRAME => VideoFrame::MAX_HEADER + MAX_FRAME,
         ty::AUDIO_PACKET => AudioPacket::MAX_HEADER + MAX_AUDIO_DATA,
+        ty::STREAM_COPY => MAX_COPY_BODY,
         _ => return None,
     })
 }
@@ -204,6 +211,7 @@ impl Message {
             Message::KeyframeRequest => "KeyframeRequest",
             Message::VideoFrame(_) => "VideoFrame",
             Message::AudioPacket(_) => "AudioPacket",
+            Message::StreamCopy(_) => "StreamCopy",
         }
     }
 
@@ -333,6 +341,10 @@ impl Message {
             Message::AudioPacket(p) => {
                 p.encode(&mut w);
                 ty::AUDIO_PACKET
+            }
+            Message::StreamCopy(c) => {
+                c.encode(&mut w);
+                ty::STREAM_COPY
             }
         };
         let len = (out.len() - start - HEADER_LEN) as u32;
@@ -495,6 +507,7 @@ impl Message {
             ty::KEYFRAME_REQUEST => Message::KeyframeRequest,
             ty::VIDEO_FRAME => Message::VideoFrame(VideoFrame::decode(&mut r)?),
             ty::AUDIO_PACKET => Message::AudioPacket(AudioPacket::decode(&mut r)?),
+            ty::STREAM_COPY => Message::StreamCopy(StreamCopy::decode(&mut r)?),
             _ => return Err(WireError::UnknownType(t)),
         };
         r.finish()?;

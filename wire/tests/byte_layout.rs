@@ -266,3 +266,24 @@ fn opaque_settings_at_the_limit_round_trip() {
     let bytes = m.to_bytes();
     assert_eq!(Message::decode(bytes[0], &bytes[5..]), Ok(m));
 }
+
+#[test]
+fn stream_copy_bytes() {
+    let m = Message::StreamCopy(xoq_wire::StreamCopy {
+        stream: 4,
+        seq: 2,
+        message: Box::new(Message::Data(b"hi".to_vec())),
+    });
+    #[rustfmt::skip]
+    let expected = [
+        0x60,                   // type StreamCopy
+        0x00, 0x00, 0x00, 0x17, // body length 23
+        0, 0, 0, 0, 0, 0, 0, 4, // stream 4
+        0, 0, 0, 0, 0, 0, 0, 2, // seq 2
+        0x20,                   // the copied message: Data
+        0x00, 0x00, 0x00, 0x02, // its body length 2
+        b'h', b'i',
+    ];
+    assert_eq!(m.to_bytes(), expected);
+    assert_eq!(Message::from_frame(&expected), Ok(m));
+}

@@ -3,6 +3,9 @@
 //! below hold for the same lost packets on every run.
 //! - `wan` (40 ms RTT, 1 % loss each way): 1 MiB crosses each way at once, none lost,
 //!   duplicated or reordered.
+//! - small writes through a lossy link: each arrives once and in order, the copies sent beside
+//!   the stream (`xoq_wire::copy`) were used in both directions when the stream's packet was
+//!   lost.
 //! - an outage (`wan` plus a 3 s blackhole, within the idle timeout; and 8 s, beyond it, so
 //!   the connection is made again): the tty stays, lines written during the outage reach the
 //!   port once and in order, and traffic resumes within a second of the link's return.
@@ -11,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use xoq_impair::Profile;
+use xoq_impair::{LinkSpec, Loss, Profile};
 use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
@@ -100,6 +103,98 @@ fn at_wan_bytes_cross_both_ways_with_none_lost_duplicated_or_reordered() {
         c_up.lost > 0 && c_down.lost > 0,
         "the profile lost no packet, so the test proved nothing: {c_up:?} {c_down:?}"
     );
+}
+
+/// The number after `key=` in `text`, if any.
+fn field(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(key)? + key.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn small_writes_lost_on_the_stream_arrive_once_by_their_copy() {
+    // 5 ms each way and 5 % loss each way: 400 round trips lose about 40 stream packets.
+    let lossy = LinkSpec {
+        loss: Loss::Random(0.05),
+        ..LinkSpec::delay(Duration::from_millis(5))
+    };
+    let profile = Profile {
+        name: "lossy".into(),
+        up: lossy,
+        down: lossy,
+        blackholes: None,
+    };
+    let lab = NetLab::new(profile, 5);
+    let mut env = Env::new();
+    let hw = HardwarePty::new();
+    let (server, mut mount) = mounted(&lab, &mut env, &hw);
+    let tty = open_synced(&mount, &hw);
+    const ROUNDS: usize = 400;
+    std::thread::scope(|s| {
+        // The port echoes each 32-byte line.
+        s.spawn(|| {
+            for _ in 0..ROUNDS {
+                let line = hw.master.read_exact(32, T);
+                if line.is_empty() {
+                    return;
+                }
+                hw.master.write_all(&line, T);
+            }
+        });
+        for i in 0..ROUNDS {
+            let line = format!("round trip {i:05} of the copies.\n");
+            assert_eq!(line.len(), 32);
+            tty.write_all(line.as_bytes(), T);
+            let echo = tty.read_exact(32, T);
+            assert_eq!(
+                String::from_utf8_lossy(&echo),
+                line,
+                "round trip {i}: an echo lost, repeated or out of order"
+            );
+        }
+    });
+    assert!(hw.master.read_for(Duration::from_millis(300)).is_empty());
+    assert!(tty.read_for(Duration::from_millis(300)).is_empty());
+    // The mounter's status (refreshed every second) counts the server's copies it used.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let down_used = loop {
+        let status = env.run("xoq-mount", "laptop", &["status", "--json"]);
+        let used = field(&status, "\"used\":").unwrap_or(0);
+        if used > 0 || Instant::now() > deadline {
+            break used;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The server logs the mounter's copies it used when the connection ends.
+    drop(tty);
+    mount.proc.signal(nix::sys::signal::Signal::SIGTERM);
+    mount.proc.wait_exit(T);
+    let deadline = Instant::now() + T;
+    let log = loop {
+        let log = server.proc.stderr();
+        if log.contains("client disconnected") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = log
+        .lines()
+        .find(|l| l.contains("client disconnected"))
+        .unwrap_or_else(|| panic!("the server logged no disconnection: {log}"));
+    let up_used = field(line, "copies_used=")
+        .unwrap_or_else(|| panic!("no copies_used in the server's log line: {line}"));
+    let (c_up, c_down) = lab.link.counters();
+    eprintln!("copies used: up {up_used}, down {down_used}; link {c_up:?} {c_down:?}");
+    assert!(c_up.lost > 0 && c_down.lost > 0, "nothing was lost");
+    assert!(
+        up_used > 0,
+        "no write was delivered by its copy (server: {line})"
+    );
+    assert!(down_used > 0, "no echo was delivered by its copy");
 }
 
 /// Writes 300 lines at 20 ms intervals through a `wan` link that blacks out for `outage`

@@ -12,8 +12,8 @@ use xoq_wire::{
     Access, AudioDirection, AudioFormat, AudioPacket, AudioSettings, BusState, CameraSettings,
     CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode,
     FlowAction, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines,
-    ModemStatus, Parity, Refusal, SampleFormat, StopBits, VideoCodec, VideoFrame, VideoMode,
-    Welcome, WireError,
+    ModemStatus, Parity, Refusal, SampleFormat, StopBits, StreamCopy, VideoCodec, VideoFrame,
+    VideoMode, Welcome, WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -425,7 +425,21 @@ pub fn message() -> impl Strategy<Value = Message> {
         Just(Message::KeyframeRequest),
         video_frame().prop_map(Message::VideoFrame),
         audio_packet().prop_map(Message::AudioPacket),
+        stream_copy().prop_map(Message::StreamCopy),
     ]
+}
+
+/// A copy of a small `Data` or `CanFrames` message.
+pub fn stream_copy() -> impl Strategy<Value = StreamCopy> {
+    let copied = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..1000).prop_map(Message::Data),
+        prop::collection::vec(can_frame(), 0..10).prop_map(Message::CanFrames),
+    ];
+    (any::<u64>(), any::<u64>(), copied).prop_map(|(stream, seq, m)| StreamCopy {
+        stream,
+        seq,
+        message: Box::new(m),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +472,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x41, 0),
     (0x42, 2 + MAX_NAME + 4 + 8 + 1 + 1 + 2 + 2 + 4 + MAX_FRAME),
     (0x50, 2 + MAX_NAME + 4 + 8 + 2 + MAX_AUDIO_DATA),
+    (0x60, 8 + 8 + 1024),
 ];
 
 pub fn limit_of(t: u8) -> Option<usize> {

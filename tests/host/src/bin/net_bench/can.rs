@@ -39,9 +39,10 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Commands at 1 kHz for `secs`; returns (sent, feedback one-way delays in µs, stale count).
-fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64) {
+/// Returns (commands sent, feedback delays, stale count, feedback copies used).
+fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64, u64) {
     runtime().block_on(async {
-        let (_ep, _s, mut dev) = open(env, "bench", ticket, "motors", Access::ReadWrite).await;
+        let (_ep, session, mut dev) = open(env, "bench", ticket, "motors", Access::ReadWrite).await;
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let (mut sent, mut feedback, mut stale) = (0u64, Vec::new(), 0u64);
@@ -80,7 +81,9 @@ fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64) {
                 break;
             }
         }
-        (sent, feedback, stale)
+        let copies_used = session.copy_stats().snapshot()[1];
+        session.close();
+        (sent, feedback, stale, copies_used)
     })
 }
 
@@ -163,8 +166,9 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         &["--sim-can".into(), format!("motors={}", record.display())],
     );
     let ticket = server.ticket.clone();
-    let (sent, feedback, stale) =
+    let (sent, feedback, stale, feedback_copies_used) =
         NetLab::run_in(&lab.client_ns(), || drive(&env, &ticket, a.can_seconds));
+    let command_copies_used = crate::server_copies_used(&server);
     // Each executed command: its age and its sequence number.
     let executed_list: Vec<(f64, u32)> = std::fs::read_to_string(&record)
         .unwrap_or_default()
@@ -199,6 +203,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         "lost": sent.saturating_sub(executed + stale), "duplicated": duplicated,
         "reordered": reordered,
         "stale_delivered": stale_delivered, "max_age_ms": MAX_AGE_US / 1000,
+        "copies_used": {"commands": command_copies_used, "feedback": feedback_copies_used},
         "baseline": {
             "path": "plain UDP forwarder",
             "p50_ms": ms(b50), "p99_ms": ms(b99),

@@ -173,7 +173,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
             hw.serve_arg("bulk"),
         ],
     );
-    let mount = Mount::start(&env, "bench", &server.ticket, 2, &[]);
+    let mut mount = Mount::start(&env, "bench", &server.ticket, 2, &[]);
 
     // Round trips.
     let echo = Tty::open_raw(&link_of(&mount, "echo0"));
@@ -254,9 +254,14 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
     };
     let (c_up, c_down) = lab.link.counters();
     let status = env.run("xoq-mount", "bench", &["status", "--json"]);
-    let reconnects = serde_json::from_str::<Value>(&status)
-        .ok()
-        .and_then(|v| v["reconnects"].as_u64());
+    let status: Option<Value> = serde_json::from_str(&status).ok();
+    let reconnects = status.as_ref().and_then(|v| v["reconnects"].as_u64());
+    let echo_copies_used = status.as_ref().and_then(|v| v["copies"]["used"].as_u64());
+    // A polite end, so that the server logs the connection's copies at once.
+    drop(bulk);
+    mount.proc.signal(nix::sys::signal::Signal::SIGTERM);
+    mount.proc.wait_exit(std::time::Duration::from_secs(10));
+    let write_copies_used = crate::server_copies_used(&server);
     json!({
         "profile": profile.name, "kind": "serial",
         "p50_ms": ms(p50), "p99_ms": ms(p99), "round_trips": a.round_trips,
@@ -264,6 +269,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         "bulk_mib_each_way": a.megabytes, "up_mb_s": mbps(t_up), "down_mb_s": mbps(t_down),
         "recovered_ms": recovered, "reconnects": reconnects,
         "link_lost_packets": c_up.lost + c_down.lost,
+        "copies_used": {"writes": write_copies_used, "echoes": echo_copies_used},
         "baseline": {
             "path": "socat PTY -> TCP echo",
             "p50_ms": ms(b50), "p99_ms": ms(b99), "recovered_ms": base_recovered,

@@ -1,0 +1,221 @@
+//! Stream copies on a connection (`xoq_wire::copy`): the sending side, which follows a small
+//! `Data` or `CanFrames` message on a device stream with a datagram copy of it, and the
+//! receiving side's end of the routing, which a `MessageReader` consults.
+//!
+//! The copy leaves [`COPY_DELAY`] after its message so that QUIC puts the two in different
+//! packets (a packet built while both wait would carry both, and one loss would take both).
+//! Copies cost bandwidth, so each stream may spend at most [`COPY_RATE`] bytes per second on
+//! them: enough for interactive serial traffic and a 1 kHz CAN command stream, while a bulk
+//! transfer, whose messages are too large to copy anyway, gets none.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use iroh::endpoint::Connection;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use xoq_wire::copy::{is_ordered, may_copy, MAX_COPIED};
+use xoq_wire::{CopyGate, DeviceKind, Message, StreamCopy};
+
+use crate::datagrams::DatagramRouter;
+use crate::endpoint::DATAGRAM_SEND_BUFFER;
+
+/// How long after its message a copy is sent.
+pub const COPY_DELAY: Duration = Duration::from_millis(1);
+/// Bytes of copies each stream may send per second, on average.
+pub const COPY_RATE: f64 = 64.0 * 1024.0;
+/// Bytes of copies each stream may send at once after a quiet spell.
+pub const COPY_BURST: f64 = 16.0 * 1024.0;
+/// Copies sent since the peer last acknowledged anything, after which no more are sent: the
+/// link is down or badly congested. Copies sent into an outage fill the congestion window,
+/// and QUIC, unable to send, backs off its probes; the stream alone would not have filled it,
+/// and after the outage would resume within a round trip instead of a backed-off probe.
+pub const MAX_UNANSWERED: u32 = 8;
+/// No copy is sent while more than this many bytes of datagrams wait for the path: the link
+/// is congested or down, and copies queued then would leave, stale, ahead of the stream's own
+/// retransmissions when it returns (QUIC sends waiting datagrams before stream data).
+pub const COPY_QUEUE_LIMIT: usize = 2 * 1024;
+
+/// A connection's copy counters, for status output and benchmarks.
+#[derive(Debug, Default)]
+pub struct CopyStats {
+    /// Copies sent.
+    pub sent: AtomicU64,
+    /// Copies taken because they arrived before their stream message.
+    pub used: AtomicU64,
+    /// Copies that arrived after their message, or before one ahead of it: dropped.
+    pub unused: AtomicU64,
+    /// Copies for a stream nobody here reads (closed, or never opened): dropped.
+    pub unrouted: AtomicU64,
+    /// Small messages not copied: their stream had spent its copy budget, or the path was
+    /// congested or down.
+    pub skipped: AtomicU64,
+}
+
+impl CopyStats {
+    /// The counters as (sent, used, unused, unrouted, skipped).
+    pub fn snapshot(&self) -> [u64; 5] {
+        [
+            self.sent.load(Ordering::Relaxed),
+            self.used.load(Ordering::Relaxed),
+            self.unused.load(Ordering::Relaxed),
+            self.unrouted.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// Sends the copies of one stream's messages.
+pub struct CopySender {
+    conn: Connection,
+    stream: u64,
+    /// Ordered messages sent so far.
+    seq: u64,
+    tokens: f64,
+    refilled: Instant,
+    /// Acknowledgements received on the connection, when last looked at.
+    acks_seen: u64,
+    /// Copies sent since then.
+    unanswered: u32,
+    stats: Arc<CopyStats>,
+}
+
+impl CopySender {
+    /// Copies for the stream `stream` of `conn`, counting from the next message sent.
+    pub fn new(conn: Connection, stream: u64, stats: Arc<CopyStats>) -> Self {
+        CopySender {
+            conn,
+            stream,
+            seq: 0,
+            tokens: COPY_BURST,
+            refilled: Instant::now(),
+            acks_seen: 0,
+            unanswered: 0,
+            stats,
+        }
+    }
+
+    /// Called for each message after it was written to the stream, with its encoded length.
+    pub fn sent(&mut self, m: &Message, encoded_len: usize) {
+        if !is_ordered(m) {
+            return;
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        if !may_copy(m) || encoded_len > MAX_COPIED {
+            return;
+        }
+        if !self.link_answers() || !self.spend(encoded_len) {
+            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.unanswered += 1;
+        let copy = Message::StreamCopy(StreamCopy {
+            stream: self.stream,
+            seq,
+            message: Box::new(m.clone()),
+        });
+        let datagram = Bytes::from(copy.to_bytes());
+        if self
+            .conn
+            .max_datagram_size()
+            .is_none_or(|max| datagram.len() > max)
+        {
+            return;
+        }
+        let (conn, stats) = (self.conn.clone(), self.stats.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(COPY_DELAY).await;
+            let waiting = DATAGRAM_SEND_BUFFER.saturating_sub(conn.datagram_send_buffer_space());
+            if waiting > COPY_QUEUE_LIMIT {
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // A closed link ends the stream anyway.
+            if conn.send_datagram(datagram).is_ok() {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Whether the peer acknowledged something since the last [`MAX_UNANSWERED`] copies.
+    fn link_answers(&mut self) -> bool {
+        let rx = self.conn.stats().frame_rx;
+        let acks = rx.acks + rx.path_acks;
+        if acks != self.acks_seen {
+            self.acks_seen = acks;
+            self.unanswered = 0;
+        }
+        self.unanswered < MAX_UNANSWERED
+    }
+
+    /// Takes `len` bytes from the token bucket, if it holds them.
+    fn spend(&mut self, len: usize) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * COPY_RATE).min(COPY_BURST);
+        let len = len as f64;
+        if self.tokens < len {
+            return false;
+        }
+        self.tokens -= len;
+        true
+    }
+}
+
+/// Whether streams of devices of this kind carry copies: serial ports and CAN buses, whose
+/// small messages wait on a round trip; cameras and microphones have their own loss handling.
+pub fn copies_help(kind: DeviceKind) -> bool {
+    matches!(kind, DeviceKind::Serial | DeviceKind::Can)
+}
+
+/// Copies queued per stream before newer ones are dropped.
+pub(crate) const DEPTH: usize = 64;
+
+/// The receiving end of one stream's copies, owned by its `MessageReader`; unregisters the
+/// stream from the connection's router when dropped.
+pub struct CopyReceiver {
+    pub(crate) rx: mpsc::Receiver<StreamCopy>,
+    pub(crate) gate: CopyGate,
+    router: Arc<DatagramRouter>,
+    stream: u64,
+}
+
+impl CopyReceiver {
+    /// Copies of stream `stream`'s messages from now on, counting from the next message read.
+    pub fn new(router: Arc<DatagramRouter>, stream: u64) -> Self {
+        let rx = router.listen_copies(stream);
+        CopyReceiver {
+            rx,
+            gate: CopyGate::default(),
+            router,
+            stream,
+        }
+    }
+
+    /// Whether a message read from the stream is delivered (its copy was not).
+    pub(crate) fn on_stream(&mut self, m: &Message) -> bool {
+        self.gate.on_stream(m)
+    }
+
+    /// The copied message, if it is the next one to deliver.
+    pub(crate) fn on_copy(&mut self, c: StreamCopy) -> Option<Message> {
+        let stats = &self.router.copy_stats;
+        if self.gate.on_copy(c.seq) {
+            stats.used.fetch_add(1, Ordering::Relaxed);
+            Some(*c.message)
+        } else {
+            stats.unused.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for CopyReceiver {
+    fn drop(&mut self) {
+        self.router.forget_copies(self.stream);
+    }
+}
