@@ -50,8 +50,12 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         .max_idle_timeout(Some(idle))
         .initial_rtt(INITIAL_RTT)
         .ack_frequency_config(ack_frequency())
-        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
-        .build();
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    let transport = match congestion() {
+        Some(factory) => transport.congestion_controller_factory(factory),
+        None => transport,
+    }
+    .build();
     let mut b = if opts.public_relays {
         Endpoint::builder(presets::N0)
     } else {
@@ -108,6 +112,21 @@ fn ack_frequency() -> Option<AckFrequencyConfig> {
     c.ack_eliciting_threshold(VarInt::from_u32(threshold));
     c.max_ack_delay(Some(Duration::from_millis(delay)));
     Some(c)
+}
+
+/// The congestion controller, for experiments: `XOQ_CONGESTION=bbr3|newreno|cubic`; unset,
+/// the stack's default (CUBIC).
+fn congestion() -> Option<std::sync::Arc<dyn iroh::endpoint::ControllerFactory + Send + Sync>> {
+    use noq_proto::congestion::{Bbr3Config, CubicConfig, NewRenoConfig};
+    Some(match std::env::var("XOQ_CONGESTION").ok()?.as_str() {
+        "bbr3" => std::sync::Arc::new(Bbr3Config::default()),
+        "newreno" => std::sync::Arc::new(NewRenoConfig::default()),
+        "cubic" => std::sync::Arc::new(CubicConfig::default()),
+        other => {
+            tracing::warn!("XOQ_CONGESTION={other} is not bbr3, newreno or cubic; using cubic");
+            return None;
+        }
+    })
 }
 
 /// See [`ack_frequency`].
