@@ -10,11 +10,10 @@ use iroh::endpoint::{ConnectionError, VarInt};
 use iroh::Endpoint;
 use thiserror::Error;
 use xoq_wire::{
-    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, COPIES_VERSION,
-    MAX_VERSION, MIN_VERSION,
+    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
 };
 
-use crate::copies::{copies_help, CopyReceiver, CopySender};
+use crate::copies;
 use crate::framed::{MessageReader, MessageWriter, StreamError};
 use crate::ticket::Ticket;
 
@@ -226,13 +225,9 @@ impl ClientSession {
             .await?;
         match reader.next().await? {
             Some(Message::Opened(info)) => {
-                if self.welcome.version >= COPIES_VERSION && copies_help(info.kind) {
-                    let stats = self.datagrams.copy_stats.clone();
-                    let id = writer.stream_id();
-                    writer.send_copies(CopySender::new(self.conn.clone(), id, stats));
-                    let id = reader.stream_id();
-                    reader.take_copies(CopyReceiver::new(self.datagrams.clone(), id));
-                }
+                let version = self.welcome.version;
+                let (conn, router) = (&self.conn, &self.datagrams);
+                copies::attach(version, info.kind, conn, router, &mut writer, &mut reader);
                 Ok(DeviceStream {
                     info,
                     reader,

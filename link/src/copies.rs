@@ -17,10 +17,11 @@ use iroh::endpoint::Connection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use xoq_wire::copy::{is_ordered, may_copy, MAX_COPIED};
-use xoq_wire::{CopyGate, DeviceKind, Message, StreamCopy};
+use xoq_wire::{CopyGate, DeviceKind, Message, StreamCopy, COPIES_VERSION};
 
 use crate::datagrams::DatagramRouter;
 use crate::endpoint::DATAGRAM_SEND_BUFFER;
+use crate::framed::{MessageReader, MessageWriter};
 
 /// How long after its message a copy is sent.
 pub const COPY_DELAY: Duration = Duration::from_millis(1);
@@ -38,7 +39,7 @@ pub const MAX_UNANSWERED: u32 = 8;
 /// retransmissions when it returns (QUIC sends waiting datagrams before stream data).
 pub const COPY_QUEUE_LIMIT: usize = 2 * 1024;
 
-/// A connection's copy counters, for status output and benchmarks.
+/// A connection's copy counters, live.
 #[derive(Debug, Default)]
 pub struct CopyStats {
     /// Copies sent.
@@ -54,17 +55,47 @@ pub struct CopyStats {
     pub skipped: AtomicU64,
 }
 
+/// The copy counters at one moment (see [`CopyStats`] for what each counts), for status
+/// output, logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CopyCounts {
+    pub sent: u64,
+    pub used: u64,
+    pub unused: u64,
+    pub unrouted: u64,
+    pub skipped: u64,
+}
+
 impl CopyStats {
-    /// The counters as (sent, used, unused, unrouted, skipped).
-    pub fn snapshot(&self) -> [u64; 5] {
-        [
-            self.sent.load(Ordering::Relaxed),
-            self.used.load(Ordering::Relaxed),
-            self.unused.load(Ordering::Relaxed),
-            self.unrouted.load(Ordering::Relaxed),
-            self.skipped.load(Ordering::Relaxed),
-        ]
+    pub fn snapshot(&self) -> CopyCounts {
+        CopyCounts {
+            sent: self.sent.load(Ordering::Relaxed),
+            used: self.used.load(Ordering::Relaxed),
+            unused: self.unused.load(Ordering::Relaxed),
+            unrouted: self.unrouted.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// Starts copies on a device stream just opened (after `Open` was sent or read, and `Opened`
+/// read or sent), when the protocol version and the device's kind call for them: serial ports
+/// and CAN buses, whose small messages wait on a round trip (cameras and microphones have
+/// their own loss handling). Both ends count from the next message.
+pub fn attach(
+    version: u16,
+    kind: DeviceKind,
+    conn: &Connection,
+    router: &Arc<DatagramRouter>,
+    writer: &mut MessageWriter,
+    reader: &mut MessageReader,
+) {
+    if version < COPIES_VERSION || !matches!(kind, DeviceKind::Serial | DeviceKind::Can) {
+        return;
+    }
+    let stats = router.copy_stats.clone();
+    writer.send_copies(CopySender::new(conn.clone(), writer.stream_id(), stats));
+    reader.take_copies(CopyReceiver::new(router.clone(), reader.stream_id()));
 }
 
 /// Sends the copies of one stream's messages.
@@ -164,12 +195,6 @@ impl CopySender {
         self.tokens -= len;
         true
     }
-}
-
-/// Whether streams of devices of this kind carry copies: serial ports and CAN buses, whose
-/// small messages wait on a round trip; cameras and microphones have their own loss handling.
-pub fn copies_help(kind: DeviceKind) -> bool {
-    matches!(kind, DeviceKind::Serial | DeviceKind::Can)
 }
 
 /// Copies queued per stream before newer ones are dropped.

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
+use xoq_link::copies::CopyCounts;
 use xoq_link::sync::lock;
 
 /// Counters and state of one mounted device.
@@ -68,9 +69,8 @@ pub struct MountStatus {
     link: Mutex<String>,
     pub rtt_us: AtomicU64,
     pub reconnects: AtomicU64,
-    /// The current connection's stream copies: sent, used, unused, unrouted, over budget
-    /// (`xoq_link::copies::CopyStats`).
-    pub copies: Mutex<[u64; 5]>,
+    /// The current connection's stream copies.
+    pub copies: Mutex<CopyCounts>,
     devices: Mutex<Vec<Arc<DeviceStatus>>>,
     /// Signalled by `xoq-mount umount`.
     pub umount: Notify,
@@ -84,7 +84,7 @@ impl MountStatus {
             link: Mutex::new("connecting".into()),
             rtt_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
-            copies: Mutex::new([0; 5]),
+            copies: Mutex::new(CopyCounts::default()),
             devices: Mutex::new(Vec::new()),
             umount: Notify::new(),
         })
@@ -99,9 +99,7 @@ impl MountStatus {
         lock(&self.devices).push(d);
     }
     pub fn to_json(&self) -> Value {
-        let [sent, used, unused, unrouted, skipped] = *lock(&self.copies);
-        let copies = json!({"sent": sent, "used": used, "unused": unused, "unrouted": unrouted,
-                            "skipped": skipped});
+        let copies = *lock(&self.copies);
         json!({
             "server_id": self.server_id,
             "server_name": *lock(&self.server_name),

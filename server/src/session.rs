@@ -6,12 +6,11 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::EndpointId;
 use tokio::sync::mpsc;
-use xoq_link::copies::{copies_help, CopyReceiver, CopySender};
+use xoq_link::copies;
 use xoq_link::datagrams::{DatagramEnd, DatagramRouter};
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
 use xoq_wire::{
-    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, COPIES_VERSION,
-    MAX_VERSION, MIN_VERSION,
+    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
 };
 
 use crate::admission::Sessions;
@@ -62,14 +61,14 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
             tracing::info!(client = %short, sessions = sessions.count(), "client connected");
             let datagrams = Arc::new(DatagramRouter::default());
             run_session(&ctx, &conn, client, control, datagrams.clone()).await;
-            let [sent, used, unused, unrouted, skipped] = datagrams.copy_stats.snapshot();
+            let c = datagrams.copy_stats.snapshot();
             tracing::info!(
                 client = %short,
-                copies_sent = sent,
-                copies_used = used,
-                copies_unused = unused,
-                copies_unrouted = unrouted,
-                copies_skipped = skipped,
+                copies_sent = c.sent,
+                copies_used = c.used,
+                copies_unused = c.unused,
+                copies_unrouted = c.unrouted,
+                copies_skipped = c.skipped,
                 "client disconnected"
             );
         }
@@ -266,14 +265,7 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
             if writer.send(&Message::Opened(info)).await.is_err() {
                 return;
             }
-            // Copies are counted from the first message after Open (theirs) and Opened (ours).
-            if version >= COPIES_VERSION && copies_help(kind) {
-                let stats = datagrams.copy_stats.clone();
-                let id = writer.stream_id();
-                writer.send_copies(CopySender::new(conn.clone(), id, stats));
-                let id = reader.stream_id();
-                reader.take_copies(CopyReceiver::new(datagrams.clone(), id));
-            }
+            copies::attach(version, kind, &conn, &datagrams, &mut writer, &mut reader);
             att
         }
         Err((code, text)) => {

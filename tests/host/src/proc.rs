@@ -264,6 +264,30 @@ impl Server {
             &["--serial".into(), hw.serve_arg("ttyUSB0")],
         )
     }
+
+    /// The stream copies this server used (those that arrived before their stream message),
+    /// summed over the `client disconnected` lines it logs; waits up to `timeout` for one.
+    pub fn copies_used(&self, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let used: Vec<u64> = self
+                .proc
+                .stderr()
+                .lines()
+                .filter(|l| l.contains("client disconnected"))
+                .filter_map(|l| {
+                    let at = l.find("copies_used=")? + "copies_used=".len();
+                    let digits: String =
+                        l[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+                    digits.parse().ok()
+                })
+                .collect();
+            if !used.is_empty() || Instant::now() > deadline {
+                return (!used.is_empty()).then(|| used.iter().sum());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// A running `xoq-mount`.

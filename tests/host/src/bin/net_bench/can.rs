@@ -38,8 +38,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Commands at 1 kHz for `secs`; returns (sent, feedback one-way delays in µs, stale count).
-/// Returns (commands sent, feedback delays, stale count, feedback copies used).
+/// Commands at 1 kHz for `secs`; returns (sent, feedback one-way delays in µs, stale count,
+/// copies of feedback used).
 fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64, u64) {
     runtime().block_on(async {
         let (_ep, session, mut dev) = open(env, "bench", ticket, "motors", Access::ReadWrite).await;
@@ -81,7 +81,7 @@ fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64, u64) {
                 break;
             }
         }
-        let copies_used = session.copy_stats().snapshot()[1];
+        let copies_used = session.copy_stats().snapshot().used;
         session.close();
         (sent, feedback, stale, copies_used)
     })
@@ -168,7 +168,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
     let ticket = server.ticket.clone();
     let (sent, feedback, stale, feedback_copies_used) =
         NetLab::run_in(&lab.client_ns(), || drive(&env, &ticket, a.can_seconds));
-    let command_copies_used = crate::server_copies_used(&server);
+    let command_copies_used = server.copies_used(std::time::Duration::from_secs(10));
     // Each executed command: its age and its sequence number.
     let executed_list: Vec<(f64, u32)> = std::fs::read_to_string(&record)
         .unwrap_or_default()

@@ -57,31 +57,6 @@ fn args() -> Args {
 }
 
 /// Milliseconds, rounded to 0.01.
-/// The copies the server used (that arrived before their stream message), summed over the
-/// lines it logs when a client disconnects; waits up to 10 s for one.
-pub fn server_copies_used(server: &xoq_tests_host::Server) -> Option<u64> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let log = server.proc.stderr();
-        let used: Vec<u64> = log
-            .lines()
-            .filter(|l| l.contains("client disconnected"))
-            .filter_map(|l| {
-                let at = l.find("copies_used=")? + "copies_used=".len();
-                let digits: String = l[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
-                digits.parse().ok()
-            })
-            .collect();
-        if !used.is_empty() {
-            return Some(used.iter().sum());
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 pub fn ms(us: f64) -> f64 {
     (us / 10.0).round() / 100.0
 }

@@ -261,7 +261,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
     drop(bulk);
     mount.proc.signal(nix::sys::signal::Signal::SIGTERM);
     mount.proc.wait_exit(std::time::Duration::from_secs(10));
-    let write_copies_used = crate::server_copies_used(&server);
+    let write_copies_used = server.copies_used(std::time::Duration::from_secs(10));
     json!({
         "profile": profile.name, "kind": "serial",
         "p50_ms": ms(p50), "p99_ms": ms(p99), "round_trips": a.round_trips,
