@@ -13,7 +13,8 @@ set -euo pipefail
 # session bus); pipewire-alsa: ALSA's `pipewire` device, the sound card of the card-backend test.
 # stress-ng: the load scripts/repeat-tests.sh --load puts on both cores.
 # iproute2: the network namespaces of the tests over impaired links (tests/host netlab).
-APT_PACKAGES=(pkg-config stress-ng iproute2 libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+# nftables, openssl: the NAT routers and the relay's certificates of the NAT tests (natlab).
+APT_PACKAGES=(pkg-config stress-ng iproute2 nftables openssl libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
   libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 
@@ -35,4 +36,12 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest"
   cargo install cargo-nextest --locked
+fi
+
+# The self-hosted relay of the NAT tests (tests/host natlab): iroh's own `iroh-relay` server, at
+# the version of the iroh this workspace uses (Cargo.lock), so the relay protocol matches.
+IROH_RELAY_VERSION=1.4.1
+if ! iroh-relay --version 2>/dev/null | grep -qx "iroh-relay $IROH_RELAY_VERSION"; then
+  echo "deps: building iroh-relay $IROH_RELAY_VERSION (a few minutes, once)"
+  cargo install iroh-relay --version "=$IROH_RELAY_VERSION" --features server --locked --quiet
 fi

@@ -1,7 +1,9 @@
 //! The iroh endpoint with XoQ's settings: minimal preset, no relays or address lookup unless
-//! asked for, fast keep-alives so a dead link is noticed within seconds.
+//! asked for (one's own relays, or the public ones), fast keep-alives so a dead link is noticed
+//! within seconds.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -9,7 +11,8 @@ use iroh::endpoint::{
     presets, AckFrequencyConfig, IdleTimeout, PortmapperConfig, QuicTransportConfig,
     QuicTransportConfigBuilder, VarInt,
 };
-use iroh::{Endpoint, RelayMode, SecretKey};
+use iroh::tls::CaTlsConfig;
+use iroh::{Endpoint, RelayMap, RelayMode, RelayUrl, SecretKey};
 
 /// Keep-alive period: an idle link still carries a packet this often.
 pub const KEEP_ALIVE: Duration = Duration::from_millis(1000);
@@ -35,6 +38,13 @@ pub struct EndpointOptions {
     pub alpns: Vec<Vec<u8>>,
     /// Use the public n0 relays and DNS address lookup (needed to dial a bare id across NATs).
     pub public_relays: bool,
+    /// Our own relays (`--relay`, `relay_urls`): the endpoint keeps a connection to the nearest
+    /// (its home relay, through which peers reach it across NATs), learns its public address
+    /// from them (QUIC address discovery) and punches holes for a direct path.
+    pub relays: Vec<RelayUrl>,
+    /// A PEM file of certificate authorities trusted for the relays' TLS, besides the usual
+    /// web ones (a relay with a certificate of one's own CA, or a self-signed one).
+    pub relay_ca: Option<PathBuf>,
 }
 
 /// Datagrams (audio packets, stream copies) QUIC holds while the path cannot take them (QUIC's
@@ -56,14 +66,25 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         None => transport,
     }
     .build();
+    if opts.public_relays && !opts.relays.is_empty() {
+        anyhow::bail!("use either the public relays or your own (--relay), not both");
+    }
     let mut b = if opts.public_relays {
         Endpoint::builder(presets::N0)
     } else {
+        let relays = if opts.relays.is_empty() {
+            RelayMode::Disabled
+        } else {
+            RelayMode::Custom(RelayMap::from_iter(opts.relays.iter().cloned()))
+        };
         Endpoint::builder(presets::Minimal)
-            .relay_mode(RelayMode::Disabled)
+            .relay_mode(relays)
             .clear_address_lookup()
             .portmapper_config(PortmapperConfig::Disabled)
     };
+    if let Some(path) = &opts.relay_ca {
+        b = b.ca_tls_config(CaTlsConfig::default().with_extra_roots(load_certificates(path)?));
+    }
     b = b
         .secret_key(key)
         .alpns(opts.alpns)
@@ -84,6 +105,24 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         )
     })?;
     Ok(ep)
+}
+
+/// Reads the certificates of a PEM file (`--relay-ca`).
+fn load_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read the relay CA file {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} holds a malformed PEM certificate", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "{} holds no certificate: give the PEM file of the CA that signed the relay's certificate",
+            path.display()
+        );
+    }
+    Ok(certs)
 }
 
 /// Streams a client may open on a server: the control stream and one per device, with room

@@ -1,7 +1,7 @@
 //! `xoq-link`: everything between a wire message and the network.
 //!
 //! It owns this host's identity key, the server's authorized-clients file, tickets (an id plus
-//! direct addresses), the iroh endpoint with our transport settings, and framed message
+//! direct addresses and relays), the iroh endpoint with our transport settings, and framed message
 //! streams over QUIC. Servers and mounters build on it; neither touches iroh directly for
 //! anything but accepting and dialling.
 //!
@@ -21,6 +21,7 @@ pub mod fdio;
 pub mod framed;
 pub mod frames;
 pub mod identity;
+pub mod net_path;
 pub mod paths;
 pub use xoq_sys::realtime;
 pub mod runtime;
@@ -34,7 +35,7 @@ pub use endpoint::{bind_endpoint, EndpointOptions};
 pub use framed::{MessageReader, MessageWriter, StreamError};
 pub use identity::load_or_create_key;
 pub use iroh::{EndpointId, SecretKey};
-pub use ticket::Ticket;
+pub use ticket::{parse_relay_url, Ticket};
 
 /// QUIC application close code: the server refused this client (see `Refused`).
 pub const CLOSE_REFUSED: u32 = 2;

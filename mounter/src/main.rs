@@ -61,6 +61,14 @@ struct MountArgs {
     /// A direct address of the server (repeatable), added to the ticket's.
     #[arg(long)]
     addr: Vec<SocketAddr>,
+    /// A relay (`iroh-relay`) through which to reach the server, e.g. https://relay.example.org
+    /// (repeatable), added to the ticket's. The mounter also keeps its own connection to the
+    /// ticket's relays and these, to punch a hole for a direct path.
+    #[arg(long)]
+    relay: Vec<String>,
+    /// PEM file of the CA that signed the relays' certificates, if not a public one.
+    #[arg(long)]
+    relay_ca: Option<PathBuf>,
     /// Directory for the ttyXOQ* links (default: /dev as root, else $XDG_RUNTIME_DIR/xoq).
     #[arg(long)]
     link_dir: Option<PathBuf>,
@@ -156,19 +164,34 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
     };
     let mut ticket: Ticket = target.parse()?;
     ticket.addrs.extend(args.addr);
-    if ticket.addrs.is_empty() && !args.public_relays {
+    for r in &args.relay {
+        let url = xoq_link::parse_relay_url(r)?;
+        if !ticket.relays.contains(&url) {
+            ticket.relays.push(url);
+        }
+    }
+    if ticket.addrs.is_empty() && ticket.relays.is_empty() && !args.public_relays {
         bail!(
             "server {} has no known address: use the ticket printed by `xoq-server ticket`, add \
-             --addr HOST:PORT, or use --public-relays",
+             --addr HOST:PORT or --relay URL, or use --public-relays",
             ticket.id.fmt_short()
         );
     }
+    // The relays named by the ticket are the ones to keep a connection to, unless the public
+    // relays were asked for instead.
+    let relays = if args.public_relays {
+        Vec::new()
+    } else {
+        ticket.relays.clone()
+    };
     let key = load_or_create_key(&key_path)?;
     tracing::info!(client = %key.public(), "this client's id");
     let ep = bind_endpoint(
         key,
         EndpointOptions {
             public_relays: args.public_relays,
+            relays,
+            relay_ca: args.relay_ca,
             ..Default::default()
         },
     )

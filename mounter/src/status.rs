@@ -67,6 +67,8 @@ pub struct MountStatus {
     pub server_id: String,
     server_name: Mutex<String>,
     link: Mutex<String>,
+    /// The network path in use: `direct ADDR` or `relay URL` (see `xoq_link::net_path`).
+    path: Mutex<String>,
     pub rtt_us: AtomicU64,
     pub reconnects: AtomicU64,
     /// The current connection's stream copies.
@@ -82,6 +84,7 @@ impl MountStatus {
             server_id,
             server_name: Mutex::new(String::new()),
             link: Mutex::new("connecting".into()),
+            path: Mutex::new("none".into()),
             rtt_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             copies: Mutex::new(CopyCounts::default()),
@@ -91,6 +94,13 @@ impl MountStatus {
     }
     pub fn set_link(&self, s: impl Into<String>) {
         *lock(&self.link) = s.into();
+    }
+    /// Records the path in use; true if it changed.
+    pub fn set_path(&self, s: String) -> bool {
+        let mut p = lock(&self.path);
+        let changed = *p != s;
+        *p = s;
+        changed
     }
     pub fn set_server_name(&self, s: &str) {
         *lock(&self.server_name) = s.into();
@@ -104,6 +114,7 @@ impl MountStatus {
             "server_id": self.server_id,
             "server_name": *lock(&self.server_name),
             "link": *lock(&self.link),
+            "path": *lock(&self.path),
             "rtt_us": self.rtt_us.load(Ordering::Relaxed),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
             "copies": copies,
@@ -222,10 +233,11 @@ pub fn render(v: &Value) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
     let id = s("server_id");
     let mut out = format!(
-        "server {} ({})  link {}  rtt {:.2} ms  reconnects {}  copies used {} of {}\n",
+        "server {} ({})  link {}  path {}  rtt {:.2} ms  reconnects {}  copies used {} of {}\n",
         id.chars().take(10).collect::<String>(),
         s("server_name"),
         s("link"),
+        s("path"),
         v["rtt_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
         v["reconnects"].as_u64().unwrap_or(0),
         v["copies"]["used"].as_u64().unwrap_or(0),

@@ -120,6 +120,10 @@ pub async fn run(
                 if let Some(r) = session.rtt() {
                     status.rtt_us.store(r.as_micros() as u64, Ordering::Relaxed);
                 }
+                let path = xoq_link::net_path::selected_path(&session.conn);
+                if status.set_path(path.clone()) {
+                    tracing::info!(%path, "network path to the server");
+                }
                 *xoq_link::sync::lock(&status.copies) = session.copy_stats().snapshot();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -136,6 +140,7 @@ pub async fn run(
             ticket.id.fmt_short()
         );
         status.reconnects.fetch_add(1, Ordering::Relaxed);
+        status.set_path("none".into());
         for m in mounts.list() {
             m.status().set_state("waiting for link");
         }

@@ -30,6 +30,13 @@ pub struct ServerConfig {
     /// Publish via the public relays and DNS address lookup, so a bare id can be dialled.
     #[serde(default)]
     pub public_relays: bool,
+    /// Relays of one's own (`iroh-relay`, see docs/OPERATIONS.md), e.g.
+    /// `["https://relay.example.org"]`: clients behind other NATs reach this server through
+    /// them, then directly once a hole is punched. They go in the ticket.
+    #[serde(default)]
+    pub relay_urls: Vec<String>,
+    /// PEM file of the CA that signed the relays' certificates, if not a public one.
+    pub relay_ca: Option<PathBuf>,
     #[serde(default)]
     pub serial: Vec<SerialConfig>,
     #[serde(default)]
@@ -319,7 +326,26 @@ impl ServerConfig {
     }
 
     /// Checks names are unique and every device says what it is.
+    /// The configured relays, parsed.
+    pub fn relays(&self) -> Result<Vec<iroh::RelayUrl>> {
+        if self.relay_urls.len() > xoq_link::ticket::MAX_RELAYS {
+            bail!(
+                "relay_urls names {} relays; a ticket carries at most {}",
+                self.relay_urls.len(),
+                xoq_link::ticket::MAX_RELAYS
+            );
+        }
+        self.relay_urls
+            .iter()
+            .map(|u| xoq_link::parse_relay_url(u).context("relay_urls"))
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
+        let relays = self.relays()?;
+        if self.public_relays && !relays.is_empty() {
+            bail!("give either `public_relays = true` or `relay_urls`, not both");
+        }
         let mut seen = std::collections::HashSet::new();
         for a in &self.audio {
             unique_name(&mut seen, &a.name)?;

@@ -29,11 +29,14 @@ pub async fn serve(
         bind: cfg.listen_addrs(),
         alpns: vec![xoq_wire::ALPN.to_vec()],
         public_relays: cfg.public_relays,
+        relays: cfg.relays()?,
+        relay_ca: cfg.relay_ca.clone(),
     };
     let ep = bind_endpoint(key, opts).await?;
     let ticket = Ticket {
         id,
         addrs: dialable_addrs(&ep.bound_sockets()),
+        relays: cfg.relays()?,
     };
     let ctx = Arc::new(ServerCtx {
         name: cfg.display_name(),

@@ -49,11 +49,14 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print this server's id (its public key).
     Id,
-    /// Print a ticket: the id plus the direct addresses, for `xoq-mount <ticket>`.
+    /// Print a ticket: the id plus the direct addresses and relays, for `xoq-mount <ticket>`.
     Ticket {
         /// Addresses to put in the ticket instead of the configured listen addresses.
         #[arg(long = "listen")]
         listen: Vec<SocketAddr>,
+        /// Relays to put in the ticket, besides the configured `relay_urls` (repeatable).
+        #[arg(long = "relay")]
+        relay: Vec<String>,
     },
     /// Allow a client to open devices.
     Authorize {
@@ -124,6 +127,13 @@ struct ServeArgs {
     /// Use the public relays and address lookup (lets clients dial a bare id through NAT).
     #[arg(long)]
     public_relays: bool,
+    /// A relay of your own (`iroh-relay`), e.g. https://relay.example.org (repeatable; added
+    /// to `relay_urls`): clients behind NAT reach this server through it, then directly.
+    #[arg(long = "relay")]
+    relay: Vec<String>,
+    /// PEM file of the CA that signed the relays' certificates, if not a public one.
+    #[arg(long)]
+    relay_ca: Option<PathBuf>,
 }
 
 fn main() {
@@ -157,6 +167,10 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.name = a.name;
             }
             cfg.public_relays |= a.public_relays;
+            cfg.relay_urls.extend(a.relay);
+            if a.relay_ca.is_some() {
+                cfg.relay_ca = a.relay_ca;
+            }
             for s in &a.serial {
                 cfg.add_serial_shortcut(s)?;
             }
@@ -196,7 +210,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", load_or_create_key(&key_path)?.public());
             Ok(())
         }
-        Command::Ticket { listen } => {
+        Command::Ticket { listen, relay } => {
+            cfg.relay_urls.extend(relay);
             let key = load_or_create_key(&key_path)?;
             let addrs = if listen.is_empty() {
                 cfg.listen_addrs()
@@ -206,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
             let t = Ticket {
                 id: key.public(),
                 addrs: daemon::dialable_addrs(&addrs),
+                relays: cfg.relays()?,
             };
             println!("{t}");
             Ok(())

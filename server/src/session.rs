@@ -58,7 +58,12 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
     };
     match handshake(&ctx, &conn, auth).await {
         Ok(control) => {
-            tracing::info!(client = %short, sessions = sessions.count(), "client connected");
+            tracing::info!(
+                client = %short,
+                sessions = sessions.count(),
+                path = %xoq_link::net_path::selected_path(&conn),
+                "client connected"
+            );
             let datagrams = Arc::new(DatagramRouter::default());
             run_session(&ctx, &conn, client, control, datagrams.clone()).await;
             let c = datagrams.copy_stats.snapshot();
@@ -69,6 +74,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
                 copies_unused = c.unused,
                 copies_unrouted = c.unrouted,
                 copies_skipped = c.skipped,
+                path = %xoq_link::net_path::selected_path(&conn),
                 "client disconnected"
             );
         }

@@ -140,14 +140,12 @@ pub fn tone_file(env: &Env, freq: f64, seconds: f64) -> PathBuf {
 
 /// The mounter's status of device `name` (from `xoq-mount status --json`).
 pub fn status_of(env: &Env, name: &str) -> serde_json::Value {
-    let out = env.run("xoq-mount", "laptop", &["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("status JSON: {e}: {out}"));
+    let v = env.mount_status("laptop");
     let all = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
     all.iter()
         .flat_map(|m| m["devices"].as_array().cloned().unwrap_or_default())
         .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no device {name} in {out}"))
+        .unwrap_or_else(|| panic!("no device {name} in {v}"))
 }
 
 #[cfg(test)]

@@ -107,6 +107,12 @@ impl Env {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+    /// What `xoq-mount status --json` says of client `client`'s (first) mounter.
+    pub fn mount_status(&self, client: &str) -> serde_json::Value {
+        let out = self.run("xoq-mount", client, &["status", "--json"]);
+        serde_json::from_str(out.lines().next().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("status JSON: {e}: {out}"))
+    }
     /// The key of client `name` (created in its state dir if it has none yet), for tests that
     /// speak the protocol themselves.
     pub fn client_key(&self, name: &str) -> iroh::SecretKey {

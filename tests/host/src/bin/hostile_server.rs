@@ -186,7 +186,7 @@ fn main() -> Result<()> {
             EndpointOptions {
                 bind: vec![listen],
                 alpns: vec![ALPN.to_vec()],
-                public_relays: false,
+                ..Default::default()
             },
         )
         .await?;
@@ -194,7 +194,8 @@ fn main() -> Result<()> {
             "ticket: {}",
             Ticket {
                 id,
-                addrs: vec![listen]
+                addrs: vec![listen],
+                relays: vec![],
             }
         );
         let count = Arc::new(AtomicUsize::new(0));
