@@ -21,6 +21,12 @@
 //!   drift is not measured across a step, and the proportional term is bounded, so no stall
 //!   ever reads as drift.
 //! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
+//! - Adaptive target (when [`JitterConfig::max_target_frames`] is above the target): the spread
+//!   of packet arrivals over the last 10 s ([`crate::jitter_target`]) plus a packet is the
+//!   delay the link needs. The target rises to it at once (bounded by the maximum) and falls
+//!   back, never below the configured target, once the link has needed two packets less for
+//!   10 s. Each change is a step of the delay, taken as the realignment above takes one
+//!   (counted in `target_changes`).
 //! - Every frame is accounted for: `inserted_frames` counts frames played that were not the
 //!   sender's (silence, concealment), `skipped_frames` the sender's frames never played (cut,
 //!   lost or late). The sender's time covered by `n` frames played is `n - inserted + skipped`
@@ -29,6 +35,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::drift::DriftEstimator;
+use crate::jitter_target::{ArrivalSpread, WINDOW_US};
 use crate::resample::Interpolator;
 
 /// How a jitter buffer behaves.
@@ -45,9 +52,31 @@ pub struct JitterConfig {
     /// Packets further ahead than this (after a link drop or a sender restart) restart the
     /// sequence instead of being treated as a gap to conceal.
     pub reorder_window: u32,
+    /// Most the target may rise to when the link's jitter needs it; at or below
+    /// `target_frames`, the target is fixed.
+    pub max_target_frames: usize,
+}
+
+/// The delay a jitter buffer holds, as configured: `ms`, rising up to `max_ms` while the link's
+/// jitter needs it (fixed if `max_ms <= ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delay {
+    pub ms: u32,
+    pub max_ms: u32,
+}
+
+impl Delay {
+    /// The most an adaptive delay rises to unless configured: a fifth of a second rides out
+    /// LTE's jitter (docs/BENCHMARKS.md) and is still usable for talking.
+    pub const DEFAULT_MAX_MS: u32 = 200;
 }
 
 impl JitterConfig {
+    /// A configuration for `rate`/`channels`, packets of `packet_frames`, holding `delay`.
+    pub fn with_delay(rate: u32, channels: usize, packet_frames: usize, delay: Delay) -> Self {
+        Self::new(rate, channels, packet_frames, delay.ms).adaptive(delay.max_ms)
+    }
+
     /// How far the fast average of the delay may stray from the target before it is measured
     /// and moved back at once: a quarter of the target, and at least half a packet.
     pub fn realign_frames(&self) -> usize {
@@ -62,9 +91,25 @@ impl JitterConfig {
             channels: channels.max(1),
             packet_frames: packet_frames.max(1),
             target_frames,
-            max_frames: target_frames + (rate as usize / 10).max(3 * packet_frames),
+            max_frames: target_frames + Self::headroom(rate, packet_frames),
             reorder_window: 32,
+            max_target_frames: target_frames,
         }
+    }
+
+    /// The same, with a target that adapts to the link's jitter between `target_ms` and
+    /// `max_target_ms`.
+    pub fn adaptive(self, max_target_ms: u32) -> Self {
+        let max = (u64::from(self.rate) * u64::from(max_target_ms) / 1000) as usize;
+        JitterConfig {
+            max_target_frames: max.max(self.target_frames),
+            ..self
+        }
+    }
+
+    /// How far beyond the target the queue may grow before it is cut back.
+    fn headroom(rate: u32, packet_frames: usize) -> usize {
+        (rate as usize / 10).max(3 * packet_frames)
     }
 }
 
@@ -103,6 +148,10 @@ pub struct JitterStats {
     pub depth_max: f64,
     /// How much faster than nominal the queue is read, in parts per million.
     pub ratio_ppm: f64,
+    /// The delay held now, in frames (moves with the link's jitter when adaptive).
+    pub target_frames: u64,
+    /// Times an adaptive target moved (up or down).
+    pub target_changes: u64,
 }
 
 /// Reorders, conceals and plays out one stream of packets.
@@ -133,6 +182,13 @@ pub struct JitterBuffer {
     depth_ema: Option<f64>,
     /// Fast average of the depth, which tells a step from drift.
     depth_fast: Option<f64>,
+    /// Arrival spread for the adaptive target, and the configured (lowest) target.
+    spread: ArrivalSpread,
+    floor_frames: usize,
+    /// Since when the link has needed less than the target (µs), for lowering it.
+    low_since_us: Option<u64>,
+    /// Packets received since the target was last checked.
+    since_check: u32,
     stats: JitterStats,
 }
 
@@ -157,6 +213,8 @@ const MAX_PROPORTIONAL: f64 = 200e-6;
 const MAX_CORRECTION: f64 = 0.002;
 /// How long the depth is measured after play starts, before it is moved onto the target.
 const ALIGN_SECONDS: f64 = 0.5;
+/// Received packets between two checks of the adaptive target (100 ms of 10 ms packets).
+const CHECK_EVERY: u32 = 10;
 /// Time constant of the depth average, in seconds.
 const DEPTH_TAU: f64 = 1.0;
 /// Time constant of the fast depth average that detects steps, in seconds: long enough to
@@ -182,6 +240,10 @@ impl JitterBuffer {
             ratio: 1.0,
             depth_ema: None,
             depth_fast: None,
+            spread: ArrivalSpread::new(cfg.rate, cfg.packet_frames),
+            floor_frames: cfg.target_frames,
+            low_since_us: None,
+            since_check: 0,
             stats: JitterStats::default(),
         };
         b.restart_queue();
@@ -196,6 +258,7 @@ impl JitterBuffer {
         let mut s = self.stats;
         s.ratio_ppm = (self.ratio - 1.0) * 1e6;
         s.depth = self.depth_ema.unwrap_or(0.0);
+        s.target_frames = self.cfg.target_frames as u64;
         s
     }
 
@@ -238,6 +301,7 @@ impl JitterBuffer {
             // The sender restarted or the link was down: start the sequence over here.
             self.stats.resyncs += 1;
             self.held.clear();
+            self.spread.reset();
             self.next_seq = Some(seq);
             return self.push(seq, samples, now_us);
         }
@@ -245,6 +309,49 @@ impl JitterBuffer {
         self.held.insert(ahead, samples.to_vec());
         self.take_in_order();
         self.shed_excess();
+        if self.cfg.max_target_frames > self.floor_frames {
+            self.spread.arrival(seq, now_us);
+            self.adapt_target(now_us);
+        }
+    }
+
+    /// Checks every [`CHECK_EVERY`] packets whether the link's jitter needs another target.
+    fn adapt_target(&mut self, now_us: u64) {
+        self.since_check += 1;
+        if self.since_check < CHECK_EVERY {
+            return;
+        }
+        self.since_check = 0;
+        let Some(spread_us) = self.spread.spread_us() else {
+            return;
+        };
+        let packet = self.cfg.packet_frames;
+        let need = (spread_us * f64::from(self.cfg.rate) / 1e6).ceil() as usize + packet;
+        let need = need.clamp(self.floor_frames, self.cfg.max_target_frames);
+        let target = self.cfg.target_frames;
+        if need > target {
+            self.low_since_us = None;
+            self.set_target(need);
+        } else if need + 2 * packet <= target {
+            let since = *self.low_since_us.get_or_insert(now_us);
+            if now_us.saturating_sub(since) >= WINDOW_US {
+                self.low_since_us = None;
+                self.set_target(need);
+            }
+        } else {
+            self.low_since_us = None;
+        }
+    }
+
+    /// Moves the target; the step detector then moves the delay onto it.
+    fn set_target(&mut self, frames: usize) {
+        if frames == self.cfg.target_frames {
+            return;
+        }
+        self.cfg.target_frames = frames;
+        self.cfg.max_frames =
+            frames + JitterConfig::headroom(self.cfg.rate, self.cfg.packet_frames);
+        self.stats.target_changes += 1;
     }
 
     /// Moves packets that are next in sequence from `held` into the queue.

@@ -29,6 +29,8 @@ struct Link {
     ppm: f64,
     /// Extra delay, uniform in [0, jitter_us).
     jitter_us: f64,
+    /// Packets sent from this time (seconds) on have no jitter.
+    calm_from: Option<f64>,
     /// Probability a packet is lost.
     loss: f64,
     /// No packet is delivered in this window of sender time (seconds).
@@ -55,7 +57,14 @@ struct Outcome {
 /// Runs `seconds` of simulated time; the meter and depth range cover only the part after
 /// `settle` seconds.
 fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f64) -> Outcome {
-    let mut jb = JitterBuffer::new(JitterConfig::new(RATE, channels, PACKET, target_ms));
+    let cfg = JitterConfig::new(RATE, channels, PACKET, target_ms);
+    simulate_with(cfg, link, seconds, settle)
+}
+
+/// [`simulate`] with any configuration.
+fn simulate_with(cfg: JitterConfig, link: Link, seconds: f64, settle: f64) -> Outcome {
+    let channels = cfg.channels;
+    let mut jb = JitterBuffer::new(cfg);
     let mut tone = Tone::new(440.0, 0.5, RATE);
     let mut meter = ToneMeter::new(RATE);
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -83,7 +92,9 @@ fn simulate(link: Link, channels: usize, target_ms: u32, seconds: f64, settle: f
                 .stall
                 .is_some_and(|(a, b)| next_send >= a && next_send < b);
             if !stalled && rng.next_f64() >= link.loss {
-                let mut arrive = next_send + 0.0005 + rng.next_f64() * link.jitter_us * 1e-6;
+                let calm = link.calm_from.is_some_and(|t| next_send >= t);
+                let jitter = if calm { 0.0 } else { link.jitter_us };
+                let mut arrive = next_send + 0.0005 + rng.next_f64() * jitter * 1e-6;
                 if let Some(&(_, end)) = link
                     .delivery_pauses
                     .iter()
@@ -422,4 +433,72 @@ proptest::proptest! {
             t += 5_000;
         }
     }
+}
+
+/// 40 ms of jitter (uniform), a little drift.
+fn jittery_link() -> Link {
+    Link {
+        ppm: 50.0,
+        jitter_us: 40_000.0,
+        ..Link::default()
+    }
+}
+
+#[test]
+fn an_adaptive_target_rises_to_the_links_jitter_and_then_loses_nothing() {
+    // A fixed 20 ms target on this link: packets arrive after their samples were due.
+    let fixed = simulate(jittery_link(), 1, 20, 60.0, 15.0);
+    assert!(
+        fixed.stats.late - fixed.settled_stats.late > 100,
+        "{:?}",
+        fixed.stats
+    );
+    // Adaptive from 20 ms up to 200 ms: it rises within the first seconds to about the
+    // jitter plus a packet, and from then on no packet is late and play never stops.
+    let cfg = JitterConfig::new(RATE, 1, PACKET, 20).adaptive(200);
+    let o = simulate_with(cfg, jittery_link(), 60.0, 15.0);
+    let (s, at) = (o.stats, o.settled_stats);
+    let target_ms = s.target_frames as f64 * 1000.0 / f64::from(RATE);
+    assert!((40.0..=60.0).contains(&target_ms), "{target_ms} ms: {s:?}");
+    assert_eq!(
+        (
+            s.late - at.late,
+            s.underruns - at.underruns,
+            s.concealed - at.concealed
+        ),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    assert!(s.target_changes >= 1, "{s:?}");
+    // The tone is intact after settling.
+    let f = o.meter.frequency().expect("a tone");
+    assert!((f - 440.0).abs() < 1.0, "{f}");
+}
+
+#[test]
+fn an_adaptive_target_falls_back_to_the_configured_one_when_the_jitter_goes() {
+    let link = Link {
+        calm_from: Some(20.0),
+        ..jittery_link()
+    };
+    let cfg = JitterConfig::new(RATE, 1, PACKET, 20).adaptive(200);
+    let o = simulate_with(cfg, link, 60.0, 45.0);
+    let s = o.stats;
+    // Up, then back down to the floor once 10 s of calm filled the window and 10 s more
+    // confirmed it.
+    assert_eq!(s.target_frames, cfg.target_frames as u64, "{s:?}");
+    assert!(s.target_changes >= 2, "{s:?}");
+    // Settled at the floor: it plays on at the lower delay with nothing late.
+    assert_eq!(s.late - o.settled_stats.late, 0, "{s:?}");
+    assert_eq!(s.underruns - o.settled_stats.underruns, 0, "{s:?}");
+    assert!(
+        (s.depth - cfg.target_frames as f64).abs() < 0.1 * cfg.target_frames as f64,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_fixed_target_never_moves() {
+    let o = simulate(jittery_link(), 1, 20, 20.0, 5.0);
+    assert_eq!((o.stats.target_frames, o.stats.target_changes), (960, 0));
 }

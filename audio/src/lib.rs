@@ -6,6 +6,7 @@
 //!   capture times;
 //! - [`jitter`]: the receiving side: reorders packets, conceals lost ones, and plays out at
 //!   the consumer's clock with a constant delay, correcting clock drift by resampling;
+//! - [`jitter_target`]: the spread of packet arrivals, which an adaptive delay follows;
 //! - [`playout`]: hands packets from the receiving task to the real-time thread that owns the
 //!   jitter buffer, without a lock between them;
 //! - [`sample_queue`]: a bounded lock-free queue of sample chunks between a real-time thread
@@ -18,6 +19,7 @@
 pub mod codec;
 pub mod drift;
 pub mod jitter;
+pub mod jitter_target;
 pub mod meter;
 pub mod packetizer;
 pub mod pcm;
@@ -26,7 +28,7 @@ pub mod resample;
 pub mod sample_queue;
 pub mod tone;
 
-pub use jitter::{JitterBuffer, JitterConfig, JitterStats};
+pub use jitter::{Delay, JitterBuffer, JitterConfig, JitterStats};
 pub use meter::{ToneMeter, WindowedFrequency};
 pub use packetizer::Packetizer;
 pub use playout::{playout, Playout, PlayoutFeed};

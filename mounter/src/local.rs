@@ -142,7 +142,7 @@ pub fn mount_one(
             Mounted::Camera(Arc::new(mount_camera(d, cs, access, opts, server_name)?))
         }
         (DeviceKind::Audio, DeviceSettings::Audio(a)) => {
-            let m = AudioMount::create(&d.name, server_name, *a, access, opts.audio_latency_ms)?;
+            let m = AudioMount::create(&d.name, server_name, *a, access, opts.audio_latency)?;
             println!(
                 "mounted  audio  {}  ->  {}  ({access}, {}, {} frames a packet)",
                 d.name, m.status.local, a.format, a.packet_frames

@@ -89,9 +89,14 @@ struct MountArgs {
     #[arg(long)]
     camera_mode: Option<xoq_wire::VideoMode>,
     /// Delay of the jitter buffer that plays remote microphones, in milliseconds: larger rides
-    /// out worse networks, smaller is closer to live.
+    /// out worse networks, smaller is closer to live. It rises with the link's jitter, up to
+    /// --audio-latency-max-ms.
     #[arg(long, default_value_t = audio::bridge::DEFAULT_LATENCY_MS, value_parser = clap::value_parser!(u32).range(1..=1000))]
     audio_latency_ms: u32,
+    /// Most the microphones' delay rises to while the link's jitter needs it (the same as
+    /// --audio-latency-ms for a fixed delay).
+    #[arg(long, default_value_t = xoq_audio::Delay::DEFAULT_MAX_MS, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    audio_latency_max_ms: u32,
     /// Open every device read-only, whatever the server grants.
     #[arg(long)]
     read_only: bool,
@@ -210,7 +215,10 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
         serial_device: args.serial_device,
         camera_sink: args.camera_sink,
         camera_mode: args.camera_mode,
-        audio_latency_ms: args.audio_latency_ms,
+        audio_latency: xoq_audio::Delay {
+            ms: args.audio_latency_ms,
+            max_ms: args.audio_latency_max_ms,
+        },
         first_index: args.first_index,
         read_only: args.read_only,
         // Shown in the server's log only; a hostname that is not a valid name is not sent.

@@ -282,11 +282,12 @@ pub fn render(v: &Value) -> String {
             let k = |key: &str| j[key].as_u64().unwrap_or(0);
             let f = |key: &str| j[key].as_f64().unwrap_or(0.0);
             out.push_str(&format!(
-                "          audio: delay {:.1} ms ({:.1}..{:.1})  drift {:+.0} ppm  | packets {}  \
+                "          audio: delay {:.1} ms ({:.1}..{:.1}, target {:.0})  drift {:+.0} ppm  | packets {}  \
                  late {}  concealed {}  underruns {}  overruns {}  resyncs {}  realigned {}\n",
                 f("depth_ms"),
                 f("depth_min_ms"),
                 f("depth_max_ms"),
+                f("target_ms"),
                 f("drift_ppm"),
                 k("received"),
                 k("late"),

@@ -41,7 +41,8 @@ pub struct MountOptions {
     /// The mode to ask cameras for (`--camera-mode`), if any.
     pub camera_mode: Option<xoq_wire::VideoMode>,
     /// Delay of the jitter buffer of remote microphones, in milliseconds.
-    pub audio_latency_ms: u32,
+    /// The remote microphones' jitter-buffer delay.
+    pub audio_latency: xoq_audio::Delay,
     pub first_index: u32,
     pub read_only: bool,
     pub client_name: String,

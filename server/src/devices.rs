@@ -159,20 +159,13 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
             };
             let record = a.record.is_some();
             let opus = a.opus_bitrate().is_some();
-            AudioDevice::spawn_speaker(
-                name,
-                speaker,
-                a.packet_ms(),
-                a.latency_ms(),
-                opus,
-                |s, jb| {
-                    s.jitter = Some(jb);
-                    // Two seconds of packets queue for the record between its writes.
-                    let (tx, rx) = std::sync::mpsc::sync_channel(200);
-                    s.arrivals = record.then_some(rx);
-                    record.then_some(tx)
-                },
-            )?
+            AudioDevice::spawn_speaker(name, speaker, a.packet_ms(), a.latency(), opus, |s, jb| {
+                s.jitter = Some(jb);
+                // Two seconds of packets queue for the record between its writes.
+                let (tx, rx) = std::sync::mpsc::sync_channel(200);
+                s.arrivals = record.then_some(rx);
+                record.then_some(tx)
+            })?
         }
         (AudioDirection::Capture, Some(device)) => {
             let mic = CardMicrophone::open(device, a.rate, a.channels)?;
@@ -184,7 +177,7 @@ fn start_audio(a: &AudioConfig) -> anyhow::Result<Arc<AudioDevice>> {
                 name,
                 speaker,
                 a.packet_ms(),
-                a.latency_ms(),
+                a.latency(),
                 a.opus_bitrate().is_some(),
                 |_, _| None,
             )?

@@ -48,7 +48,7 @@ impl AudioMount {
         server: &str,
         settings: AudioSettings,
         access: Access,
-        latency_ms: u32,
+        latency: xoq_audio::Delay,
     ) -> Result<AudioMount> {
         use super::node::{Node, NodeIo, NodeSpec};
         use super::sink_queue::SinkQueue;
@@ -58,11 +58,11 @@ impl AudioMount {
         let format = settings.format;
         let (io, jitter, queue) = match settings.direction {
             AudioDirection::Capture => {
-                let cfg = JitterConfig::new(
+                let cfg = JitterConfig::with_delay(
                     format.rate,
                     usize::from(format.channels),
                     usize::from(settings.packet_frames),
-                    latency_ms,
+                    latency,
                 );
                 let (feed, player) = xoq_audio::playout(cfg);
                 (
@@ -114,7 +114,7 @@ impl AudioMount {
         _server: &str,
         _settings: AudioSettings,
         _access: Access,
-        _latency_ms: u32,
+        _latency: xoq_audio::Delay,
     ) -> Result<AudioMount> {
         bail!("audio device {name}: this xoq-mount was built without PipeWire support")
     }
@@ -145,6 +145,8 @@ impl AudioMount {
                     "depth_min_ms": s.depth_min * 1000.0 / rate,
                     "depth_max_ms": s.depth_max * 1000.0 / rate,
                     "drift_ppm": s.ratio_ppm,
+                    "target_ms": s.target_frames as f64 * 1000.0 / rate,
+                    "target_changes": s.target_changes,
                     "discarded": feed.discarded(),
                 }),
             );

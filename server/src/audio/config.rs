@@ -29,6 +29,9 @@ pub struct AudioConfig {
     pub packet_ms: Option<u32>,
     /// Speaker: the jitter buffer's delay in milliseconds (20 by default).
     pub latency_ms: Option<u32>,
+    /// Speaker: most the delay rises to while the link's jitter needs it (200 by default;
+    /// `latency_max_ms = latency_ms` for a fixed delay).
+    pub latency_max_ms: Option<u32>,
     /// How samples travel: `"pcm"` (default; 16-bit from cards) or `"opus"` (needs a rate of
     /// 8, 12, 16, 24 or 48 kHz, mono or stereo, and packets of 5, 10 or 20 ms).
     pub codec: Option<String>,
@@ -91,6 +94,16 @@ impl AudioConfig {
         self.latency_ms.unwrap_or(Self::DEFAULT_LATENCY_MS)
     }
 
+    /// The speaker's jitter-buffer delay: `latency_ms`, adapting up to `latency_max_ms`.
+    pub fn latency(&self) -> xoq_audio::Delay {
+        xoq_audio::Delay {
+            ms: self.latency_ms(),
+            max_ms: self
+                .latency_max_ms
+                .unwrap_or(xoq_audio::Delay::DEFAULT_MAX_MS),
+        }
+    }
+
     /// A shortcut's table: `NAME` or, for a simulated speaker, `NAME=RECORD_FILE`
     /// (simulated), or `NAME=ALSA_DEVICE`.
     pub fn shortcut(spec: &str, direction: AudioDirection, simulated: bool) -> Result<Self> {
@@ -119,6 +132,7 @@ impl AudioConfig {
             channels: None,
             packet_ms: None,
             latency_ms: None,
+            latency_max_ms: None,
             tone_hz: None,
             codec: None,
             opus_bitrate: None,
@@ -144,6 +158,9 @@ impl AudioConfig {
         }
         if !(1..=1000).contains(&self.latency_ms()) {
             bail!("audio `{name}`: latency_ms must be 1 to 1000");
+        }
+        if !(1..=1000).contains(&self.latency().max_ms) {
+            bail!("audio `{name}`: latency_max_ms must be 1 to 1000");
         }
         match self.codec.as_deref() {
             None | Some("pcm") => {}

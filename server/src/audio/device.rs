@@ -144,7 +144,7 @@ impl AudioDevice {
     }
 
     /// Starts `speaker`, playing what clients send (Opus frames if `opus`, else PCM) with
-    /// `latency_ms` of jitter buffer;
+    /// a jitter buffer holding `latency`;
     /// `attach` hands the speaker its jitter buffer's feed (for its counters) and may return
     /// where to report each packet's arrival. The thread that plays owns the jitter buffer;
     /// packets reach it without a lock (`xoq_audio::playout`), so a preempted receiving task
@@ -153,7 +153,7 @@ impl AudioDevice {
         name: String,
         mut speaker: S,
         packet_ms: u32,
-        latency_ms: u32,
+        latency: xoq_audio::Delay,
         opus: bool,
         attach: impl FnOnce(&mut S, PlayoutFeed) -> Option<SyncSender<Arrival>>,
     ) -> std::io::Result<Arc<Self>> {
@@ -163,11 +163,11 @@ impl AudioDevice {
             format,
             packet_frames: packet_frames(&name, &format, packet_ms),
         };
-        let cfg = JitterConfig::new(
+        let cfg = JitterConfig::with_delay(
             format.rate,
             usize::from(format.channels),
             usize::from(settings.packet_frames),
-            latency_ms,
+            latency,
         );
         let (feed, player) = xoq_audio::playout(cfg);
         // Locked only by the thread that plays (one at a time: a retry starts a new one).

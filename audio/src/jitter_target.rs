@@ -1,0 +1,112 @@
+//! How much delay a link's jitter needs, measured from packet arrivals (no I/O, no clock: the
+//! caller passes arrival times), for the jitter buffer's adaptive target.
+//!
+//! Each packet's *relative delay* is its arrival time minus the time its sequence number says
+//! it was sent (packets are sent one packet duration apart). Over a sliding window the spread
+//! of the relative delay, from a low to a high percentile, is the delay a buffer needs so that
+//! all but the latest few packets arrive before their samples are due. A constant path delay
+//! and clock offsets cancel out; clock drift moves it by at most a millisecond per window.
+
+use std::collections::VecDeque;
+
+/// How long arrivals are remembered.
+pub const WINDOW_US: u64 = 10_000_000;
+/// The percentiles the spread is taken between: the earliest arrivals (robust to one odd
+/// packet), and all but the latest 0.5 % (those are concealed like losses).
+const LOW_QUANTILE: f64 = 0.01;
+const HIGH_QUANTILE: f64 = 0.995;
+/// Fewest arrivals in the window before a spread is given (a second of 10 ms packets).
+const MIN_SAMPLES: usize = 100;
+
+/// The spread of packet arrivals over the last [`WINDOW_US`].
+#[derive(Debug, Clone)]
+pub struct ArrivalSpread {
+    packet_us: f64,
+    /// The first packet's sequence number and arrival, which relative delays count from.
+    origin: Option<(u32, u64)>,
+    /// (arrival µs, relative delay µs), oldest first.
+    window: VecDeque<(u64, f64)>,
+}
+
+impl ArrivalSpread {
+    /// For packets of `packet_frames` frames at `rate` frames/s.
+    pub fn new(rate: u32, packet_frames: usize) -> Self {
+        ArrivalSpread {
+            packet_us: packet_frames as f64 * 1e6 / f64::from(rate.max(1)),
+            origin: None,
+            window: VecDeque::new(),
+        }
+    }
+
+    /// Forgets everything (the sequence restarted).
+    pub fn reset(&mut self) {
+        self.origin = None;
+        self.window.clear();
+    }
+
+    /// Records that packet `seq` arrived at `now_us`.
+    pub fn arrival(&mut self, seq: u32, now_us: u64) {
+        let (first_seq, first_us) = *self.origin.get_or_insert((seq, now_us));
+        let sent = seq.wrapping_sub(first_seq);
+        if sent > u32::MAX / 2 {
+            return; // from before the origin: late, and not worth a place
+        }
+        let relative = now_us as f64 - first_us as f64 - f64::from(sent) * self.packet_us;
+        self.window.push_back((now_us, relative));
+        while let Some(&(t, _)) = self.window.front() {
+            if now_us.saturating_sub(t) <= WINDOW_US {
+                break;
+            }
+            self.window.pop_front();
+        }
+    }
+
+    /// The delay in µs that covers the window's arrivals (see the module's text); `None` until
+    /// the window holds enough of them.
+    pub fn spread_us(&self) -> Option<f64> {
+        if self.window.len() < MIN_SAMPLES {
+            return None;
+        }
+        let mut r: Vec<f64> = self.window.iter().map(|&(_, r)| r).collect();
+        r.sort_by(f64::total_cmp);
+        let at = |q: f64| r[((r.len() - 1) as f64 * q).round() as usize];
+        Some((at(HIGH_QUANTILE) - at(LOW_QUANTILE)).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_stream_has_no_spread_whatever_its_delay() {
+        let mut s = ArrivalSpread::new(48_000, 480);
+        for seq in 0..200u32 {
+            s.arrival(
+                seq.wrapping_add(u32::MAX - 50),
+                5_000_000 + u64::from(seq) * 10_000,
+            );
+        }
+        assert!(s.spread_us().unwrap() < 1.0);
+    }
+
+    #[test]
+    fn the_spread_follows_the_jitter_and_forgets_it_after_the_window() {
+        let mut s = ArrivalSpread::new(48_000, 480);
+        // 10 ms packets delayed by 0..30 ms (a sawtooth, so every value occurs).
+        for seq in 0..1000u32 {
+            let jitter = u64::from(seq % 31) * 1000;
+            s.arrival(seq, u64::from(seq) * 10_000 + jitter);
+        }
+        let spread = s.spread_us().unwrap();
+        assert!((29_000.0..=30_000.0).contains(&spread), "{spread}");
+        // Then 11 s without jitter: the window holds only those.
+        for seq in 1000..2100u32 {
+            s.arrival(seq, u64::from(seq) * 10_000 + 30_000);
+        }
+        assert!(s.spread_us().unwrap() < 1.0);
+        assert!(s.spread_us().is_some());
+        s.reset();
+        assert!(s.spread_us().is_none());
+    }
+}
