@@ -13,18 +13,28 @@
 //!   `--drift-ppm PPM` runs the simulated microphone's clock that much fast and the speaker's
 //!   that much slow, so both jitter buffers correct drift throughout.
 //!
+//! - `--profile NAME` (lan, wifi, wan, lte, outage): the server and the mounter in separate
+//!   network namespaces joined by that seeded impaired link (`xoq_tests_host::netlab`); the
+//!   RTP baseline's sender and receiver run on the same two sides, so it crosses the same link.
+//!   Without it, everything is on loopback.
+//! - `--latency-max-ms MS`: most the adaptive jitter buffers rise to (both; default 200; equal
+//!   to `--latency-ms` for fixed buffers). The RTP baseline's buffer is `--latency-ms`.
 //! - `--load`: both cores kept busy by normal-priority work (`stress-ng --cpu 2`) for the whole
 //!   run, baseline included, as on a busy laptop or robot.
 //!
 //! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
-//!                    [--packet-ms MS] [--drift-ppm PPM] [--load]
+//!                    [--latency-max-ms MS] [--packet-ms MS] [--drift-ppm PPM]
+//!                    [--profile NAME] [--seed N] [--load]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use xoq_impair::profile::PROFILE_NAMES;
+use xoq_impair::Profile;
 use xoq_tests_host::audio::{record_lines, status_of};
+use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
 use xoq_tests_host::pipewire::PipeWire;
 use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
 use xoq_tests_host::pwclient::{Callback, ClientStream, Direction};
@@ -87,9 +97,17 @@ fn row(what: &str, v: &mut [u64]) -> String {
     )
 }
 
-fn pw_cli_module(pw: &PipeWire, module: &str, args: &str) -> Child {
-    pw.command("pw-cli")
-        .args(["-m", "load-module", module, args])
+/// `pw-cli` holding `module` loaded (in its own process), in network namespace `ns` if given.
+fn pw_cli_module(pw: &PipeWire, ns: Option<&str>, module: &str, args: &str) -> Child {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = pw.command("ip");
+            c.args(["netns", "exec", ns, "pw-cli"]);
+            c
+        }
+        None => pw.command("pw-cli"),
+    };
+    c.args(["-m", "load-module", module, args])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -144,6 +162,9 @@ fn main() {
     let latency_ms: u64 = opt(&args, "--latency-ms", 20);
     let packet_ms: u64 = opt(&args, "--packet-ms", 10);
     let drift_ppm: f64 = opt(&args, "--drift-ppm", 0.0);
+    let latency_max_ms: u64 = opt(&args, "--latency-max-ms", 200);
+    let profile: String = opt(&args, "--profile", String::new());
+    let seed: u64 = opt(&args, "--seed", 1);
     let _load = args.iter().any(|a| a == "--load").then(|| {
         let child = std::process::Command::new("stress-ng")
             .args(["--cpu", "2", "--quiet", "--timeout", "0"])
@@ -163,6 +184,20 @@ fn main() {
     for (k, v) in pw.vars() {
         env.set_var(k, v);
     }
+    // Declared before the daemons, so they stop first.
+    let lab = (!profile.is_empty()).then(|| {
+        let p = Profile::named(&profile).unwrap_or_else(|| {
+            panic!(
+                "unknown profile {profile}; one of {}",
+                PROFILE_NAMES.join(", ")
+            )
+        });
+        NetLab::new(p, seed)
+    });
+    if let Some(lab) = &lab {
+        lab.place(&mut env, "laptop");
+        println!("link: {profile} (seed {seed}), server and mounter in their own namespaces");
+    }
     env.authorize("laptop", &[]);
     let record = env.path("spk0.rec");
     let cfg = env.path("server.toml");
@@ -172,24 +207,29 @@ fn main() {
             "[[audio]]\nname = \"mic0\"\ndirection = \"capture\"\nsimulated = true\nsignal = \"clicks\"\npacket_ms = {packet_ms}\n\
              drift_ppm = {drift_ppm}\n\
              [[audio]]\nname = \"spk0\"\ndirection = \"playback\"\nsimulated = true\nrecord = \"{}\"\n\
-             latency_ms = {latency_ms}\npacket_ms = {packet_ms}\ndrift_ppm = {}\n",
+             latency_ms = {latency_ms}\nlatency_max_ms = {latency_max_ms}\npacket_ms = {packet_ms}\ndrift_ppm = {}\n",
             record.display(),
             -drift_ppm
         ),
     )
     .expect("config");
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--config".into(), cfg.display().to_string()],
-    );
-    let latency = latency_ms.to_string();
+    let config = ["--config".into(), cfg.display().to_string()];
+    let server = match &lab {
+        Some(lab) => Server::start_on(&env, lab.server_ip(), SERVER_PORT, &config),
+        None => Server::start(&env, free_udp_port(), &config),
+    };
+    let (latency, latency_max) = (latency_ms.to_string(), latency_max_ms.to_string());
     let mount = Mount::start(
         &env,
         "laptop",
         &server.ticket,
         2,
-        &["--audio-latency-ms", &latency],
+        &[
+            "--audio-latency-ms",
+            &latency,
+            "--audio-latency-max-ms",
+            &latency_max,
+        ],
     );
     std::thread::sleep(Duration::from_secs(1));
     let (spid, mpid) = (server.proc.child.id(), mount.proc.child.id());
@@ -270,17 +310,37 @@ fn main() {
     mic.truncate(clicks);
 
     // Baseline: PipeWire's RTP pair, between our own playback and capture streams.
+    // Across the lab's link: the sender on the server's side, the receiver (and the SAP
+    // announcements it listens for, unicast) on the mounter's.
     pw.null_sink("rtp-tap");
+    let (from, to) = match &lab {
+        Some(lab) => (lab.server_ip().to_string(), lab.client_ip().to_string()),
+        None => ("127.0.0.1".to_string(), "127.0.0.1".to_string()),
+    };
+    let (sender_ns, receiver_ns) = match &lab {
+        Some(lab) => (Some(lab.server_ns()), Some(lab.client_ns())),
+        None => (None, None),
+    };
     let rtp_sink = pw_cli_module(
         &pw,
+        sender_ns.as_deref(),
         "libpipewire-module-rtp-sink",
-        "{ source.ip=127.0.0.1 destination.ip=127.0.0.1 sap.ip=127.0.0.1 sap.port=9875 \
-           sess.name=xoq-rtp-bench sess.min-ptime=2 sess.max-ptime=20 audio.format=S16BE \
-           audio.rate=48000 audio.channels=1 audio.position=[MONO] \
-           stream.props={ node.name=rtp-sink media.class=Audio/Sink } }",
+        &format!(
+            "{{ source.ip={from} destination.ip={to} sap.ip={to} sap.port=9875 \
+             sess.name=xoq-rtp-bench sess.min-ptime=2 sess.max-ptime=20 audio.format=S16BE \
+             audio.rate=48000 audio.channels=1 audio.position=[MONO] \
+             stream.props={{ node.name=rtp-sink media.class=Audio/Sink }} }}"
+        ),
     );
-    let rtp_source = pw_cli_module(&pw, "libpipewire-module-rtp-source",
-        "{ sap.ip=127.0.0.1 sap.port=9875 sess.latency.msec=20 stream.props={ target.object=rtp-tap } }");
+    let rtp_source = pw_cli_module(
+        &pw,
+        receiver_ns.as_deref(),
+        "libpipewire-module-rtp-source",
+        &format!(
+            "{{ sap.ip={to} sap.port=9875 sess.latency.msec={latency_ms} \
+             stream.props={{ target.object=rtp-tap }} }}"
+        ),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let rtp_heard: Heard = Arc::default();
     let rtp_capture = ClientStream::start(
@@ -312,7 +372,10 @@ fn main() {
     }
     let _ = pw.dump();
 
-    println!("jitter buffers: {latency_ms} ms on both sides; packets of {packet_ms} ms");
+    println!(
+        "jitter buffers: {latency_ms} ms on both sides, adapting up to {latency_max_ms} ms \
+         (RTP: {latency_ms} ms); packets of {packet_ms} ms"
+    );
     println!("| path | clicks | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
     println!(
