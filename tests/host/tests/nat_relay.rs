@@ -6,7 +6,8 @@
 //! - with the ticket's relay the mounter connects, its serial port works, and the status shows
 //!   the relay path; where the internet lets the NATs' public addresses talk, the connection
 //!   moves to a direct path through both NATs (a hole punched) and keeps working;
-//! - where it does not, the connection stays on the relay, and bytes cross both ways intact.
+//! - where it does not, the connection stays on the relay, and bytes cross both ways intact;
+//! - a client whose id is not on the relay's allowlist does not reach the server through it.
 
 use std::time::{Duration, Instant};
 
@@ -174,4 +175,37 @@ fn spawn_unmounted(env: &Env, id: &str, addr: &str) -> xoq_tests_host::proc::Pro
     cmd.args([id, "--addr", addr, "--serial-device", "pty", "--link-dir"])
         .arg(env.links());
     xoq_tests_host::proc::Proc::spawn(cmd, env.path("unmounted.err"))
+}
+
+#[test]
+fn a_client_not_on_the_relays_allowlist_cannot_reach_the_server_through_it() {
+    let mut env = Env::new();
+    // The relay lets only the server in: the mounter's relay connection is refused, and with
+    // no hole to punch (relay-only internet) it never reaches the server.
+    let server_id = env.run("xoq-server", "server", &["id"]).trim().to_string();
+    let lab = NatLab::new(Internet::RelayOnly, &[server_id]);
+    let hw = HardwarePty::new();
+    let server = serve(&lab, &mut env, &hw);
+    let ca = lab.relay_ca().to_string_lossy().to_string();
+    let mut cmd = env.cmd("xoq-mount", "laptop");
+    cmd.args([
+        &server.ticket,
+        "--relay-ca",
+        &ca,
+        "--serial-device",
+        "pty",
+        "--link-dir",
+    ])
+    .arg(env.links());
+    let _m = xoq_tests_host::proc::Proc::spawn(cmd, env.path("refused.err"));
+    std::thread::sleep(Duration::from_secs(5));
+    let s = env.mount_status("laptop");
+    assert_ne!(
+        s["link"], "connected",
+        "reached the server through the relay: {s}"
+    );
+    assert!(
+        std::fs::read_dir(env.links()).map_or(true, |mut d| d.next().is_none()),
+        "something was mounted"
+    );
 }
