@@ -23,7 +23,8 @@
 //! - A queue that grew beyond `max` (a burst after a stall) is cut back to the target.
 //! - Adaptive target (when [`JitterConfig::max_target_frames`] is above the target): the spread
 //!   of packet arrivals over the last 10 s ([`crate::jitter_target`]) plus a packet is the
-//!   delay the link needs. The target rises to it at once (bounded by the maximum) and falls
+//!   delay the link needs; the burst after an outage (a silence longer than the maximum
+//!   target) is left out, since no allowed delay covers it. The target rises to it at once (bounded by the maximum) and falls
 //!   back, never below the configured target, once the link has needed two packets less for
 //!   10 s. Each change is a step of the delay, taken as the realignment above takes one
 //!   (counted in `target_changes`).
@@ -240,7 +241,11 @@ impl JitterBuffer {
             ratio: 1.0,
             depth_ema: None,
             depth_fast: None,
-            spread: ArrivalSpread::new(cfg.rate, cfg.packet_frames),
+            spread: ArrivalSpread::new(
+                cfg.rate,
+                cfg.packet_frames,
+                cfg.max_target_frames as u64 * 1_000_000 / u64::from(cfg.rate.max(1)),
+            ),
             floor_frames: cfg.target_frames,
             low_since_us: None,
             since_check: 0,

@@ -26,15 +26,25 @@ pub struct ArrivalSpread {
     origin: Option<(u32, u64)>,
     /// (arrival µs, relative delay µs), oldest first.
     window: VecDeque<(u64, f64)>,
+    /// A silence longer than this is an outage, not jitter: the packets that arrive in the
+    /// burst after it (for as long again) are not counted, as no allowed delay could cover
+    /// them.
+    outage_us: u64,
+    last_arrival_us: Option<u64>,
+    ignore_until_us: u64,
 }
 
 impl ArrivalSpread {
-    /// For packets of `packet_frames` frames at `rate` frames/s.
-    pub fn new(rate: u32, packet_frames: usize) -> Self {
+    /// For packets of `packet_frames` frames at `rate` frames/s; arrival gaps longer than
+    /// `outage_us` are outages (the most delay the caller may hold is a good value).
+    pub fn new(rate: u32, packet_frames: usize, outage_us: u64) -> Self {
         ArrivalSpread {
             packet_us: packet_frames as f64 * 1e6 / f64::from(rate.max(1)),
             origin: None,
             window: VecDeque::new(),
+            outage_us,
+            last_arrival_us: None,
+            ignore_until_us: 0,
         }
     }
 
@@ -46,6 +56,14 @@ impl ArrivalSpread {
 
     /// Records that packet `seq` arrived at `now_us`.
     pub fn arrival(&mut self, seq: u32, now_us: u64) {
+        let gap = self.last_arrival_us.map_or(0, |t| now_us.saturating_sub(t));
+        self.last_arrival_us = Some(now_us);
+        if gap > self.outage_us {
+            self.ignore_until_us = now_us + self.outage_us;
+        }
+        if now_us < self.ignore_until_us {
+            return;
+        }
         let (first_seq, first_us) = *self.origin.get_or_insert((seq, now_us));
         let sent = seq.wrapping_sub(first_seq);
         if sent > u32::MAX / 2 {
@@ -80,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_steady_stream_has_no_spread_whatever_its_delay() {
-        let mut s = ArrivalSpread::new(48_000, 480);
+        let mut s = ArrivalSpread::new(48_000, 480, 200_000);
         for seq in 0..200u32 {
             s.arrival(
                 seq.wrapping_add(u32::MAX - 50),
@@ -91,8 +109,25 @@ mod tests {
     }
 
     #[test]
+    fn the_burst_after_an_outage_is_left_out() {
+        let mut s = ArrivalSpread::new(48_000, 480, 200_000);
+        // 5 s of steady packets, then 300 held back by a 3 s outage and delivered at once.
+        for seq in 0..500u32 {
+            s.arrival(seq, u64::from(seq) * 10_000);
+        }
+        for seq in 500..800u32 {
+            s.arrival(seq, 8_000_000);
+        }
+        // Then steady again.
+        for seq in 800..900u32 {
+            s.arrival(seq, u64::from(seq) * 10_000);
+        }
+        assert!(s.spread_us().unwrap() < 1.0, "{:?}", s.spread_us());
+    }
+
+    #[test]
     fn the_spread_follows_the_jitter_and_forgets_it_after_the_window() {
-        let mut s = ArrivalSpread::new(48_000, 480);
+        let mut s = ArrivalSpread::new(48_000, 480, 200_000);
         // 10 ms packets delayed by 0..30 ms (a sawtooth, so every value occurs).
         for seq in 0..1000u32 {
             let jitter = u64::from(seq % 31) * 1000;

@@ -498,6 +498,25 @@ fn an_adaptive_target_falls_back_to_the_configured_one_when_the_jitter_goes() {
 }
 
 #[test]
+fn packets_held_back_by_an_outage_do_not_raise_the_adaptive_target() {
+    // A 3 s outage whose packets all arrive at its end (QUIC queues datagrams meanwhile): a
+    // delay no target could cover, which must not leave the target at its maximum.
+    let link = Link {
+        jitter_us: 2_000.0,
+        delivery_pauses: vec![(10.0, 13.0)],
+        ..Link::default()
+    };
+    let cfg = JitterConfig::new(RATE, 1, PACKET, 20).adaptive(200);
+    let o = simulate_with(cfg, link, 20.0, 15.0);
+    let target_ms = o.stats.target_frames as f64 * 1000.0 / f64::from(RATE);
+    assert!(
+        target_ms <= 25.0,
+        "{target_ms} ms after the outage: {:?}",
+        o.stats
+    );
+}
+
+#[test]
 fn a_fixed_target_never_moves() {
     let o = simulate(jittery_link(), 1, 20, 20.0, 5.0);
     assert_eq!((o.stats.target_frames, o.stats.target_changes), (960, 0));
