@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::drift::DriftEstimator;
-use crate::jitter_target::{ArrivalSpread, WINDOW_US};
+use crate::jitter_target::TargetAdapter;
 use crate::resample::Interpolator;
 
 /// How a jitter buffer behaves.
@@ -183,13 +183,8 @@ pub struct JitterBuffer {
     depth_ema: Option<f64>,
     /// Fast average of the depth, which tells a step from drift.
     depth_fast: Option<f64>,
-    /// Arrival spread for the adaptive target, and the configured (lowest) target.
-    spread: ArrivalSpread,
-    floor_frames: usize,
-    /// Since when the link has needed less than the target (µs), for lowering it.
-    low_since_us: Option<u64>,
-    /// Packets received since the target was last checked.
-    since_check: u32,
+    /// Decides the adaptive target (none when the target is fixed).
+    adapter: Option<TargetAdapter>,
     stats: JitterStats,
 }
 
@@ -214,8 +209,6 @@ const MAX_PROPORTIONAL: f64 = 200e-6;
 const MAX_CORRECTION: f64 = 0.002;
 /// How long the depth is measured after play starts, before it is moved onto the target.
 const ALIGN_SECONDS: f64 = 0.5;
-/// Received packets between two checks of the adaptive target (100 ms of 10 ms packets).
-const CHECK_EVERY: u32 = 10;
 /// Time constant of the depth average, in seconds.
 const DEPTH_TAU: f64 = 1.0;
 /// Time constant of the fast depth average that detects steps, in seconds: long enough to
@@ -241,14 +234,14 @@ impl JitterBuffer {
             ratio: 1.0,
             depth_ema: None,
             depth_fast: None,
-            spread: ArrivalSpread::new(
-                cfg.rate,
-                cfg.packet_frames,
-                cfg.max_target_frames as u64 * 1_000_000 / u64::from(cfg.rate.max(1)),
-            ),
-            floor_frames: cfg.target_frames,
-            low_since_us: None,
-            since_check: 0,
+            adapter: (cfg.max_target_frames > cfg.target_frames).then(|| {
+                TargetAdapter::new(
+                    cfg.rate,
+                    cfg.packet_frames,
+                    cfg.target_frames,
+                    cfg.max_target_frames,
+                )
+            }),
             stats: JitterStats::default(),
         };
         b.restart_queue();
@@ -306,7 +299,9 @@ impl JitterBuffer {
             // The sender restarted or the link was down: start the sequence over here.
             self.stats.resyncs += 1;
             self.held.clear();
-            self.spread.reset();
+            if let Some(a) = self.adapter.as_mut() {
+                a.reset();
+            }
             self.next_seq = Some(seq);
             return self.push(seq, samples, now_us);
         }
@@ -314,37 +309,13 @@ impl JitterBuffer {
         self.held.insert(ahead, samples.to_vec());
         self.take_in_order();
         self.shed_excess();
-        if self.cfg.max_target_frames > self.floor_frames {
-            self.spread.arrival(seq, now_us);
-            self.adapt_target(now_us);
-        }
-    }
-
-    /// Checks every [`CHECK_EVERY`] packets whether the link's jitter needs another target.
-    fn adapt_target(&mut self, now_us: u64) {
-        self.since_check += 1;
-        if self.since_check < CHECK_EVERY {
-            return;
-        }
-        self.since_check = 0;
-        let Some(spread_us) = self.spread.spread_us() else {
-            return;
-        };
-        let packet = self.cfg.packet_frames;
-        let need = (spread_us * f64::from(self.cfg.rate) / 1e6).ceil() as usize + packet;
-        let need = need.clamp(self.floor_frames, self.cfg.max_target_frames);
         let target = self.cfg.target_frames;
-        if need > target {
-            self.low_since_us = None;
-            self.set_target(need);
-        } else if need + 2 * packet <= target {
-            let since = *self.low_since_us.get_or_insert(now_us);
-            if now_us.saturating_sub(since) >= WINDOW_US {
-                self.low_since_us = None;
-                self.set_target(need);
-            }
-        } else {
-            self.low_since_us = None;
+        if let Some(t) = self
+            .adapter
+            .as_mut()
+            .and_then(|a| a.arrival(seq, now_us, target))
+        {
+            self.set_target(t);
         }
     }
 

@@ -1,6 +1,9 @@
 //! How much delay a link's jitter needs, measured from packet arrivals (no I/O, no clock: the
 //! caller passes arrival times), for the jitter buffer's adaptive target.
 //!
+//! [`TargetAdapter`] turns it into the jitter buffer's target: up at once when the link needs
+//! more, down only after it has needed less for a whole window.
+//!
 //! Each packet's *relative delay* is its arrival time minus the time its sequence number says
 //! it was sent (packets are sent one packet duration apart). Over a sliding window the spread
 //! of the relative delay, from a low to a high percentile, is the delay a buffer needs so that
@@ -85,10 +88,83 @@ impl ArrivalSpread {
         if self.window.len() < MIN_SAMPLES {
             return None;
         }
+        // Two order statistics, each found in linear time (this runs on the audio thread).
         let mut r: Vec<f64> = self.window.iter().map(|&(_, r)| r).collect();
-        r.sort_by(f64::total_cmp);
-        let at = |q: f64| r[((r.len() - 1) as f64 * q).round() as usize];
-        Some((at(HIGH_QUANTILE) - at(LOW_QUANTILE)).max(0.0))
+        let mut at = |q: f64| {
+            let i = ((r.len() - 1) as f64 * q).round() as usize;
+            *r.select_nth_unstable_by(i, f64::total_cmp).1
+        };
+        let high = at(HIGH_QUANTILE);
+        let low = at(LOW_QUANTILE);
+        Some((high - low).max(0.0))
+    }
+}
+
+/// Received packets between two checks of the target (100 ms of 10 ms packets).
+const CHECK_EVERY: u32 = 10;
+
+/// Decides an adaptive jitter-buffer target between a floor and a maximum, in frames.
+#[derive(Debug, Clone)]
+pub struct TargetAdapter {
+    spread: ArrivalSpread,
+    rate: f64,
+    packet_frames: usize,
+    floor_frames: usize,
+    max_frames: usize,
+    /// Since when the link has needed less than the target (µs), for lowering it.
+    low_since_us: Option<u64>,
+    /// Packets received since the target was last checked.
+    since_check: u32,
+}
+
+impl TargetAdapter {
+    /// For packets of `packet_frames` at `rate`, a target between `floor_frames` and
+    /// `max_frames`; a silence longer than the maximum is an outage.
+    pub fn new(rate: u32, packet_frames: usize, floor_frames: usize, max_frames: usize) -> Self {
+        let outage_us = max_frames as u64 * 1_000_000 / u64::from(rate.max(1));
+        TargetAdapter {
+            spread: ArrivalSpread::new(rate, packet_frames, outage_us),
+            rate: f64::from(rate.max(1)),
+            packet_frames,
+            floor_frames,
+            max_frames,
+            low_since_us: None,
+            since_check: 0,
+        }
+    }
+
+    /// Forgets the arrivals (the sequence restarted).
+    pub fn reset(&mut self) {
+        self.spread.reset();
+    }
+
+    /// Records packet `seq` arriving at `now_us` while the target is `target`; returns a new
+    /// target when it should move. Checked every [`CHECK_EVERY`] packets.
+    pub fn arrival(&mut self, seq: u32, now_us: u64, target: usize) -> Option<usize> {
+        self.spread.arrival(seq, now_us);
+        self.since_check += 1;
+        if self.since_check < CHECK_EVERY {
+            return None;
+        }
+        self.since_check = 0;
+        let spread_us = self.spread.spread_us()?;
+        let packet = self.packet_frames;
+        let need = (spread_us * self.rate / 1e6).ceil() as usize + packet;
+        let need = need.clamp(self.floor_frames, self.max_frames);
+        if need > target {
+            self.low_since_us = None;
+            return Some(need);
+        }
+        if need + 2 * packet > target {
+            self.low_since_us = None;
+            return None;
+        }
+        let since = *self.low_since_us.get_or_insert(now_us);
+        if now_us.saturating_sub(since) < WINDOW_US {
+            return None;
+        }
+        self.low_since_us = None;
+        Some(need)
     }
 }
 

@@ -25,18 +25,19 @@ pub async fn serve(
 ) -> Result<()> {
     cfg.validate()?;
     let id = key.public();
+    let relays = cfg.relays()?;
     let opts = EndpointOptions {
         bind: cfg.listen_addrs(),
         alpns: vec![xoq_wire::ALPN.to_vec()],
         public_relays: cfg.public_relays,
-        relays: cfg.relays()?,
+        relays: relays.clone(),
         relay_ca: cfg.relay_ca.clone(),
     };
     let ep = bind_endpoint(key, opts).await?;
     let ticket = Ticket {
         id,
         addrs: dialable_addrs(&ep.bound_sockets()),
-        relays: cfg.relays()?,
+        relays,
     };
     let ctx = Arc::new(ServerCtx {
         name: cfg.display_name(),

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod can_client;
+pub mod labcmd;
 pub mod natlab;
 pub mod netlab;
 pub mod pipewire;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::labcmd::{claim, must, run, run_with_input};
 use crate::proc::Env;
 
 /// The port the server listens on inside its namespace.
@@ -42,36 +43,11 @@ pub struct NatLab {
     relay: Option<Child>,
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("running {program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Runs a command and panics with its error: a lab that cannot be built is a broken machine.
-fn must(program: &str, args: &[&str]) {
-    if let Err(e) = run(program, args) {
-        panic!("building the NAT lab: {e}");
-    }
-}
-
 /// `nft -f` of `rules` inside namespace `ns`.
 fn nft(ns: &str, rules: &str) {
-    let path = std::env::temp_dir().join(format!("xoq-nft-{ns}-{}", std::process::id()));
-    std::fs::write(&path, rules).expect("nft rules file");
-    let file = path.to_string_lossy().to_string();
-    must("ip", &["netns", "exec", ns, "nft", "-f", &file]);
-    let _ = std::fs::remove_file(&path);
+    if let Err(e) = run_with_input("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(rules)) {
+        panic!("building the NAT lab: {e}");
+    }
 }
 
 /// Turns on IPv4 forwarding in namespace `ns`.
@@ -94,11 +70,7 @@ impl NatLab {
     /// which relays for the endpoints in `allow` only (`access.allowlist`, as
     /// docs/relay/iroh-relay.toml recommends).
     pub fn new(internet: Internet, allow: &[String]) -> NatLab {
-        let start = std::process::id() % 250;
-        let k = (0..250u32)
-            .map(|i| ((start + i) % 250 + 1) as u8)
-            .find(|k| run("ip", &["netns", "add", &format!("xoq-ni{k}")]).is_ok())
-            .expect("no free NAT lab (250 namespaces xoq-niK exist: remove stale ones with `ip netns del`)");
+        let k = claim("xoq-ni");
         let mut lab = NatLab {
             k,
             dir: tempfile::tempdir().expect("tempdir"),

@@ -16,6 +16,7 @@ use std::process::Command;
 
 use xoq_impair::{Profile, TunLink};
 
+use crate::labcmd::{claim, must, run};
 use crate::proc::Env;
 
 /// The port the server listens on inside its namespace (its own, so always free).
@@ -26,57 +27,33 @@ pub struct NetLab {
     pub link: TunLink,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("running ip (iproute2): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Runs `ip` and panics with its error: a lab that cannot be built is a broken test machine.
-fn must(args: &[&str]) {
-    if let Err(e) = ip(args) {
-        panic!("building the network lab: {e}");
-    }
-}
-
 impl NetLab {
     /// Builds the two namespaces and the link between them, impaired by `profile` from `seed`.
     pub fn new(profile: Profile, seed: u64) -> NetLab {
-        let start = std::process::id() % 250;
-        let k = (0..250u32)
-            .map(|i| ((start + i) % 250 + 1) as u8)
-            .find(|k| ip(&["netns", "add", &format!("xoq-s{k}")]).is_ok())
-            .expect("no free network lab (250 namespaces xoq-sK exist: remove stale ones with `ip netns del`)");
+        let k = claim("xoq-s");
         // From here the lab owns xoq-sK; this removes what was made if a step panics.
         let cleanup = Cleanup(k);
-        let _ = ip(&["netns", "del", &format!("xoq-c{k}")]); // a stale one from a killed run
-        must(&["netns", "add", &format!("xoq-c{k}")]);
+        let _ = run("ip", &["netns", "del", &format!("xoq-c{k}")]); // a stale one from a killed run
+        must("ip", &["netns", "add", &format!("xoq-c{k}")]);
         let link = TunLink::start(&format!("xoq{k}s"), &format!("xoq{k}c"), &profile, seed)
             .unwrap_or_else(|e| panic!("building the network lab: {e:#}"));
         for (side, host) in [("s", 1), ("c", 2)] {
             let (ns, dev) = (format!("xoq-{side}{k}"), format!("xoq{k}{side}"));
-            must(&["link", "set", &dev, "netns", &ns]);
-            must(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("10.210.{k}.{host}/24"),
-                "dev",
-                &dev,
-            ]);
-            must(&["-n", &ns, "link", "set", &dev, "up"]);
-            must(&["-n", &ns, "link", "set", "lo", "up"]);
+            must("ip", &["link", "set", &dev, "netns", &ns]);
+            must(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("10.210.{k}.{host}/24"),
+                    "dev",
+                    &dev,
+                ],
+            );
+            must("ip", &["-n", &ns, "link", "set", &dev, "up"]);
+            must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
         }
         // The lab's own Drop cleans up from here.
         std::mem::forget(cleanup);
@@ -137,7 +114,7 @@ struct Cleanup(u8);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for side in ["s", "c"] {
-            let _ = ip(&["netns", "del", &format!("xoq-{side}{}", self.0)]);
+            let _ = run("ip", &["netns", "del", &format!("xoq-{side}{}", self.0)]);
         }
     }
 }

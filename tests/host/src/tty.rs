@@ -151,6 +151,17 @@ impl HardwarePty {
         }
     }
 
+    /// Opens the mounted tty at `link` raw and waits until the remote port (this PTY) is open
+    /// for it: bytes the port receives before that are dropped, as a local UART drops input
+    /// while nobody has it open.
+    pub fn open_synced(&self, link: &Path) -> Tty {
+        let t = Duration::from_secs(60);
+        let tty = Tty::open_raw(link);
+        tty.write_all(b"sync", t);
+        assert_eq!(self.master.read_exact(4, t), b"sync", "the port opened");
+        tty
+    }
+
     /// The `--serial NAME=PATH` argument serving this PTY as `name`.
     pub fn serve_arg(&self, name: &str) -> String {
         format!("{name}={}", self.slave_path.display())

@@ -104,13 +104,6 @@ impl Drop for LogsOnFailure<'_> {
     }
 }
 
-fn open_synced(mount: &Mount, hw: &HardwarePty) -> Tty {
-    let tty = Tty::open_raw(&mount.links[0]);
-    tty.write_all(b"sync", T);
-    assert_eq!(hw.master.read_exact(4, T), b"sync", "the port opened");
-    tty
-}
-
 #[test]
 fn through_two_nats_the_relay_connects_and_a_punched_hole_takes_over() {
     let mut env = Env::new();
@@ -122,7 +115,7 @@ fn through_two_nats_the_relay_connects_and_a_punched_hole_takes_over() {
     let server = serve(&lab, &mut env, &hw);
     let mount = mount(&lab, &env, &server);
     let _logs = LogsOnFailure(&lab, &server, &mount);
-    let tty = open_synced(&mount, &hw);
+    let tty = hw.open_synced(&mount.links[0]);
     exchange(&tty, &hw, 4096, 1);
     // The hole is punched within seconds; the QUIC connection moves to the direct path
     // without a reconnection.
@@ -147,14 +140,14 @@ fn where_no_hole_can_be_punched_the_link_stays_on_the_relay() {
     // the server listens on stays disconnected.
     {
         let addr = format!("{}:{SERVER_PORT}", lab.server_ip());
-        let _m = spawn_unmounted(&env, &server.id, &addr);
+        let _m = spawn_unmounted(&env, &[&server.id, "--addr", &addr]);
         std::thread::sleep(Duration::from_secs(3));
         let s = env.mount_status("laptop");
         assert_ne!(s["link"], "connected", "reached the private address: {s}");
     }
     let mount = mount(&lab, &env, &server);
     let _logs = LogsOnFailure(&lab, &server, &mount);
-    let tty = open_synced(&mount, &hw);
+    let tty = hw.open_synced(&mount.links[0]);
     assert_eq!(
         wait_path(&env, "relay ", Duration::from_secs(10)),
         format!("relay {}/", lab.relay_url())
@@ -170,9 +163,11 @@ fn where_no_hole_can_be_punched_the_link_stays_on_the_relay() {
 }
 
 /// A mounter of server `id` at `addr` only (no relay), which never mounts anything here.
-fn spawn_unmounted(env: &Env, id: &str, addr: &str) -> xoq_tests_host::proc::Proc {
+/// A mounter started with `args` that is not expected to mount anything (so not waited for).
+fn spawn_unmounted(env: &Env, args: &[&str]) -> xoq_tests_host::proc::Proc {
     let mut cmd = env.cmd("xoq-mount", "laptop");
-    cmd.args([id, "--addr", addr, "--serial-device", "pty", "--link-dir"])
+    cmd.args(args)
+        .args(["--serial-device", "pty", "--link-dir"])
         .arg(env.links());
     xoq_tests_host::proc::Proc::spawn(cmd, env.path("unmounted.err"))
 }
@@ -187,17 +182,7 @@ fn a_client_not_on_the_relays_allowlist_cannot_reach_the_server_through_it() {
     let hw = HardwarePty::new();
     let server = serve(&lab, &mut env, &hw);
     let ca = lab.relay_ca().to_string_lossy().to_string();
-    let mut cmd = env.cmd("xoq-mount", "laptop");
-    cmd.args([
-        &server.ticket,
-        "--relay-ca",
-        &ca,
-        "--serial-device",
-        "pty",
-        "--link-dir",
-    ])
-    .arg(env.links());
-    let _m = xoq_tests_host::proc::Proc::spawn(cmd, env.path("refused.err"));
+    let _m = spawn_unmounted(&env, &[&server.ticket, "--relay-ca", &ca]);
     std::thread::sleep(Duration::from_secs(5));
     let s = env.mount_status("laptop");
     assert_ne!(

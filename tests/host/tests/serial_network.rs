@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use xoq_impair::{LinkSpec, Loss, Profile};
 use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
-use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
+use xoq_tests_host::{Env, HardwarePty, Mount, Server};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -33,15 +33,6 @@ fn mounted(lab: &NetLab, env: &mut Env, hw: &HardwarePty) -> (Server, Mount) {
     );
     let mount = Mount::start(env, "laptop", &server.ticket, 1, &[]);
     (server, mount)
-}
-
-/// Opens the mounted tty and waits until the remote port is open for it: bytes the port
-/// receives before that are dropped, as a local UART drops input while nobody has it open.
-fn open_synced(mount: &Mount, hw: &HardwarePty) -> Tty {
-    let tty = Tty::open_raw(&mount.links[0]);
-    tty.write_all(b"sync", T);
-    assert_eq!(hw.master.read_exact(4, T), b"sync", "the port opened");
-    tty
 }
 
 /// `len` bytes of a pattern that shows a lost, repeated or swapped chunk.
@@ -66,7 +57,7 @@ fn at_wan_bytes_cross_both_ways_with_none_lost_duplicated_or_reordered() {
     let mut env = Env::new();
     let hw = HardwarePty::new();
     let (_server, mount) = mounted(&lab, &mut env, &hw);
-    let tty = open_synced(&mount, &hw);
+    let tty = hw.open_synced(&mount.links[0]);
     // About 1100 packets each way: at 1 % a loss is all but certain (and seeded).
     const LEN: usize = 1024 * 1024;
     let (up, down) = (pattern(LEN, 0x55), pattern(LEN, 0xaa));
@@ -122,7 +113,7 @@ fn small_writes_lost_on_the_stream_arrive_once_by_their_copy() {
     let mut env = Env::new();
     let hw = HardwarePty::new();
     let (server, mut mount) = mounted(&lab, &mut env, &hw);
-    let tty = open_synced(&mount, &hw);
+    let tty = hw.open_synced(&mount.links[0]);
     const ROUNDS: usize = 400;
     std::thread::scope(|s| {
         // The port echoes each 32-byte line.
@@ -186,7 +177,7 @@ fn lines_across_an_outage(seed: u64, outage: Duration) -> String {
     let mut env = Env::new();
     let hw = HardwarePty::new();
     let (_server, mount) = mounted(&lab, &mut env, &hw);
-    let tty = open_synced(&mount, &hw);
+    let tty = hw.open_synced(&mount.links[0]);
     const LINES: usize = 300;
     let want: Vec<u8> = (0..LINES)
         .flat_map(|i| format!("line {i:04}\n").into_bytes())
