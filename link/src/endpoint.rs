@@ -61,11 +61,9 @@ pub async fn bind_endpoint(key: SecretKey, opts: EndpointOptions) -> Result<Endp
         .initial_rtt(INITIAL_RTT)
         .ack_frequency_config(ack_frequency())
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
-    let transport = match congestion() {
-        Some(factory) => transport.congestion_controller_factory(factory),
-        None => transport,
-    }
-    .build();
+    let transport = transport
+        .congestion_controller_factory(congestion())
+        .build();
     if opts.public_relays && !opts.relays.is_empty() {
         anyhow::bail!("use either the public relays or your own (--relay), not both");
     }
@@ -153,19 +151,22 @@ fn ack_frequency() -> Option<AckFrequencyConfig> {
     Some(c)
 }
 
-/// The congestion controller, for experiments: `XOQ_CONGESTION=bbr3|newreno|cubic`; unset,
-/// the stack's default (CUBIC).
-fn congestion() -> Option<std::sync::Arc<dyn iroh::endpoint::ControllerFactory + Send + Sync>> {
+/// The congestion controller: CUBIC that keeps an application-limited connection's window
+/// through random losses ([`crate::congestion`]). `XOQ_CONGESTION=cubic|bbr3|newreno` picks
+/// one of the stack's own instead, for experiments.
+fn congestion() -> std::sync::Arc<dyn iroh::endpoint::ControllerFactory + Send + Sync> {
     use noq_proto::congestion::{Bbr3Config, CubicConfig, NewRenoConfig};
-    Some(match std::env::var("XOQ_CONGESTION").ok()?.as_str() {
-        "bbr3" => std::sync::Arc::new(Bbr3Config::default()),
-        "newreno" => std::sync::Arc::new(NewRenoConfig::default()),
-        "cubic" => std::sync::Arc::new(CubicConfig::default()),
-        other => {
-            tracing::warn!("XOQ_CONGESTION={other} is not bbr3, newreno or cubic; using cubic");
-            return None;
+    let default = || std::sync::Arc::new(crate::congestion::AppLimitedFloorConfig::default());
+    match std::env::var("XOQ_CONGESTION").ok().as_deref() {
+        None => default(),
+        Some("bbr3") => std::sync::Arc::new(Bbr3Config::default()),
+        Some("newreno") => std::sync::Arc::new(NewRenoConfig::default()),
+        Some("cubic") => std::sync::Arc::new(CubicConfig::default()),
+        Some(other) => {
+            tracing::warn!("XOQ_CONGESTION={other} is not cubic, bbr3 or newreno; using XoQ's");
+            default()
         }
-    })
+    }
 }
 
 /// See [`ack_frequency`].

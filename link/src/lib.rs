@@ -14,6 +14,7 @@ pub mod canframe;
 pub mod cansock;
 pub mod client;
 pub mod clock;
+pub mod congestion;
 pub mod copies;
 pub mod datagrams;
 pub mod endpoint;
