@@ -102,7 +102,9 @@ impl Mounted {
             (Mounted::Serial(m), _) => bridge(m, stream).await,
             (Mounted::SerialCuse(m), _) => m.bridge(stream).await,
             (Mounted::Can(m), _) => m.bridge(stream).await,
-            (Mounted::Camera(m), Some(Incoming::Frames(f))) => m.bridge(stream, f).await,
+            (Mounted::Camera(m), Some(Incoming::Frames(f))) => {
+                m.bridge(stream, f, || session.rtt()).await
+            }
             (Mounted::Camera(_), _) => {
                 BridgeEnd::LinkLost("camera opened without listening for its frames".into())
             }

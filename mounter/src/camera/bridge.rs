@@ -1,6 +1,7 @@
 //! A camera mounted on this machine, and the bridge that feeds it for one connection: frames
-//! from the frame router go to the decoder; gaps and undecodable frames turn into keyframe
-//! requests (at most five a second); mode answers and errors come on the device stream.
+//! from the frame router are put back in order (`reorder`) and go to the decoder; gaps given
+//! up and undecodable frames turn into keyframe requests (at most five a second); mode answers
+//! and errors come on the device stream.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use xoq_link::stats::percentile;
 
 use super::claim::{Claim, NamedLink};
 use super::decode::DecoderHandle;
+use super::reorder::{hold_limit, FrameOrder, Released, ReorderStats};
 use crate::mounted::BridgeEnd;
 use crate::status::DeviceStatus;
 
@@ -47,9 +49,11 @@ impl CameraMount {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&self, order: &ReorderStats, fps: u16) {
         let s = &self.decoder.stats;
         let mut lat = xoq_link::sync::lock(&s.latency_us).clone();
+        // The last second's frames, to watch the latency move.
+        let mut recent = lat[lat.len().saturating_sub(usize::from(fps.max(1)))..].to_vec();
         let p50 = percentile(&mut lat, 0.5);
         let p99 = percentile(&mut lat, 0.99);
         self.status.set_detail(
@@ -63,15 +67,22 @@ impl CameraMount {
                 "sink_errors": s.sink_errors.load(Ordering::Relaxed),
                 "latency_p50_us": p50,
                 "latency_p99_us": p99,
+                "latency_recent_p50_us": percentile(&mut recent, 0.5),
+                "latency_recent_p99_us": percentile(&mut recent, 0.99),
+                "reordered": order.reordered,
+                "gaps": order.gaps,
+                "too_late": order.too_late,
             }),
         );
     }
 
-    /// Feeds the decoder until the stream or the connection ends.
+    /// Feeds the decoder until the stream or the connection ends; `rtt` is the link's round
+    /// trip, which bounds how long frames wait for one that overtook them.
     pub async fn bridge(
         &self,
         stream: DeviceStream,
         mut frames: mpsc::Receiver<VideoFrame>,
+        rtt: impl Fn() -> Option<Duration>,
     ) -> BridgeEnd {
         let DeviceStream {
             info,
@@ -89,12 +100,16 @@ impl CameraMount {
             }
         }
         let mut last_request: Option<Instant> = None;
-        let mut last_seq: Option<u32> = None;
+        let mut order = FrameOrder::default();
+        let mut fps = cs.mode.fps;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
+            let limit = hold_limit(rtt(), fps);
+            let hold = order.deadline(limit);
             tokio::select! {
                 m = reader.next() => match m {
                     Ok(Some(Message::VideoMode(m))) => {
+                        fps = m.fps;
                         self.decoder.set_mode(m);
                         self.status.set_detail("mode", json!(m.to_string()));
                     }
@@ -118,25 +133,27 @@ impl CameraMount {
                     let Some(f) = f else {
                         return BridgeEnd::LinkLost("frames stopped".into());
                     };
-                    if let Some(prev) = last_seq {
-                        if f.seq.wrapping_sub(prev) > u32::MAX / 2 || f.seq == prev {
-                            continue; // older than what we have: overtaken
-                        }
-                        if f.seq != prev.wrapping_add(1) && !f.keyframe {
-                            self.decoder.broken_chain();
-                        }
-                    }
-                    last_seq = Some(f.seq);
                     self.status.rx_bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
-                    self.decoder.push(f);
+                    self.feed(order.push(f, Instant::now()));
                 }
+                _ = sleep_until(hold) => self.feed(order.expire(Instant::now(), limit)),
                 _ = tick.tick() => {
-                    self.publish_stats();
+                    self.publish_stats(&order.stats, fps);
                     if let Err(e) = self.maybe_request_keyframe(&mut writer, &mut last_request).await {
                         return e;
                     }
                 }
             }
+        }
+    }
+
+    /// Hands frames in order to the decoder; a gap given up breaks the reference chain.
+    fn feed(&self, released: Vec<Released>) {
+        for r in released {
+            if r.after_gap && !r.frame.keyframe {
+                self.decoder.broken_chain();
+            }
+            self.decoder.push(r.frame);
         }
     }
 
@@ -155,5 +172,13 @@ impl CameraMount {
             .send(&Message::KeyframeRequest)
             .await
             .map_err(|e| BridgeEnd::LinkLost(e.to_string()))
+    }
+}
+
+/// Sleeps until `at`; forever when there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

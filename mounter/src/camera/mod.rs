@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod claim;
 pub mod decode;
+pub mod reorder;
 pub mod sink;
 
 pub use bridge::CameraMount;
