@@ -106,6 +106,18 @@ impl AnyEncoder {
         }
     }
 
+    /// Changes the target bit rate live (congestion feedback), capped to the rate the encoder
+    /// was opened with. NVENC's encoder is not reconfigured live here: it says so.
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        match self {
+            AnyEncoder::Software(e) => e.set_bitrate(bps),
+            #[cfg(feature = "nvenc")]
+            AnyEncoder::Nvenc { .. } => Err(CodecError::Encode(
+                "NVENC: the bit rate cannot be changed while encoding; the stream keeps its configured rate (use encoder = \"software\" on links slower than it)".into(),
+            )),
+        }
+    }
+
     /// Encodes one I420 picture of the configured size.
     pub fn encode(&mut self, p: &Picture) -> Result<Encoded, CodecError> {
         match self {

@@ -23,6 +23,9 @@ pub enum CodecError {
     Format(PixelFormat),
 }
 
+/// Lowest bit rate a live change may set.
+pub const MIN_BITRATE: u32 = 100_000;
+
 /// Coarsest quantizer the encoder may use (0 finest, 51 coarsest).
 const MAX_QP: u8 = 36;
 
@@ -39,7 +42,8 @@ pub struct EncoderSettings {
 }
 
 impl EncoderSettings {
-    fn bitrate(&self) -> u32 {
+    /// The bit rate these settings give the encoder.
+    pub fn bitrate(&self) -> u32 {
         self.bitrate_bps.unwrap_or_else(|| {
             let bits = self.width as f64 * self.height as f64 * f64::from(self.fps) * 0.1;
             bits.clamp(100_000.0, 50_000_000.0) as u32
@@ -59,6 +63,7 @@ pub struct Encoded {
 pub struct Encoder {
     inner: OhEncoder,
     settings: EncoderSettings,
+    current_bitrate: u32,
 }
 
 impl Encoder {
@@ -79,11 +84,47 @@ impl Encoder {
             .background_detection(false);
         let inner = OhEncoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| CodecError::Encode(e.to_string()))?;
-        Ok(Encoder { inner, settings })
+        Ok(Encoder {
+            inner,
+            settings,
+            current_bitrate: settings.bitrate(),
+        })
     }
 
     pub fn settings(&self) -> EncoderSettings {
         self.settings
+    }
+
+    /// Changes the target bit rate from the next picture on, without a keyframe (the link's
+    /// capacity changed). Rates above the one the encoder was made with are capped to it.
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        use openh264_sys2::{SBitrateInfo, ENCODER_OPTION_BITRATE, SPATIAL_LAYER_0};
+        let bps = bps.clamp(MIN_BITRATE, self.settings.bitrate());
+        let mut info = SBitrateInfo {
+            iLayer: SPATIAL_LAYER_0,
+            iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),
+        };
+        // SAFETY: FFI edge. `raw_api` is the encoder `self.inner` initialised when it was made
+        // (its only parameter change is this one, which the crate never sets).
+        // SetOption(ENCODER_OPTION_BITRATE) reads one SBitrateInfo through the pointer during
+        // the call and keeps no reference to it; `info` outlives the call.
+        let rc = unsafe {
+            self.inner
+                .raw_api()
+                .set_option(ENCODER_OPTION_BITRATE, (&raw mut info).cast())
+        };
+        if rc != 0 {
+            return Err(CodecError::Encode(format!(
+                "cannot set the bit rate to {bps} bit/s (OpenH264 error {rc})"
+            )));
+        }
+        self.current_bitrate = bps;
+        Ok(())
+    }
+
+    /// The bit rate the encoder aims at now.
+    pub fn bitrate(&self) -> u32 {
+        self.current_bitrate
     }
 
     /// Makes the next picture a keyframe (IDR).
@@ -192,5 +233,50 @@ mod tests {
             let psnr = quality::psnr(out.y_plane(), src.y_plane());
             assert!(psnr >= 30.0, "frame {n}: PSNR {psnr:.1} dB");
         }
+    }
+
+    #[test]
+    fn a_lower_bit_rate_takes_effect_without_a_keyframe() {
+        let (w, h) = (640, 480);
+        let mut enc = Encoder::new(EncoderSettings {
+            width: w,
+            height: h,
+            fps: 30,
+            bitrate_bps: Some(4_000_000),
+            gop: 1000,
+        })
+        .unwrap();
+        let mut dec = Decoder::new().unwrap();
+        let mut bytes = [0usize; 2];
+        for n in 0..120u32 {
+            if n == 60 {
+                enc.set_bitrate(400_000).unwrap();
+                assert_eq!(enc.bitrate(), 400_000);
+            }
+            // With grain, as a camera's picture: the plain pattern needs less than either rate.
+            let mut p = pattern::render(w, h, n);
+            pattern::add_grain(&mut p, n, 12);
+            let e = enc.encode(&p).unwrap();
+            assert_eq!(e.keyframe, n == 0, "frame {n}");
+            // Both halves' last 30 frames, once the rate control has settled.
+            if n % 60 >= 30 {
+                bytes[n as usize / 60] += e.data.len();
+            }
+            let out = dec.decode(&e.data).unwrap().expect("a picture");
+            assert_eq!(pattern::read(out.y_plane(), w, h), Some(n as u16));
+        }
+        // 30 frames at 30 fps: one second's bits against the targets.
+        let (high, low) = (bytes[0] * 8, bytes[1] * 8);
+        assert!(low * 3 < high, "{high} bit/s then {low} bit/s");
+        assert!(
+            low <= 400_000 * 3 / 2,
+            "{low} bit/s for a 400 kbit/s target"
+        );
+        enc.set_bitrate(50_000_000).unwrap();
+        assert_eq!(
+            enc.bitrate(),
+            4_000_000,
+            "capped to the rate it was made with"
+        );
     }
 }

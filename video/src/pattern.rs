@@ -51,6 +51,29 @@ pub fn render(width: usize, height: usize, n: u32) -> Picture {
     }
 }
 
+/// Adds sensor-like grain to a rendered picture's luma: each pixel moves by up to
+/// `amplitude` either way, from a generator seeded by the frame number, so the same frame
+/// always gets the same grain (a receiver can render the reference) and no two frames share
+/// it (the encoder cannot predict it away). A real camera's noise is what makes its stream
+/// need megabits; the plain pattern needs a few hundred kilobits at any size.
+pub fn add_grain(p: &mut Picture, n: u32, amplitude: u8) {
+    if amplitude == 0 {
+        return;
+    }
+    let span = 2 * u32::from(amplitude) + 1;
+    let mut state = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let ys = p.width * p.height;
+    for px in &mut p.data[..ys] {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let r = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32;
+        let delta = (r % span) as i32 - i32::from(amplitude);
+        *px = (i32::from(*px) + delta).clamp(16, 235) as u8;
+    }
+}
+
 fn fill_block(data: &mut [u8], w: usize, h: usize, x0: usize, y0: usize, b: usize, one: bool) {
     let ys = w * h;
     for y in y0..(y0 + b).min(h) {
@@ -106,6 +129,22 @@ mod tests {
             }
         }
         assert_eq!(read(&vec![128; 640 * 480], 640, 480), None);
+    }
+
+    #[test]
+    fn grain_keeps_the_number_and_differs_per_frame() {
+        let (w, h) = (640, 480);
+        let mut a = render(w, h, 7);
+        add_grain(&mut a, 7, 12);
+        let mut again = render(w, h, 7);
+        add_grain(&mut again, 7, 12);
+        assert_eq!(a.data, again.data, "the same frame gets the same grain");
+        assert_ne!(a.data, render(w, h, 7).data);
+        assert_eq!(read(a.y_plane(), w, h), Some(7));
+        let mut b = render(w, h, 8);
+        add_grain(&mut b, 8, 12);
+        let moved = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+        assert!(moved > w * h / 2);
     }
 
     #[test]
