@@ -63,6 +63,12 @@ pub struct CameraConfig {
     /// H.264 encoder for raw cameras: `"auto"` (default: NVENC when this build has it and an
     /// NVIDIA GPU is there, else software), `"software"` or `"nvenc"`.
     pub encoder: Option<String>,
+    /// Most bit rate the H.264 stream may use, kbit/s (default: 0.1 bit per pixel per frame,
+    /// 2,765 at 720p30). Each client's congestion feedback lowers it to what its link carries.
+    pub bitrate_kbps: Option<u32>,
+    /// Simulated camera only: sensor-like grain of up to this many levels (0 to 40) on the
+    /// pattern, so the stream needs the megabits a real camera's does (default 0).
+    pub sim_grain: Option<u8>,
 }
 
 impl CameraConfig {
@@ -71,6 +77,18 @@ impl CameraConfig {
         match self.encoder.as_deref().unwrap_or("auto").parse() {
             Ok(e) => Ok(e),
             Err(e) => bail!("camera `{}`: {e}", self.name),
+        }
+    }
+
+    /// The configured bit-rate ceiling in bit/s, checked.
+    pub fn bitrate_bps(&self) -> Result<Option<u32>> {
+        match self.bitrate_kbps {
+            None => Ok(None),
+            Some(k) if (100..=100_000).contains(&k) => Ok(Some(k * 1000)),
+            Some(k) => bail!(
+                "camera `{}`: bitrate_kbps = {k} is outside 100 to 100000",
+                self.name
+            ),
         }
     }
 
@@ -309,6 +327,8 @@ impl ServerConfig {
             simulated,
             mode: None,
             encoder: None,
+            bitrate_kbps: None,
+            sim_grain: None,
         });
         Ok(())
     }
@@ -361,6 +381,17 @@ impl ServerConfig {
             }
             c.start_mode()?;
             c.encoder()?;
+            c.bitrate_bps()?;
+            match c.sim_grain {
+                Some(g) if g > 40 => bail!("camera `{}`: sim_grain = {g} is above 40", c.name),
+                Some(_) if !c.simulated => {
+                    bail!(
+                        "camera `{}`: sim_grain is for simulated cameras only",
+                        c.name
+                    )
+                }
+                _ => {}
+            }
         }
         for c in &self.can {
             unique_name(&mut seen, &c.name)?;

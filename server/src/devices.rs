@@ -12,6 +12,7 @@ use crate::audio::card::{CardMicrophone, CardSpeaker};
 use crate::audio::config::AudioConfig;
 use crate::audio::sim::{SimMicrophone, SimSpeaker};
 use crate::audio::AudioDevice;
+use crate::camera::device::CameraOptions;
 use crate::camera::sim::SimCamera;
 use crate::camera::v4l2::V4l2Camera;
 use crate::camera::CameraDevice;
@@ -100,14 +101,18 @@ impl Devices {
             }));
         }
         for c in &cfg.camera {
-            let mode = c.start_mode()?;
+            let opts = CameraOptions {
+                mode: c.start_mode()?,
+                encoder: c.encoder()?,
+                bitrate_bps: c.bitrate_bps()?,
+            };
             let dev = match &c.device {
-                Some(path) => {
-                    CameraDevice::spawn(c.name.clone(), V4l2Camera::open(path)?, mode, c.encoder()?)
-                }
-                None => {
-                    CameraDevice::spawn(c.name.clone(), SimCamera::default(), mode, c.encoder()?)
-                }
+                Some(path) => CameraDevice::spawn(c.name.clone(), V4l2Camera::open(path)?, opts),
+                None => CameraDevice::spawn(
+                    c.name.clone(),
+                    SimCamera::with_grain(c.sim_grain.unwrap_or(0)),
+                    opts,
+                ),
             };
             list.push(Device::Camera(
                 dev.map_err(|e| anyhow::anyhow!("camera `{}`: {e}", c.name))?,

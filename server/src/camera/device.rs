@@ -1,8 +1,11 @@
 //! One served camera: a capture thread (capture calls block) that encodes raw pictures to
 //! H.264 (or passes JPEG through) and fans every frame out, already in wire form, to the
 //! clients watching. Nobody watching: nothing is captured. A client joining, or losing a
-//! frame, asks for a keyframe; a read-write client may switch the mode.
+//! frame, asks for a keyframe; a read-write client may switch the mode. The encoder runs at
+//! the lowest bit rate the clients' congestion feedback asks for (`rate`), within the
+//! configured ceiling.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +38,22 @@ struct State {
     mode: VideoMode,
     /// Why the camera is not delivering, if it is not.
     trouble: Option<String>,
+    /// The bit rate each watching client's feedback allows, by sender.
+    rate_limits: HashMap<u64, u32>,
+    /// Senders whose client has too much video on the way: pictures are not encoded (the
+    /// camera's rate drops) until it drains, which keeps the encoder's chain of references.
+    backlogged: HashSet<u64>,
+}
+
+/// How a camera is served.
+#[derive(Debug, Clone, Copy)]
+pub struct CameraOptions {
+    /// The mode to start in, if the camera offers it.
+    pub mode: Option<VideoMode>,
+    /// Which H.264 encoder raw pictures go through.
+    pub encoder: EncoderChoice,
+    /// The most bit rate the encoder may use; `None`: 0.1 bit per pixel per frame.
+    pub bitrate_bps: Option<u32>,
 }
 
 /// One served camera.
@@ -47,18 +66,22 @@ pub struct CameraDevice {
     frames: broadcast::Sender<Arc<WireFrame>>,
     keyframe_wanted: AtomicBool,
     pub frames_sent: AtomicU64,
+    /// Pictures not encoded while a client's link was behind.
+    pub frames_paused: AtomicU64,
     /// Which H.264 encoder raw pictures go through.
     encoder: EncoderChoice,
+    bitrate_bps: Option<u32>,
+    next_sender: AtomicU64,
 }
 
 impl CameraDevice {
-    /// Starts the capture thread for `source`, in `mode` if the camera offers it.
+    /// Starts the capture thread for `source`, in `opts.mode` if the camera offers it.
     pub fn spawn<S: CameraSource>(
         name: String,
         source: S,
-        mode: Option<VideoMode>,
-        encoder: EncoderChoice,
+        opts: CameraOptions,
     ) -> std::io::Result<Arc<Self>> {
+        let mode = opts.mode;
         let modes = source.modes();
         let Some(first) = modes.first().copied() else {
             return Err(std::io::Error::other(format!(
@@ -86,11 +109,16 @@ impl CameraDevice {
             state: Mutex::new(State {
                 mode,
                 trouble: None,
+                rate_limits: HashMap::new(),
+                backlogged: HashSet::new(),
             }),
             frames,
             keyframe_wanted: AtomicBool::new(true),
             frames_sent: AtomicU64::new(0),
-            encoder,
+            frames_paused: AtomicU64::new(0),
+            encoder: opts.encoder,
+            bitrate_bps: opts.bitrate_bps,
+            next_sender: AtomicU64::new(0),
         });
         let d = dev.clone();
         std::thread::Builder::new()
@@ -131,6 +159,58 @@ impl CameraDevice {
             outbox,
             frames: Some(frames),
         }
+    }
+
+    /// The most bit rate the encoder may use in the current mode.
+    pub fn bitrate_ceiling(&self) -> u32 {
+        self.settings_for(self.mode()).bitrate()
+    }
+
+    fn settings_for(&self, mode: VideoMode) -> EncoderSettings {
+        EncoderSettings {
+            width: usize::from(mode.width),
+            height: usize::from(mode.height),
+            fps: mode.fps,
+            bitrate_bps: self.bitrate_bps,
+            gop: u32::from(mode.fps) * GOP_SECONDS,
+        }
+    }
+
+    /// A number for one client's frame sender (its key for [`Self::set_rate_limit`]).
+    pub fn new_sender_id(&self) -> u64 {
+        self.next_sender.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The bit rate sender `id`'s link allows; `None` when it stops watching.
+    pub fn set_rate_limit(&self, id: u64, bps: Option<u32>) {
+        let mut st = xoq_link::sync::lock(&self.state);
+        match bps {
+            Some(b) => st.rate_limits.insert(id, b),
+            None => st.rate_limits.remove(&id),
+        };
+    }
+
+    /// Whether sender `id`'s client has too much video on the way.
+    pub fn set_backlogged(&self, id: u64, backlogged: bool) {
+        let mut st = xoq_link::sync::lock(&self.state);
+        if backlogged {
+            st.backlogged.insert(id);
+        } else {
+            st.backlogged.remove(&id);
+        }
+    }
+
+    fn paused(&self) -> bool {
+        !xoq_link::sync::lock(&self.state).backlogged.is_empty()
+    }
+
+    /// The lowest bit rate any watching client's link allows, if any asked.
+    fn rate_limit(&self) -> Option<u32> {
+        xoq_link::sync::lock(&self.state)
+            .rate_limits
+            .values()
+            .min()
+            .copied()
     }
 
     pub fn request_keyframe(&self) {
@@ -189,6 +269,7 @@ impl CameraAttachment {
 fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
     let mut running: Option<VideoMode> = None;
     let mut encoder: Option<AnyEncoder> = None;
+    let mut rate = RateFollower::default();
     let mut seq: u32 = 0;
     loop {
         if dev.frames.receiver_count() == 0 {
@@ -209,6 +290,7 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
             }
             tracing::info!(device = %dev.name, %mode, "capturing from {}", dev.describe);
             encoder = None;
+            rate = RateFollower::default();
             running = Some(mode);
             dev.request_keyframe();
         }
@@ -221,6 +303,12 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
                 continue;
             }
         };
+        if dev.paused() {
+            // A client's link is behind: this picture is not sent to anyone (a lower frame
+            // rate for a moment, rather than a queue or a broken reference chain).
+            dev.frames_paused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let (data, keyframe, width, height) = match captured {
             Captured::Jpeg(j) => (j, true, mode.width, mode.height),
             Captured::Raw(p) => {
@@ -229,9 +317,7 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
                     let settings = EncoderSettings {
                         width: p.width,
                         height: p.height,
-                        fps: mode.fps,
-                        bitrate_bps: None,
-                        gop: u32::from(mode.fps) * GOP_SECONDS,
+                        ..dev.settings_for(mode)
                     };
                     let mut fallback = None;
                     match AnyEncoder::open(dev.encoder, settings, &mut fallback) {
@@ -256,6 +342,7 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
                 let Some(enc) = encoder.as_mut() else {
                     continue;
                 };
+                follow_rate_limit(dev, enc, &mut rate);
                 if dev.keyframe_wanted.swap(false, Ordering::Relaxed) {
                     enc.force_keyframe();
                 }
@@ -290,5 +377,33 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
         seq = seq.wrapping_add(1);
         dev.frames_sent.fetch_add(1, Ordering::Relaxed);
         let _ = dev.frames.send(Arc::new(wire));
+    }
+}
+
+/// What the capture thread last asked of its encoder's bit rate.
+#[derive(Default)]
+struct RateFollower {
+    asked: Option<u32>,
+    refused: bool,
+}
+
+/// Sets the encoder's bit rate to the clients' lowest limit (or the ceiling when none asks),
+/// when it moved by more than 3 %.
+fn follow_rate_limit(dev: &CameraDevice, enc: &mut AnyEncoder, rate: &mut RateFollower) {
+    let ceiling = dev.bitrate_ceiling();
+    let want = dev.rate_limit().unwrap_or(ceiling).min(ceiling);
+    let current = rate.asked.unwrap_or(ceiling);
+    if rate.refused || want.abs_diff(current) <= current / 33 {
+        return;
+    }
+    match enc.set_bitrate(want) {
+        Ok(()) => {
+            tracing::debug!(device = %dev.name, bps = want, "encoder bit rate follows the link");
+            rate.asked = Some(want);
+        }
+        Err(e) => {
+            tracing::warn!(device = %dev.name, "{e}");
+            rate.refused = true;
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod keyframes;
+pub mod rate;
 pub mod sender;
 pub mod sim;
 pub mod source;

@@ -1,15 +1,22 @@
-//! Sends one client its camera's frames, each alone on a new unidirectional stream. A frame
-//! that is not written within two frame intervals is abandoned whole (its stream reset) and a
-//! keyframe is asked for; so is one the client missed because it fell behind. Frames before
-//! the next keyframe are useless to a decoder that lost one, so they are not sent.
+//! Sends one client its camera's frames, each alone on a new unidirectional stream, and
+//! measures how the link takes them. A frame that is not written within two frame intervals
+//! is abandoned whole (its stream reset) and a keyframe is asked for; so is one the client
+//! missed because it fell behind. Frames before the next keyframe are useless to a decoder
+//! that lost one, so they are not sent. Each frame's acknowledgement feeds the client's
+//! [`RateControl`], whose target caps the camera's encoder; and while more than half a second
+//! of frames is unacknowledged (an outage, a link far slower than the stream), new frames are
+//! not queued behind them: the stream resumes with a keyframe once the backlog drains. Frame
+//! streams go out oldest first and after every other stream (`frame_priority`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use iroh::endpoint::Connection;
+use iroh::endpoint::{Connection, SendStream};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::JoinSet;
 
 use super::device::{CameraDevice, WireFrame};
+use super::rate::RateControl;
 
 /// Application error code for a reset frame stream.
 const ABANDONED: u32 = 1;
@@ -20,18 +27,97 @@ pub struct SendStats {
     pub sent: u64,
     pub abandoned: u64,
     pub missed: u64,
+    /// Frames not sent because too many were unacknowledged.
+    pub held_back: u64,
+    /// Times the client's link fell behind and the camera paused for it.
+    pub backlogs: u64,
+    pub rate_decreases: u64,
+    pub rate_increases: u64,
+    /// The last target of the rate control, bit/s.
+    pub rate_bps: u32,
 }
 
-/// Runs until the connection or the camera ends.
+/// One frame's wait for its acknowledgement: its number, when it was written, its size,
+/// whether the client received all of it.
+type Delivery = (u64, Instant, u64, bool);
+
+/// This sender's say in the encoder's bit rate, withdrawn when the sender ends (or is dropped
+/// with its client's stream).
+struct RateVote<'a> {
+    dev: &'a CameraDevice,
+    id: u64,
+}
+
+impl RateVote<'_> {
+    fn set(&self, bps: u32) {
+        self.dev.set_rate_limit(self.id, Some(bps));
+        tracing::debug!(device = %self.dev.name, bps, "frame rate control: new target");
+    }
+}
+
+impl Drop for RateVote<'_> {
+    fn drop(&mut self) {
+        self.dev.set_rate_limit(self.id, None);
+        self.dev.set_backlogged(self.id, false);
+    }
+}
+
+/// Video on the way beyond the path's own delivery time by more than this pauses the camera
+/// (the frames already sent drain first).
+const BACKLOG: Duration = Duration::from_millis(150);
+
+/// Runs until the connection or the camera ends, counting into `stats` (which stay when the
+/// future is dropped because the client's device stream ended first).
 pub async fn send_frames(
     conn: &Connection,
     dev: &Arc<CameraDevice>,
     mut frames: broadcast::Receiver<Arc<WireFrame>>,
-) -> SendStats {
-    let mut stats = SendStats::default();
+    stats: &mut SendStats,
+) {
+    let vote = RateVote {
+        dev,
+        id: dev.new_sender_id(),
+    };
+    let mut rate = RateControl::new(dev.bitrate_ceiling());
+    let mut deliveries: JoinSet<Delivery> = JoinSet::new();
+    // (frame number, written at) of the frames not yet acknowledged, oldest first.
+    let mut unacked: std::collections::VecDeque<(u64, Instant)> = Default::default();
+    let mut backlogged = false;
     let mut need_keyframe = true;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        let f = match frames.recv().await {
+        let f = tokio::select! {
+            f = frames.recv() => f,
+            Some(Ok((n, sent, bytes, whole))) = deliveries.join_next() => {
+                if whole {
+                    rate.on_delivered(Instant::now(), sent, bytes);
+                }
+                unacked.retain(|(u, _)| *u != n);
+                continue;
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let behind = unacked.front().is_some_and(|(_, t)| {
+                    now.saturating_duration_since(*t) > rate.path_time() + BACKLOG
+                });
+                if behind != backlogged {
+                    backlogged = behind;
+                    if behind {
+                        stats.backlogs += 1;
+                    }
+                    dev.set_backlogged(vote.id, behind);
+                }
+                rate.set_ceiling(dev.bitrate_ceiling());
+                if let Some(bps) = rate.update(Instant::now()) {
+                    vote.set(bps);
+                }
+                stats.rate_decreases = rate.decreases;
+                stats.rate_increases = rate.increases;
+                stats.rate_bps = rate.target();
+                continue;
+            }
+        };
+        let f = match f {
             Ok(f) => f,
             Err(RecvError::Lagged(n)) => {
                 stats.missed += n;
@@ -39,30 +125,64 @@ pub async fn send_frames(
                 dev.request_keyframe();
                 continue;
             }
-            Err(RecvError::Closed) => return stats,
+            Err(RecvError::Closed) => break,
         };
+        let fps = dev.mode().fps.max(1);
+        if deliveries.len() > usize::from(fps / 2).max(4) {
+            // Half a second of frames on the way: do not queue more behind them.
+            stats.held_back += 1;
+            need_keyframe = true;
+            continue;
+        }
         if need_keyframe && !f.keyframe {
+            dev.request_keyframe();
             continue;
         }
         need_keyframe = false;
-        let late_after = Duration::from_secs(2) / u32::from(dev.mode().fps.max(1));
+        let late_after = Duration::from_secs(2) / u32::from(fps);
         let mut stream = match conn.open_uni().await {
             Ok(s) => s,
-            Err(_) => return stats,
+            Err(_) => break,
         };
+        // Older frames first, retransmissions included: a frame that lost a packet is not held
+        // up behind the frames after it (which the client could not show before it anyway);
+        // and every frame after serial, CAN and control data (priority 0).
+        let _ = stream.set_priority(frame_priority(stats.sent + stats.abandoned));
+        let sent = Instant::now();
         match tokio::time::timeout(late_after, stream.write_all(&f.bytes)).await {
             Ok(Ok(())) => {
                 let _ = stream.finish();
+                let n = stats.sent + stats.abandoned;
                 stats.sent += 1;
+                unacked.push_back((n, sent));
+                deliveries.spawn(delivered(stream, n, sent, f.bytes.len() as u64));
             }
-            Ok(Err(_)) => return stats,
+            Ok(Err(_)) => break,
             Err(_late) => {
                 let _ = stream.reset(ABANDONED.into());
                 stats.abandoned += 1;
                 tracing::debug!(device = %dev.name, seq = f.seq, "frame late: abandoned");
                 need_keyframe = true;
                 dev.request_keyframe();
+                if let Some(bps) = rate.on_abandoned(Instant::now()) {
+                    vote.set(bps);
+                }
             }
         }
     }
+    stats.rate_decreases = rate.decreases;
+    stats.rate_increases = rate.increases;
+    stats.rate_bps = rate.target();
+}
+
+/// The send priority of this sender's `n`th frame: below every other stream's 0, and each
+/// frame below the one before it (wrapping after 2^30 frames, a year at 30 fps).
+fn frame_priority(n: u64) -> i32 {
+    -1 - (n % (1 << 30)) as i32
+}
+
+/// Waits until the client acknowledged all of a finished frame stream (or stopped it).
+async fn delivered(stream: SendStream, n: u64, sent: Instant, bytes: u64) -> Delivery {
+    let whole = matches!(stream.stopped().await, Ok(None));
+    (n, sent, bytes, whole)
 }

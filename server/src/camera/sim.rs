@@ -1,5 +1,5 @@
 //! The simulated camera: the numbered moving test pattern of `xoq_video::pattern`, at the
-//! mode's size and rate, frame `n` showing number `n`.
+//! mode's size and rate, frame `n` showing number `n`, with optional grain.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -38,6 +38,17 @@ pub struct SimCamera {
     mode: Option<VideoMode>,
     n: u32,
     next_at: Option<Instant>,
+    grain: u8,
+}
+
+impl SimCamera {
+    /// The pattern with sensor-like grain of up to `grain` levels (`pattern::add_grain`).
+    pub fn with_grain(grain: u8) -> Self {
+        SimCamera {
+            grain,
+            ..SimCamera::default()
+        }
+    }
 }
 
 impl CameraSource for SimCamera {
@@ -74,7 +85,8 @@ impl CameraSource for SimCamera {
         let captured = now_us();
         let n = self.n;
         self.n = self.n.wrapping_add(1);
-        let p = pattern::render(usize::from(mode.width), usize::from(mode.height), n);
+        let mut p = pattern::render(usize::from(mode.width), usize::from(mode.height), n);
+        pattern::add_grain(&mut p, n, self.grain);
         Ok((Captured::Raw(p), captured))
     }
 }

@@ -6,7 +6,7 @@ use xoq_wire::{Access, ErrorCode, Message};
 use std::time::Instant;
 
 use super::keyframes::KeyframeLimiter;
-use super::sender::send_frames;
+use super::sender::{send_frames, SendStats};
 use super::CameraAttachment;
 use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
@@ -18,10 +18,8 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
         return;
     };
     let dev = att.dev.clone();
-    let sender = async {
-        let stats = send_frames(conn, &dev, frames).await;
-        tracing::info!(device = %dev.name, sent = stats.sent, abandoned = stats.abandoned, missed = stats.missed, "frame sender stopped");
-    };
+    let mut stats = SendStats::default();
+    let sender = send_frames(conn, &dev, frames, &mut stats);
     let requests = async {
         let mut keyframes = KeyframeLimiter::default();
         loop {
@@ -72,10 +70,25 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
             }
         }
     };
-    tokio::select! {
-        _ = sender => {}
-        _ = requests => {}
+    {
+        tokio::pin!(sender);
+        tokio::select! {
+            _ = &mut sender => {}
+            _ = requests => {}
+        }
     }
+    tracing::info!(
+        device = %dev.name,
+        sent = stats.sent,
+        abandoned = stats.abandoned,
+        missed = stats.missed,
+        held_back = stats.held_back,
+        backlogs = stats.backlogs,
+        rate_bps = stats.rate_bps,
+        rate_decreases = stats.rate_decreases,
+        rate_increases = stats.rate_increases,
+        "frame sender stopped"
+    );
 }
 
 /// Sleeps until `due`; forever when there is none.
