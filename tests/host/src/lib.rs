@@ -5,6 +5,7 @@
 //! directory, so the tests exercise exactly what ships.
 
 pub mod audio;
+pub mod camera_lab;
 pub mod can_client;
 pub mod labcmd;
 pub mod natlab;
@@ -12,6 +13,7 @@ pub mod netlab;
 pub mod pipewire;
 pub mod proc;
 pub mod pwclient;
+pub mod rtp_video;
 pub mod serial_ioctl;
 pub mod stall;
 pub mod stats;

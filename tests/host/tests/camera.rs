@@ -8,7 +8,6 @@ use std::time::Duration;
 use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::y4m::wait_frames;
 use xoq_tests_host::{Env, Mount, Server};
-use xoq_video::{pattern, quality};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -21,28 +20,9 @@ fn camera_server(env: &Env) -> Server {
     )
 }
 
-/// Checks consecutive pictures: numbers that only go up (a repeat is allowed: the mounter
-/// repeats the last picture when a frame is late, or while it waits for a keyframe after a
-/// loss) and a PSNR of at least 30 dB each (no picture from a broken reference chain).
 fn check_pictures(frames: &[Vec<u8>], w: usize, h: usize) -> (usize, f64) {
-    let mut last: Option<u16> = None;
-    let mut repeats = 0;
-    let mut worst = f64::INFINITY;
-    for (i, f) in frames.iter().enumerate() {
-        let y = &f[..w * h];
-        let n = pattern::read(y, w, h).unwrap_or_else(|| panic!("picture {i}: no frame number"));
-        if let Some(prev) = last {
-            assert!(n >= prev, "picture {i}: number {n} after {prev}");
-            if n == prev {
-                repeats += 1;
-            }
-        }
-        last = Some(n);
-        let psnr = quality::psnr(y, pattern::render(w, h, u32::from(n)).y_plane());
-        assert!(psnr >= 30.0, "picture {i} (#{n}): PSNR {psnr:.1} dB");
-        worst = worst.min(psnr);
-    }
-    (repeats, worst)
+    let c = xoq_tests_host::y4m::check_pictures(frames, w, h, 0, 30.0);
+    (c.repeats, c.worst_psnr)
 }
 
 #[test]

@@ -8,14 +8,12 @@
 //! Run (release): `cargo build --release --workspace --bins && target/release/camera_bench`
 //! Options: `--seconds N` per mode (default 10), `--modes 640x480@30,1280x720@30,...`.
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
+use xoq_tests_host::rtp_video::RtpVideo;
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Mount, Server};
-use xoq_video::pattern;
 use xoq_wire::VideoMode;
 
 struct Row {
@@ -83,167 +81,26 @@ fn status(env: &Env) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-fn spawn(args: &[&str], stdin: bool, stdout: bool) -> Child {
-    Command::new("ffmpeg")
-        .args(
-            ["-hide_banner", "-loglevel", "error", "-nostdin"]
-                .iter()
-                .filter(|a| !(stdin && **a == "-nostdin")),
-        )
-        .args(args)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(if stdout {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): apt-get install ffmpeg"))
-}
-
 fn ffmpeg(m: VideoMode, secs: u64) -> Row {
-    let (w, h) = (usize::from(m.width), usize::from(m.height));
-    let port = free_udp_port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sdp = dir.path().join("stream.sdp");
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=xoq-baseline\nc=IN IP4 127.0.0.1\nt=0 0\n\
-             m=video {port} RTP/AVP 96\na=rtpmap:96 H264/90000\na=fmtp:96 packetization-mode=1\n"
-        ),
-    )
-    .expect("sdp");
-    let sdp_s = sdp.display().to_string();
-    let size = format!("{w}x{h}");
-    let mut recv = spawn(
-        &[
-            "-protocol_whitelist",
-            "file,udp,rtp",
-            "-fflags",
-            "nobuffer",
-            "-flags",
-            "low_delay",
-            "-probesize",
-            "32",
-            "-analyzeduration",
-            "0",
-            "-i",
-            &sdp_s,
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            &size,
-            "pipe:1",
-        ],
-        false,
-        true,
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let fps = m.fps.to_string();
-    let rate = bitrate(m).to_string();
-    let gop = m.fps.to_string();
-    let url = format!("rtp://127.0.0.1:{port}?pkt_size=1200");
-    let mut send = spawn(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            &size,
-            "-r",
-            &fps,
-            "-i",
-            "pipe:0",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-bf",
-            "0",
-            "-g",
-            &gop,
-            "-b:v",
-            &rate,
-            "-f",
-            "rtp",
-            &url,
-        ],
-        true,
-        false,
-    );
-    let (sp, rp) = (send.id(), recv.id());
-    let mut out = recv.stdout.take().expect("receiver stdout");
-    let mut inp = send.stdin.take().expect("sender stdin");
-    let total = secs as usize * usize::from(m.fps) + 2 * usize::from(m.fps);
-    let period = Duration::from_secs(1) / u32::from(m.fps);
-    let start = Instant::now();
-    let written: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
-    let w2 = written.clone();
-    let writer = std::thread::spawn(move || {
-        for n in 0..total {
-            let at = start + period * n as u32;
-            std::thread::sleep(at.saturating_duration_since(Instant::now()));
-            xoq_link::sync::lock(&w2).push(Instant::now());
-            // Each picture carries its number n (mod 65536): the reader matches by it.
-            let pic = pattern::render(w, h, n as u32).data;
-            if inp.write_all(&pic).is_err() {
-                return;
-            }
-        }
-    });
-    let mut lat = Vec::new();
-    let mut buf = vec![0u8; w * h * 3 / 2];
-    let warmup = 2 * usize::from(m.fps);
-    let (mut s0, mut r0) = (0.0, 0.0);
-    let mut t_first = None;
-    let mut last_n: Option<u16> = None;
-    while out.read_exact(&mut buf).is_ok() {
-        let now = Instant::now();
-        let Some(n) = pattern::read(&buf[..w * h], w, h) else {
-            continue;
-        };
-        // A picture ffmpeg repeated, or a misread: only count each new number once.
-        if last_n.is_some_and(|l| n <= l) {
-            continue;
-        }
-        last_n = Some(n);
-        let sent = xoq_link::sync::lock(&written).get(usize::from(n)).copied();
-        if usize::from(n) == warmup {
-            s0 = cpu_seconds(sp);
-            r0 = cpu_seconds(rp);
-            t_first = Some(now);
-        }
-        if usize::from(n) >= warmup {
-            if let Some(t) = sent {
-                lat.push(now.duration_since(t).as_secs_f64() * 1000.0);
-            }
-        }
-        if usize::from(n) + 1 >= total {
-            break;
-        }
+    let r = RtpVideo {
+        mode: m,
+        bitrate_bps: bitrate(m),
+        grain: 0,
+        seconds: secs,
+        receiver_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: free_udp_port(),
+        sender_ns: None,
+        receiver_ns: None,
     }
-    let span = t_first
-        .map_or(secs as f64, |t| t.elapsed().as_secs_f64())
-        .max(0.001);
-    let (s1, r1) = (cpu_seconds(sp), cpu_seconds(rp));
-    let _ = writer.join();
-    let _ = send.kill();
-    let _ = recv.kill();
-    let _ = send.wait();
-    let _ = recv.wait();
+    .run();
+    let mut lat: Vec<f64> = r.latencies.iter().map(|(_, l)| *l).collect();
     Row {
         what: format!("ffmpeg x264/RTP {m}"),
         frames: lat.len(),
         p50_ms: percentile(&mut lat, 0.5),
         p99_ms: percentile(&mut lat, 0.99),
-        cpu_send: (s1 - s0) / span * 100.0,
-        cpu_recv: (r1 - r0) / span * 100.0,
+        cpu_send: r.cpu_sender_pct,
+        cpu_recv: r.cpu_receiver_pct,
     }
 }
 

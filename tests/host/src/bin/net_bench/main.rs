@@ -3,14 +3,19 @@
 //! namespaces joined only by a seeded impaired link (`xoq_tests_host::netlab`), so the runs of
 //! a profile lose the same packets.
 //!
-//!     target/release/net_bench [--profile NAME|all] [--kind serial|can|all] [--seed N]
+//!     target/release/net_bench [--profile NAME|all] [--kind serial|can|camera|all] [--seed N]
 //!                              [--round-trips N] [--megabytes N] [--can-seconds N]
+//!                              [--camera-seconds N] [--camera-mode WxH@FPS]
+//!                              [--camera-kbps N] [--camera-grain N]
 //!
 //! Prints one JSON line per kind and profile: `profile`, `kind`, `p50_ms`, `p99_ms`, `lost`,
 //! `duplicated`, `reordered`, `stale_delivered` (CAN), `recovered_ms` (profiles with outages),
-//! and `baseline` with the same figures for a socat TCP bridge (serial) or a plain UDP
-//! forwarder (CAN). Needs root (network namespaces), socat and a release build.
+//! and `baseline` with the same figures for a socat TCP bridge (serial), a plain UDP
+//! forwarder (CAN) or an ffmpeg x264/RTP pipeline (camera). Needs root (network namespaces),
+//! socat, ffmpeg and a release build. `all` kinds are serial and CAN; the camera runs when
+//! asked (`--kind camera`), a minute a profile.
 
+mod camera;
 mod can;
 mod serial;
 
@@ -25,6 +30,10 @@ pub struct Args {
     pub round_trips: usize,
     pub megabytes: usize,
     pub can_seconds: u64,
+    pub camera_seconds: u64,
+    pub camera_mode: String,
+    pub camera_kbps: u32,
+    pub camera_grain: u8,
 }
 
 fn args() -> Args {
@@ -35,6 +44,10 @@ fn args() -> Args {
         round_trips: 500,
         megabytes: 10,
         can_seconds: 20,
+        camera_seconds: 60,
+        camera_mode: "1280x720@30".into(),
+        camera_kbps: 16_000,
+        camera_grain: 12,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -50,6 +63,10 @@ fn args() -> Args {
             "--round-trips" => a.round_trips = value.parse().expect("--round-trips N"),
             "--megabytes" => a.megabytes = value.parse().expect("--megabytes N"),
             "--can-seconds" => a.can_seconds = value.parse().expect("--can-seconds N"),
+            "--camera-seconds" => a.camera_seconds = value.parse().expect("--camera-seconds N"),
+            "--camera-mode" => a.camera_mode = value.clone(),
+            "--camera-kbps" => a.camera_kbps = value.parse().expect("--camera-kbps N"),
+            "--camera-grain" => a.camera_grain = value.parse().expect("--camera-grain N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -74,7 +91,8 @@ fn main() {
             let line = match kind.as_str() {
                 "serial" => serial::run(&profile, &a),
                 "can" => can::run(&profile, &a),
-                other => panic!("unknown kind {other} (serial, can)"),
+                "camera" => camera::run(&profile, &a),
+                other => panic!("unknown kind {other} (serial, can, camera)"),
             };
             println!("{line}");
         }

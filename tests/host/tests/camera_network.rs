@@ -1,0 +1,139 @@
+//! The remote camera on real networks' terms: server and mounter in separate network
+//! namespaces joined by a seeded impaired link (`netlab`), the simulated camera with grain (a
+//! real camera's noise, so frames span many packets and losses hit them), the mounter's
+//! decoder writing to its file sink.
+//! - at `wan` (1 % loss each way), a frame that lost a packet is retransmitted and put back in
+//!   place: no picture from a broken reference chain is ever shown, and the picture does not
+//!   freeze until the next keyframe at each loss (most frames are shown);
+//! - at `lte` (its uplink 10 Mbit/s, 2 % bursty loss), a camera allowed more than the link
+//!   carries is brought down by the congestion feedback (the server's encoder target falls
+//!   below its ceiling) and keeps showing most frames instead of queueing them.
+//!
+//! Latency figures belong to `net_bench --kind camera` (docs/BENCHMARKS.md).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use xoq_impair::Profile;
+use xoq_tests_host::camera_lab::{figure, frames_status, sender_summary, serve_sim_camera};
+use xoq_tests_host::netlab::NetLab;
+use xoq_tests_host::y4m::{check_pictures, wait_frames};
+use xoq_tests_host::{Env, Mount, Server};
+use xoq_wire::VideoMode;
+
+const W: usize = 640;
+const H: usize = 480;
+const GRAIN: u8 = 8;
+
+struct Lab {
+    env: Env,
+    server: Server,
+    mount: Mount,
+    dir: tempfile::TempDir,
+    _lab: NetLab,
+}
+
+/// The camera served at `profile` with `bitrate_kbps` as its ceiling, mounted into a file.
+fn camera_lab(profile: &str, seed: u64, bitrate_kbps: u32) -> Lab {
+    let lab = NetLab::new(Profile::named(profile).expect("profile"), seed);
+    let mut env = Env::new();
+    lab.place(&mut env, "laptop");
+    env.authorize("laptop", &[]);
+    let mode = VideoMode {
+        width: W as u16,
+        height: H as u16,
+        fps: 30,
+    };
+    let server = serve_sim_camera(&env, &lab, mode, GRAIN, bitrate_kbps);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = format!("y4m:{}", dir.path().display());
+    let mount = Mount::start(&env, "laptop", &server.ticket, 1, &["--camera-sink", &sink]);
+    Lab {
+        env,
+        server,
+        mount,
+        dir,
+        _lab: lab,
+    }
+}
+
+/// Records for `secs` seconds after the first picture; returns the pictures written then.
+fn record(l: &Lab, secs: u64) -> Vec<Vec<u8>> {
+    let path = l.dir.path().join("cam0.y4m");
+    let first = wait_frames(&path, 1, Duration::from_secs(60)).frames.len();
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let y = wait_frames(&path, first, Duration::from_secs(5));
+    y.frames[first..].to_vec()
+}
+
+#[test]
+fn at_wan_losses_are_put_back_in_place_and_never_show_a_broken_picture() {
+    let l = camera_lab("wan", 11, 3000);
+    let secs = 12;
+    let pictures = record(&l, secs);
+    let f = frames_status(&l.env, "laptop");
+    println!("frames at wan: {f}");
+    // A picture from a broken chain would fail here (wrong number or a low PSNR).
+    let c = check_pictures(&pictures, W, H, GRAIN, 25.0);
+    println!(
+        "{} pictures, {} distinct, {} repeated, worst PSNR {:.1} dB",
+        pictures.len(),
+        c.distinct,
+        c.repeats,
+        c.worst_psnr
+    );
+    assert!(
+        f["reordered"].as_u64() >= Some(1),
+        "no frame was put back in place: were packets lost at all? {f}"
+    );
+    // Frames held for a lost packet's retransmission, not given up: at 1 % loss, giving up a
+    // frame costs the picture until the next keyframe (up to a second) each time.
+    let expected = secs as usize * 30;
+    assert!(
+        c.distinct * 10 >= expected * 7,
+        "only {} of about {expected} frames shown: {f}",
+        c.distinct
+    );
+}
+
+#[test]
+fn at_lte_the_stream_comes_down_to_what_the_link_carries() {
+    let mut l = camera_lab("lte", 12, 12_000);
+    let secs = 20;
+    let pictures = record(&l, secs);
+    let f = frames_status(&l.env, "laptop");
+    println!("frames at lte: {f}");
+    let c = check_pictures(&pictures, W, H, GRAIN, 25.0);
+    l.mount.proc.signal(Signal::SIGTERM);
+    let _ = l.mount.proc.wait_exit(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = l.server.proc.stderr();
+        if let Some(line) = sender_summary(&log) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no frame sender summary: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("{line}");
+    let figure = |key: &str| figure(&line, key).unwrap_or_else(|| panic!("no {key}: {line}"));
+    assert!(
+        figure("rate_decreases") >= 1,
+        "no congestion feedback: {line}"
+    );
+    assert!(
+        figure("rate_bps") < 10_000_000,
+        "the encoder still aims above the 10 Mbit/s link: {line}"
+    );
+    // Instead of a growing queue (or a camera paused most of the time for a link it
+    // overruns), most frames are shown.
+    let expected = secs as usize * 30;
+    assert!(
+        c.distinct * 2 >= expected,
+        "only {} of about {expected} frames shown: {f}",
+        c.distinct
+    );
+}
