@@ -528,4 +528,27 @@ mod tests {
             .to_string()
             .contains("parity `evn`"));
     }
+
+    #[test]
+    fn camera_bit_rate_and_grain_are_checked() {
+        let camera = |extra: &str| -> Result<()> {
+            let c: ServerConfig = toml::from_str(&format!(
+                "[[camera]]\nname = \"cam0\"\nsimulated = true\n{extra}"
+            ))?;
+            c.validate()
+        };
+        camera("bitrate_kbps = 4000\nsim_grain = 12").unwrap();
+        let e = camera("bitrate_kbps = 50").unwrap_err().to_string();
+        assert!(
+            e.contains("bitrate_kbps = 50 is outside 100 to 100000"),
+            "{e}"
+        );
+        let e = camera("sim_grain = 41").unwrap_err().to_string();
+        assert!(e.contains("sim_grain = 41 is above 40"), "{e}");
+        let c: ServerConfig =
+            toml::from_str("[[camera]]\nname = \"cam0\"\ndevice = \"/dev/video0\"\nsim_grain = 3")
+                .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("for simulated cameras only"), "{e}");
+    }
 }
