@@ -2,10 +2,9 @@
 //! H.264 (or passes JPEG through) and fans every frame out, already in wire form, to the
 //! clients watching. Nobody watching: nothing is captured. A client joining, or losing a
 //! frame, asks for a keyframe; a read-write client may switch the mode. The encoder runs at
-//! the lowest bit rate the clients' congestion feedback asks for (`rate`), within the
-//! configured ceiling.
+//! the lowest bit rate the clients' congestion feedback asks for (`rate`, `votes`), within
+//! the configured ceiling.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use xoq_wire::{
 };
 
 use super::source::{CameraSource, Captured};
+use super::votes::Votes;
 use crate::session::Outbox;
 
 /// Frames buffered per client before it starts losing them.
@@ -38,11 +38,10 @@ struct State {
     mode: VideoMode,
     /// Why the camera is not delivering, if it is not.
     trouble: Option<String>,
-    /// The bit rate each watching client's feedback allows, by sender.
-    rate_limits: HashMap<u64, u32>,
-    /// Senders whose client has too much video on the way: pictures are not encoded (the
-    /// camera's rate drops) until it drains, which keeps the encoder's chain of references.
-    backlogged: HashSet<u64>,
+    /// What each watching client's link asks of the encoder: a bit rate, and a pause while
+    /// it has too much video on the way (pictures are not encoded until it drains, which keeps
+    /// the encoder's chain of references).
+    votes: Votes,
 }
 
 /// How a camera is served.
@@ -71,7 +70,6 @@ pub struct CameraDevice {
     /// Which H.264 encoder raw pictures go through.
     encoder: EncoderChoice,
     bitrate_bps: Option<u32>,
-    next_sender: AtomicU64,
 }
 
 impl CameraDevice {
@@ -109,8 +107,7 @@ impl CameraDevice {
             state: Mutex::new(State {
                 mode,
                 trouble: None,
-                rate_limits: HashMap::new(),
-                backlogged: HashSet::new(),
+                votes: Votes::default(),
             }),
             frames,
             keyframe_wanted: AtomicBool::new(true),
@@ -118,7 +115,6 @@ impl CameraDevice {
             frames_paused: AtomicU64::new(0),
             encoder: opts.encoder,
             bitrate_bps: opts.bitrate_bps,
-            next_sender: AtomicU64::new(0),
         });
         let d = dev.clone();
         std::thread::Builder::new()
@@ -176,41 +172,40 @@ impl CameraDevice {
         }
     }
 
-    /// A number for one client's frame sender (its key for [`Self::set_rate_limit`]).
-    pub fn new_sender_id(&self) -> u64 {
-        self.next_sender.fetch_add(1, Ordering::Relaxed)
+    /// A client's frame sender starts: its key for the other votes.
+    pub fn join_votes(&self, read_write: bool) -> u64 {
+        xoq_link::sync::lock(&self.state).votes.join(read_write)
     }
 
-    /// The bit rate sender `id`'s link allows; `None` when it stops watching.
-    pub fn set_rate_limit(&self, id: u64, bps: Option<u32>) {
-        let mut st = xoq_link::sync::lock(&self.state);
-        match bps {
-            Some(b) => st.rate_limits.insert(id, b),
-            None => st.rate_limits.remove(&id),
-        };
+    /// The sender stops: its link no longer counts.
+    pub fn leave_votes(&self, id: u64) {
+        xoq_link::sync::lock(&self.state).votes.leave(id);
+    }
+
+    /// The bit rate sender `id`'s link allows.
+    pub fn set_rate_limit(&self, id: u64, bps: u32) {
+        xoq_link::sync::lock(&self.state).votes.set_rate(id, bps);
     }
 
     /// Whether sender `id`'s client has too much video on the way.
     pub fn set_backlogged(&self, id: u64, backlogged: bool) {
-        let mut st = xoq_link::sync::lock(&self.state);
-        if backlogged {
-            st.backlogged.insert(id);
-        } else {
-            st.backlogged.remove(&id);
-        }
+        xoq_link::sync::lock(&self.state)
+            .votes
+            .set_backlogged(id, backlogged);
+    }
+
+    /// Whether sender `id`'s link sets the camera's pace now (`votes`).
+    pub fn vote_counts(&self, id: u64) -> bool {
+        xoq_link::sync::lock(&self.state).votes.counts(id)
     }
 
     fn paused(&self) -> bool {
-        !xoq_link::sync::lock(&self.state).backlogged.is_empty()
+        xoq_link::sync::lock(&self.state).votes.paused()
     }
 
-    /// The lowest bit rate any watching client's link allows, if any asked.
+    /// The lowest bit rate a counting client's link allows, if any asked.
     fn rate_limit(&self) -> Option<u32> {
-        xoq_link::sync::lock(&self.state)
-            .rate_limits
-            .values()
-            .min()
-            .copied()
+        xoq_link::sync::lock(&self.state).votes.rate_limit()
     }
 
     pub fn request_keyframe(&self) {

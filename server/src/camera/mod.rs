@@ -9,5 +9,6 @@ pub mod sim;
 pub mod source;
 pub mod stream;
 pub mod v4l2;
+pub mod votes;
 
 pub use device::{CameraAttachment, CameraDevice};

@@ -16,6 +16,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinSet;
 
 use super::device::{CameraDevice, WireFrame};
+use super::keyframes::KeyframeLimiter;
 use super::rate::RateControl;
 
 /// Application error code for a reset frame stream.
@@ -50,15 +51,14 @@ struct RateVote<'a> {
 
 impl RateVote<'_> {
     fn set(&self, bps: u32) {
-        self.dev.set_rate_limit(self.id, Some(bps));
+        self.dev.set_rate_limit(self.id, bps);
         tracing::debug!(device = %self.dev.name, bps, "frame rate control: new target");
     }
 }
 
 impl Drop for RateVote<'_> {
     fn drop(&mut self) {
-        self.dev.set_rate_limit(self.id, None);
-        self.dev.set_backlogged(self.id, false);
+        self.dev.leave_votes(self.id);
     }
 }
 
@@ -67,16 +67,18 @@ impl Drop for RateVote<'_> {
 const BACKLOG: Duration = Duration::from_millis(150);
 
 /// Runs until the connection or the camera ends, counting into `stats` (which stay when the
-/// future is dropped because the client's device stream ended first).
+/// future is dropped because the client's device stream ended first). A `read_write` client's
+/// link sets the camera's pace before read-only viewers' (`votes`).
 pub async fn send_frames(
     conn: &Connection,
     dev: &Arc<CameraDevice>,
     mut frames: broadcast::Receiver<Arc<WireFrame>>,
+    read_write: bool,
     stats: &mut SendStats,
 ) {
     let vote = RateVote {
         dev,
-        id: dev.new_sender_id(),
+        id: dev.join_votes(read_write),
     };
     let mut rate = RateControl::new(dev.bitrate_ceiling());
     let mut deliveries: JoinSet<Delivery> = JoinSet::new();
@@ -84,6 +86,7 @@ pub async fn send_frames(
     let mut unacked: std::collections::VecDeque<(u64, Instant)> = Default::default();
     let mut backlogged = false;
     let mut need_keyframe = true;
+    let mut keyframes = KeyframeLimiter::default();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         let f = tokio::select! {
@@ -122,20 +125,23 @@ pub async fn send_frames(
             Err(RecvError::Lagged(n)) => {
                 stats.missed += n;
                 need_keyframe = true;
-                dev.request_keyframe();
+                ask_keyframe(dev, &mut keyframes);
                 continue;
             }
             Err(RecvError::Closed) => break,
         };
         let fps = dev.mode().fps.max(1);
-        if deliveries.len() > usize::from(fps / 2).max(4) {
-            // Half a second of frames on the way: do not queue more behind them.
+        // Half a second of frames on the way, or a viewer behind whose link does not set the
+        // camera's pace (`votes`): do not queue more behind them.
+        if deliveries.len() > usize::from(fps / 2).max(4)
+            || (backlogged && !dev.vote_counts(vote.id))
+        {
             stats.held_back += 1;
             need_keyframe = true;
             continue;
         }
         if need_keyframe && !f.keyframe {
-            dev.request_keyframe();
+            ask_keyframe(dev, &mut keyframes);
             continue;
         }
         need_keyframe = false;
@@ -163,7 +169,7 @@ pub async fn send_frames(
                 stats.abandoned += 1;
                 tracing::debug!(device = %dev.name, seq = f.seq, "frame late: abandoned");
                 need_keyframe = true;
-                dev.request_keyframe();
+                ask_keyframe(dev, &mut keyframes);
                 if let Some(bps) = rate.on_abandoned(Instant::now()) {
                     vote.set(bps);
                 }
@@ -173,6 +179,16 @@ pub async fn send_frames(
     stats.rate_decreases = rate.decreases;
     stats.rate_increases = rate.increases;
     stats.rate_bps = rate.target();
+}
+
+/// Asks the encoder for a keyframe, at most once per `keyframes::MIN_INTERVAL` for this client
+/// (a keyframe costs every viewer's bandwidth; a client whose link keeps falling behind must
+/// not force one each time). A request inside the interval is left to the camera's own
+/// keyframe, which comes every second.
+fn ask_keyframe(dev: &CameraDevice, keyframes: &mut KeyframeLimiter) {
+    if keyframes.request(Instant::now()) {
+        dev.request_keyframe();
+    }
 }
 
 /// The send priority of this sender's `n`th frame: below every other stream's 0, and each
