@@ -30,24 +30,18 @@ const STALL: Duration = Duration::from_millis(10);
 /// A server with the simulated microphone and speaker, their clocks off by these ppm, and a
 /// mounter of both, all talking to `pw`.
 fn start(env: &mut Env, pw: &PipeWire, mic_ppm: f64, spk_ppm: f64) -> (Server, Mount) {
-    start_with(env, pw, mic_ppm, spk_ppm, "pcm", false)
+    start_with(env, pw, mic_ppm, spk_ppm, "pcm")
 }
 
-/// The same, with samples travelling as `codec` ("pcm" or "opus"), and both jitter buffers'
-/// delay fixed at 20 ms if `fixed_delay` (not adapting to the arrivals' spread).
+/// The same, with samples travelling as `codec` ("pcm" or "opus").
 fn start_with(
     env: &mut Env,
     pw: &PipeWire,
     mic_ppm: f64,
     spk_ppm: f64,
     codec: &str,
-    fixed_delay: bool,
 ) -> (Server, Mount) {
-    let mut audio_toml = sim_devices(env, mic_ppm, spk_ppm, codec);
-    if fixed_delay {
-        // The speaker is the last table.
-        audio_toml.push_str("latency_ms = 20\nlatency_max_ms = 20\n");
-    }
+    let audio_toml = sim_devices(env, mic_ppm, spk_ppm, codec);
     for (k, v) in pw.vars() {
         env.set_var(k, v);
     }
@@ -59,12 +53,7 @@ fn start_with(
         free_udp_port(),
         &["--config".into(), cfg.display().to_string()],
     );
-    let fixed: &[&str] = if fixed_delay {
-        &["--audio-latency-ms", "20", "--audio-latency-max-ms", "20"]
-    } else {
-        &[]
-    };
-    let mount = Mount::start(env, "laptop", &server.ticket, 2, fixed);
+    let mount = Mount::start(env, "laptop", &server.ticket, 2, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(pw.has_node(MIC) && pw.has_node(SPK)) {
         assert!(Instant::now() < deadline, "nodes missing: {}", pw.dump());
@@ -171,11 +160,11 @@ fn sixty_seconds_with_clocks_100_ppm_apart_keep_pitch_and_correct_the_drift() {
     // The robot's microphone runs 100 ppm fast and its speaker 100 ppm slow. Both jitter
     // buffers must read 100 ppm faster than nominal to keep their delay, and never correct
     // more than 300 ppm away from that, whatever the host's stalls (which they realign).
-    // Their delay is fixed: on a loaded host the stalls would make an adaptive one move (a
-    // fresh-clone CI run saw 16 target changes and the speaker chasing its new target at
-    // -220 ppm), and what adapts it is tested in audio_network and the jitter unit tests.
+    // On a loaded host the stalls also move the adaptive delay's target (a fresh-clone CI run
+    // saw 16 changes), and the speaker then steers onto its new target for a few seconds (-220
+    // ppm once, 6 ms short of a 60 ms target): those seconds are excused like realignments.
     let watch = StallWatch::start(STALL);
-    let (_server, _mount) = start_with(&mut env, &pw, 100.0, -100.0, "pcm", true);
+    let (_server, _mount) = start(&mut env, &pw, 100.0, -100.0);
     let file = tone_file(&env, 1000.0, 62.0);
     let out = env.path("mic.wav");
     let recorder = pw.record_in_background(MIC, 62.0, RATE, &out, false);
@@ -229,7 +218,17 @@ fn sixty_seconds_with_clocks_100_ppm_apart_keep_pitch_and_correct_the_drift() {
         playing.len()
     );
     println!("speaker, last second: {:?}", playing[playing.len() - 1]);
-    for l in &playing[20..] {
+    // Seconds within 3 s of a change of the delay's target are the steering described above.
+    let steady: Vec<_> = (20..playing.len())
+        .filter(|&i| playing[i]["target_changes"] == playing[i - 3]["target_changes"])
+        .map(|i| playing[i])
+        .collect();
+    assert!(
+        steady.len() >= 20,
+        "only {} seconds of the speaker without a change of its target",
+        steady.len()
+    );
+    for l in steady {
         assert!(
             (l["ratio_ppm"] - 100.0).abs() <= 300.0,
             "spk0 corrects {l:?}"
@@ -287,7 +286,7 @@ fn a_two_second_link_cut_keeps_the_nodes_and_audio_resumes_and_unmount_removes_t
 fn opus_carries_both_directions() {
     let mut env = Env::new();
     let pw = PipeWire::start();
-    let (_server, mut mount) = start_with(&mut env, &pw, 0.0, 0.0, "opus", false);
+    let (_server, mut mount) = start_with(&mut env, &pw, 0.0, 0.0, "opus");
     let line = mount.wait_line_containing("mounted  audio  mic0", Duration::from_secs(5));
     assert!(line.contains("opus"), "{line}");
     let out = env.path("mic.wav");
