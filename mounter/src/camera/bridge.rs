@@ -135,23 +135,17 @@ impl CameraMount {
                     };
                     self.status.rx_bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
                     self.feed(order.push(f, Instant::now()));
-                    // A chain broken here asks for its keyframe now, not at the next tick.
-                    if let Err(e) = self.maybe_request_keyframe(&mut writer, &mut last_request).await {
-                        return e;
-                    }
                 }
-                _ = sleep_until(hold) => {
-                    self.feed(order.expire(Instant::now(), limit));
-                    if let Err(e) = self.maybe_request_keyframe(&mut writer, &mut last_request).await {
-                        return e;
-                    }
-                }
-                _ = tick.tick() => {
-                    self.publish_stats(&order.stats, fps);
-                    if let Err(e) = self.maybe_request_keyframe(&mut writer, &mut last_request).await {
-                        return e;
-                    }
-                }
+                _ = sleep_until(hold) => self.feed(order.expire(Instant::now(), limit)),
+                _ = tick.tick() => self.publish_stats(&order.stats, fps),
+            }
+            // After every event: a chain broken by it asks for its keyframe now, not at the
+            // next tick (and one the decoder found broken, at least every tick).
+            if let Err(e) = self
+                .maybe_request_keyframe(&mut writer, &mut last_request)
+                .await
+            {
+                return e;
             }
         }
     }

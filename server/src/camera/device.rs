@@ -65,8 +65,6 @@ pub struct CameraDevice {
     frames: broadcast::Sender<Arc<WireFrame>>,
     keyframe_wanted: AtomicBool,
     pub frames_sent: AtomicU64,
-    /// Pictures not encoded while a client's link was behind.
-    pub frames_paused: AtomicU64,
     /// Which H.264 encoder raw pictures go through.
     encoder: EncoderChoice,
     bitrate_bps: Option<u32>,
@@ -112,7 +110,6 @@ impl CameraDevice {
             frames,
             keyframe_wanted: AtomicBool::new(true),
             frames_sent: AtomicU64::new(0),
-            frames_paused: AtomicU64::new(0),
             encoder: opts.encoder,
             bitrate_bps: opts.bitrate_bps,
         });
@@ -301,7 +298,6 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
         if dev.paused() {
             // A client's link is behind: this picture is not sent to anyone (a lower frame
             // rate for a moment, rather than a queue or a broken reference chain).
-            dev.frames_paused.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let (data, keyframe, width, height) = match captured {

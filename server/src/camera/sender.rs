@@ -38,9 +38,9 @@ pub struct SendStats {
     pub rate_bps: u32,
 }
 
-/// One frame's wait for its acknowledgement: its number, when it was written, its size,
-/// whether the client received all of it.
-type Delivery = (u64, Instant, u64, bool);
+/// One frame's wait for its acknowledgement: its number, its size, whether the client
+/// received all of it.
+type Delivery = (u64, u64, bool);
 
 /// This sender's say in the encoder's bit rate, withdrawn when the sender ends (or is dropped
 /// with its client's stream).
@@ -91,11 +91,13 @@ pub async fn send_frames(
     loop {
         let f = tokio::select! {
             f = frames.recv() => f,
-            Some(Ok((n, sent, bytes, whole))) = deliveries.join_next() => {
-                if whole {
-                    rate.on_delivered(Instant::now(), sent, bytes);
+            Some(Ok((n, bytes, whole))) = deliveries.join_next() => {
+                let i = unacked.iter().position(|(u, _)| *u == n);
+                if let Some((_, sent)) = i.and_then(|i| unacked.remove(i)) {
+                    if whole {
+                        rate.on_delivered(Instant::now(), sent, bytes);
+                    }
                 }
-                unacked.retain(|(u, _)| *u != n);
                 continue;
             }
             _ = tick.tick() => {
@@ -133,8 +135,7 @@ pub async fn send_frames(
         let fps = dev.mode().fps.max(1);
         // Half a second of frames on the way, or a viewer behind whose link does not set the
         // camera's pace (`votes`): do not queue more behind them.
-        if deliveries.len() > usize::from(fps / 2).max(4)
-            || (backlogged && !dev.vote_counts(vote.id))
+        if unacked.len() > usize::from(fps / 2).max(4) || (backlogged && !dev.vote_counts(vote.id))
         {
             stats.held_back += 1;
             need_keyframe = true;
@@ -161,7 +162,7 @@ pub async fn send_frames(
                 let n = stats.sent + stats.abandoned;
                 stats.sent += 1;
                 unacked.push_back((n, sent));
-                deliveries.spawn(delivered(stream, n, sent, f.bytes.len() as u64));
+                deliveries.spawn(delivered(stream, n, f.bytes.len() as u64));
             }
             Ok(Err(_)) => break,
             Err(_late) => {
@@ -198,7 +199,7 @@ fn frame_priority(n: u64) -> i32 {
 }
 
 /// Waits until the client acknowledged all of a finished frame stream (or stopped it).
-async fn delivered(stream: SendStream, n: u64, sent: Instant, bytes: u64) -> Delivery {
+async fn delivered(stream: SendStream, n: u64, bytes: u64) -> Delivery {
     let whole = matches!(stream.stopped().await, Ok(None));
-    (n, sent, bytes, whole)
+    (n, bytes, whole)
 }
