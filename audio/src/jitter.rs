@@ -328,6 +328,9 @@ impl JitterBuffer {
         self.cfg.max_frames =
             frames + JitterConfig::headroom(self.cfg.rate, self.cfg.packet_frames);
         self.stats.target_changes += 1;
+        // The delay now moves towards the new target, by a step or by the proportional term:
+        // that slope is not the clocks' drift, and is not learnt as such.
+        self.drift.interrupt();
     }
 
     /// Moves packets that are next in sequence from `held` into the queue.
