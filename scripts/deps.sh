@@ -45,3 +45,12 @@ if ! iroh-relay --version 2>/dev/null | grep -qx "iroh-relay $IROH_RELAY_VERSION
   echo "deps: building iroh-relay $IROH_RELAY_VERSION (a few minutes, once)"
   cargo install iroh-relay --version "=$IROH_RELAY_VERSION" --features server --locked --quiet
 fi
+
+# The MoQ relay of the relay-transport tests (moq/tests): the real `moq-relay`, pinned. Not
+# `--locked`: its lock file names crate versions the registry mirror here lacks, so its
+# dependencies resolve afresh within their semver ranges. About 22 minutes on 2 cores, once.
+MOQ_RELAY_VERSION=0.17.10
+if ! moq-relay --version 2>/dev/null | grep -qx "moq-relay $MOQ_RELAY_VERSION"; then
+  echo "deps: building moq-relay $MOQ_RELAY_VERSION (about 20 minutes, once)"
+  cargo install moq-relay --version "=$MOQ_RELAY_VERSION" --quiet
+fi

@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod devices;
 mod grants;
+mod relay_cli;
 mod reopen;
 mod serial;
 mod session;
@@ -76,6 +77,8 @@ enum Command {
     Revoke { client: String },
     /// List authorized clients.
     Clients,
+    #[command(flatten)]
+    Relay(relay_cli::RelayCommand),
 }
 
 #[derive(clap::Args, Default)]
@@ -269,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Relay(r) => relay_cli::run(r, cfg.display_name()),
         Command::Clients => {
             let auth = AuthorizedClients::load(&auth_path)?;
             for (id, g) in &auth.clients {

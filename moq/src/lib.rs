@@ -1,0 +1,13 @@
+//! XoQ mount's second transport: MoQ relays, so one robot reaches many subscribers and browsers
+//! while it uploads each stream once.
+//!
+//! This crate owns what is specific to relays and shared by both ends: where each device lives
+//! on a relay (`paths`), the tokens a relay admits sessions with (`token`) and the auth server
+//! a `moq-relay` asks about every session (`auth`). See docs/ARCHITECTURE.md, "Transports".
+
+pub mod auth;
+pub mod paths;
+pub mod token;
+
+pub use paths::RelayPaths;
+pub use token::{Grants, TokenError};

@@ -1,0 +1,276 @@
+//! A real `moq-relay` on loopback that admits sessions through our auth server, and small MoQ
+//! sessions against it, for the relay tests. The relay process dies with the lab.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use moq_net::Timestamp;
+use tokio::sync::mpsc;
+use xoq_moq::token::{generate_key, mint, Grants};
+use xoq_moq::RelayPaths;
+
+pub const PREFIX: &str = "fleet";
+
+pub enum Role {
+    Subscriber,
+    Both,
+}
+
+pub struct RelayLab {
+    dir: tempfile::TempDir,
+    key: moq_auth::Key,
+    relay: Child,
+    pub addr: SocketAddr,
+    _auth: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RelayLab {
+    fn drop(&mut self) {
+        let _ = self.relay.kill();
+        let _ = self.relay.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    s.local_addr().expect("local addr").port()
+}
+
+/// The `moq-relay` binary: `$XOQ_MOQ_RELAY`, else the one on PATH (scripts/deps.sh installs it).
+pub fn relay_binary() -> String {
+    std::env::var("XOQ_MOQ_RELAY").unwrap_or_else(|_| "moq-relay".into())
+}
+
+impl RelayLab {
+    pub async fn start() -> RelayLab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (private, public) = (
+            dir.path().join("fleet.jwk"),
+            dir.path().join("fleet.pub.jwk"),
+        );
+        generate_key(&private, &public).expect("key");
+        let key = moq_auth::Key::from_file(&private).expect("key back");
+        let (auth_addr, serve) = xoq_moq::auth::bind(public, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("auth server");
+        let auth = tokio::spawn(async move {
+            let _ = serve.await;
+        });
+        let port = free_udp_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log = std::fs::File::create(dir.path().join("relay.log")).expect("log file");
+        let relay = Command::new(relay_binary())
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--listen-tls-generate",
+                "localhost",
+                "--auth-url",
+                &format!("http://{auth_addr}/"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; run scripts/deps.sh, which installs moq-relay",
+                    relay_binary()
+                )
+            });
+        let mut lab = RelayLab {
+            dir,
+            key,
+            relay,
+            addr,
+            _auth: auth,
+        };
+        lab.wait_ready().await;
+        lab
+    }
+
+    pub fn relay_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+    }
+
+    /// Waits until a robot's session is admitted (the relay is listening and asks our server).
+    async fn wait_ready(&mut self) {
+        let probe = Grants {
+            robot: true,
+            ..Grants::default()
+        };
+        let token = self.token("probe", &probe, Duration::from_secs(60));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.relay.try_wait() {
+                panic!("moq-relay exited ({status}):\n{}", self.relay_log());
+            }
+            match self.connect("probe", Some(&token), Role::Both).await {
+                Ok(_) => return,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    panic!(
+                        "the relay never admitted a valid token: {e}\nrelay log:\n{}",
+                        self.relay_log()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    pub fn token(&self, server: &str, grants: &Grants, lifetime: Duration) -> String {
+        let paths = RelayPaths::new(PREFIX, server).expect("paths");
+        mint(&self.key, &paths, grants, lifetime).expect("mint")
+    }
+
+    /// A token that looks right but is signed by a key the relay does not trust.
+    pub fn foreign_token(&self, server: &str, grants: &Grants) -> String {
+        let other = moq_auth::Key::generate(moq_auth::Algorithm::EdDSA, None).expect("key");
+        let paths = RelayPaths::new(PREFIX, server).expect("paths");
+        mint(&other, &paths, grants, Duration::from_secs(600)).expect("mint")
+    }
+
+    /// A session dialled at `<prefix>/<server>`, or why it was not admitted.
+    pub async fn connect(
+        &self,
+        server: &str,
+        token: Option<&str>,
+        role: Role,
+    ) -> Result<Session, String> {
+        let mut config = moq_tokio::connect::Config::default();
+        config.tls.insecure = Some(true);
+        let client = config.init(Default::default()).map_err(|e| e.to_string())?;
+        let mut url = format!("https://localhost:{}/{PREFIX}/{server}", self.addr.port());
+        if let Some(t) = token {
+            url.push_str(&format!("?jwt={t}"));
+        }
+        let url: url::Url = url.parse().map_err(|e: url::ParseError| e.to_string())?;
+        let published = moq_tokio::origin::spawn();
+        let received = moq_tokio::origin::spawn();
+        let client = client
+            .with_reconnect(false)
+            .with_subscriber(received.clone());
+        let client = match role {
+            Role::Subscriber => client,
+            Role::Both => client.with_publisher(published.consume()),
+        };
+        let conn = tokio::time::timeout(Duration::from_secs(10), client.connect(url).established())
+            .await
+            .map_err(|_| "no answer within 10 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(Session {
+            conn,
+            published,
+            received,
+        })
+    }
+}
+
+impl RelayLab {
+    /// Whether a session dialled with `token` is refused: not established, or closed by the
+    /// relay right after (over WebTransport the relay accepts the CONNECT, asks the auth server,
+    /// then closes). A session admitted by mistake stays open, and this returns false.
+    pub async fn refused(&self, server: &str, token: Option<&str>) -> bool {
+        let before = self.relay_log().matches("refused the session").count();
+        let closed = match self.connect(server, token, Role::Subscriber).await {
+            Err(_) => true,
+            Ok(s) => tokio::time::timeout(Duration::from_secs(10), s.conn.closed())
+                .await
+                .is_ok(),
+        };
+        // The relay says why; give its log a moment to be written.
+        for _ in 0..50 {
+            if self.relay_log().matches("refused the session").count() > before {
+                return closed;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+pub struct Session {
+    conn: moq_tokio::Connection,
+    published: moq_net::origin::Producer,
+    received: moq_net::origin::Producer,
+}
+
+/// A broadcast this session publishes, writing a frame `frame` every 100 ms (a group each)
+/// until dropped.
+pub struct Published {
+    _broadcast: moq_net::broadcast::Producer,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Session {
+    pub fn publish(&self, broadcast: &str, track: &str) -> Published {
+        let b = self
+            .published
+            .create_broadcast(broadcast)
+            .expect("broadcast");
+        let t = b.create_track(track, None).expect("track");
+        b.announce(Default::default()).expect("announce");
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(mut g) = t.append_group() {
+                    let _ = g.write_frame(Timestamp::now(), &b"frame"[..]);
+                    let _ = g.finish();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Published {
+            _broadcast: b,
+            task,
+        }
+    }
+
+    /// The first frame of `track` in `broadcast` (relative to the dialled path), if one arrives
+    /// within `within`.
+    pub async fn first_frame(
+        &self,
+        broadcast: &str,
+        track: &str,
+        within: Duration,
+    ) -> Option<Vec<u8>> {
+        let consumer = self.received.consume();
+        let read = async {
+            let mut announced = consumer.announced();
+            loop {
+                let update = announced.next().await?;
+                if update.kind.is_active() && update.prefix.as_str() == broadcast {
+                    break;
+                }
+            }
+            let b = consumer.request_broadcast(broadcast).await.ok()?;
+            let mut sub = b.track(track).ok()?.subscribe(None).await.ok()?;
+            let mut group = sub.recv_group().await.ok()??;
+            let frame = group.read_frame().await.ok()??;
+            Some(frame.payload.to_vec())
+        };
+        tokio::time::timeout(within, read).await.ok().flatten()
+    }
+
+    /// Every broadcast announced to this session from now on, by path.
+    pub fn watch_commands(&self) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel(64);
+        let consumer = self.received.consume();
+        tokio::spawn(async move {
+            let mut announced = consumer.announced();
+            while let Some(u) = announced.next().await {
+                if u.kind.is_active() && tx.send(u.prefix.as_str().to_string()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+}
