@@ -2,12 +2,16 @@
 //! while it uploads each stream once.
 //!
 //! This crate owns what is specific to relays and shared by both ends: where each device lives
-//! on a relay (`paths`), the tokens a relay admits sessions with (`token`) and the auth server
-//! a `moq-relay` asks about every session (`auth`). See docs/ARCHITECTURE.md, "Transports".
+//! on a relay (`paths`), the tokens a relay admits sessions with (`token`), the auth server a
+//! `moq-relay` asks about every session (`auth`), a session with a relay (`client`) and XoQ
+//! messages on MoQ tracks (`tracks`). See docs/ARCHITECTURE.md, "Transports".
 
 pub mod auth;
+pub mod client;
 pub mod paths;
 pub mod token;
+pub mod tracks;
 
+pub use client::RelayTarget;
 pub use paths::RelayPaths;
 pub use token::{Grants, TokenError};

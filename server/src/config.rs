@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub camera: Vec<CameraConfig>,
     #[serde(default)]
     pub audio: Vec<AudioConfig>,
+    /// Publish through a MoQ relay too (docs/OPERATIONS.md, "MoQ relays").
+    #[serde(default)]
+    pub moq: crate::relay::MoqConfig,
 }
 
 /// One `[[camera]]` table.

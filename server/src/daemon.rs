@@ -39,10 +39,20 @@ pub async fn serve(
         addrs: dialable_addrs(&ep.bound_sockets()),
         relays,
     };
+    let relay = cfg.moq.target(&cfg.display_name())?;
+    let devices = Arc::new(Devices::start(&cfg)?);
+    if let Some(target) = relay {
+        let devices = devices.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::relay::publish(target, devices).await {
+                tracing::error!("publishing through the MoQ relay stopped: {e:#}");
+            }
+        });
+    }
     let ctx = Arc::new(ServerCtx {
         name: cfg.display_name(),
         id,
-        devices: Devices::start(&cfg)?,
+        devices,
         grants: Grants::load(authorized_path.clone()),
     });
     tokio::spawn(ctx.grants.clone().watch());

@@ -126,6 +126,11 @@ impl Devices {
         Ok(Devices { list })
     }
 
+    /// Every served device, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Device> {
+        self.list.iter()
+    }
+
     pub fn get(&self, name: &str) -> Option<Device> {
         self.list.iter().find(|d| d.name() == name).cloned()
     }

@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod devices;
 mod grants;
+mod relay;
 mod relay_cli;
 mod reopen;
 mod serial;
@@ -137,6 +138,19 @@ struct ServeArgs {
     /// PEM file of the CA that signed the relays' certificates, if not a public one.
     #[arg(long)]
     relay_ca: Option<PathBuf>,
+    /// Also publish the devices through this MoQ relay, e.g. https://relay.example.org:4443
+    /// (`[moq] url`; needs --moq-token-file).
+    #[arg(long = "moq-relay")]
+    moq_relay: Option<String>,
+    /// Path prefix on the MoQ relay: devices are published as <PREFIX>/<server>/<device>.
+    #[arg(long = "moq-path")]
+    moq_path: Option<String>,
+    /// File holding this robot's relay token (`xoq-server token --robot`).
+    #[arg(long = "moq-token-file")]
+    moq_token_file: Option<PathBuf>,
+    /// SHA-256 fingerprint (hex) of the MoQ relay's self-signed certificate (repeatable).
+    #[arg(long = "moq-tls-fingerprint")]
+    moq_tls_fingerprint: Vec<String>,
 }
 
 fn main() {
@@ -174,6 +188,16 @@ fn run(cli: Cli) -> Result<()> {
             if a.relay_ca.is_some() {
                 cfg.relay_ca = a.relay_ca;
             }
+            if a.moq_relay.is_some() {
+                cfg.moq.url = a.moq_relay;
+            }
+            if let Some(p) = a.moq_path {
+                cfg.moq.path = p;
+            }
+            if a.moq_token_file.is_some() {
+                cfg.moq.token_file = a.moq_token_file;
+            }
+            cfg.moq.tls_fingerprint.extend(a.moq_tls_fingerprint);
             for s in &a.serial {
                 cfg.add_serial_shortcut(s)?;
             }

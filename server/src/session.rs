@@ -29,7 +29,7 @@ const OUTBOX_DEPTH: usize = 256;
 pub struct ServerCtx {
     pub name: String,
     pub id: EndpointId,
-    pub devices: Devices,
+    pub devices: Arc<Devices>,
     /// The authorized clients, followed live (see `grants`).
     pub grants: Arc<Grants>,
 }

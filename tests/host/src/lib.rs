@@ -13,6 +13,7 @@ pub mod netlab;
 pub mod pipewire;
 pub mod proc;
 pub mod pwclient;
+pub mod relay_lab;
 pub mod rtp_video;
 pub mod serial_ioctl;
 pub mod stall;

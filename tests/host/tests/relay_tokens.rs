@@ -2,12 +2,10 @@
 //! publishes and a client token subscribes; no token, an expired one, one for another robot,
 //! and a subscribe-only token trying to publish are all refused.
 
-mod relay_lab;
-
 use std::time::Duration;
 
-use relay_lab::{RelayLab, Role};
 use xoq_moq::token::Grants;
+use xoq_tests_host::relay_lab::{RelayLab, Role};
 
 const WAIT: Duration = Duration::from_secs(20);
 

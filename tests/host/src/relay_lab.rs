@@ -1,16 +1,18 @@
 //! A real `moq-relay` on loopback that admits sessions through our auth server, and small MoQ
-//! sessions against it, for the relay tests. The relay process dies with the lab.
+//! sessions against it (what a subscriber or a browser does), for the relay tests. The relay
+//! process dies with the lab.
 
-#![allow(dead_code)]
-
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use moq_net::Timestamp;
 use tokio::sync::mpsc;
 use xoq_moq::token::{generate_key, mint, Grants};
+use xoq_moq::tracks::{MessageReader, MessageTrack};
 use xoq_moq::RelayPaths;
+use xoq_wire::Peer;
 
 pub const PREFIX: &str = "fleet";
 
@@ -24,6 +26,8 @@ pub struct RelayLab {
     key: moq_auth::Key,
     relay: Child,
     pub addr: SocketAddr,
+    /// The relay's HTTP listener (its certificate's fingerprint, announcements).
+    pub http: SocketAddr,
     _auth: tokio::task::JoinHandle<()>,
 }
 
@@ -34,8 +38,8 @@ impl Drop for RelayLab {
     }
 }
 
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+fn free_tcp_port() -> u16 {
+    let s = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
     s.local_addr().expect("local addr").port()
 }
 
@@ -59,8 +63,11 @@ impl RelayLab {
         let auth = tokio::spawn(async move {
             let _ = serve.await;
         });
-        let port = free_udp_port();
+        let port = crate::proc::free_udp_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port())
+            .parse()
+            .expect("addr");
         let log = std::fs::File::create(dir.path().join("relay.log")).expect("log file");
         let relay = Command::new(relay_binary())
             .args([
@@ -70,6 +77,8 @@ impl RelayLab {
                 "localhost",
                 "--auth-url",
                 &format!("http://{auth_addr}/"),
+                "--web-http-listen",
+                &http.to_string(),
             ])
             .stdout(Stdio::null())
             .stderr(log)
@@ -85,6 +94,7 @@ impl RelayLab {
             key,
             relay,
             addr,
+            http,
             _auth: auth,
         };
         lab.wait_ready().await;
@@ -118,6 +128,39 @@ impl RelayLab {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+    }
+
+    /// The relay's base URL, as a server or mounter is given it.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// The SHA-256 fingerprint (hex) of the relay's self-signed certificate, from its HTTP
+    /// listener, to pin it.
+    pub fn fingerprint(&self) -> String {
+        let mut s = TcpStream::connect(self.http).expect("relay HTTP listener");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /certificate.sha256 HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        )
+        .expect("request");
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("reply");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+        assert!(
+            body.len() == 64 && body.chars().all(|c| c.is_ascii_hexdigit()),
+            "the relay's fingerprint endpoint answered {reply:?}"
+        );
+        body.to_string()
+    }
+
+    /// Writes a token to a file in the lab's directory and returns its path.
+    pub fn token_file(&self, name: &str, token: &str) -> std::path::PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, token).expect("token file");
+        p
     }
 
     pub fn token(&self, server: &str, grants: &Grants, lifetime: Duration) -> String {
@@ -257,6 +300,53 @@ impl Session {
             Some(frame.payload.to_vec())
         };
         tokio::time::timeout(within, read).await.ok().flatten()
+    }
+
+    /// A track of XoQ messages this session publishes in broadcast `broadcast` (a group per
+    /// message); the broadcast lives as long as the returned producer.
+    pub fn publish_messages(
+        &self,
+        broadcast: &str,
+        track: &str,
+    ) -> (moq_net::broadcast::Producer, MessageTrack) {
+        let b = self
+            .published
+            .create_broadcast(broadcast)
+            .expect("broadcast");
+        let t = b.create_track(track, None).expect("track");
+        b.announce(Default::default()).expect("announce");
+        (b, MessageTrack::new(t, Duration::ZERO))
+    }
+
+    /// The XoQ messages of `track` in `broadcast`, once the broadcast is announced (within
+    /// `within`), read as a client reads what a server sends.
+    pub async fn subscribe_messages(
+        &self,
+        broadcast: &str,
+        track: &str,
+        within: Duration,
+    ) -> Option<MessageReader> {
+        let consumer = self.received.consume();
+        let open = async {
+            let mut announced = consumer.announced();
+            loop {
+                let update = announced.next().await?;
+                if update.kind.is_active() && update.prefix.as_str() == broadcast {
+                    break;
+                }
+            }
+            let b = consumer.request_broadcast(broadcast).await.ok()?;
+            let sub = b
+                .track(track)
+                .ok()?
+                .subscribe(
+                    moq_net::track::Subscription::default().with_max_age(Duration::from_secs(2)),
+                )
+                .await
+                .ok()?;
+            Some(MessageReader::new(sub, Peer::Server))
+        };
+        tokio::time::timeout(within, open).await.ok().flatten()
     }
 
     /// Every broadcast announced to this session from now on, by path.

@@ -1,0 +1,151 @@
+//! A CAN bus published through a real `moq-relay`: the server (`--moq-relay`, its certificate
+//! pinned by fingerprint, a robot token) publishes the simulated Damiao bus; a client whose
+//! token may write it gets motors to answer, one whose token may only watch does not, and both
+//! see the bus's frames.
+
+use std::time::{Duration, SystemTime};
+
+use xoq_moq::token::Grants;
+use xoq_moq::tracks::MessageReader;
+use xoq_tests_host::proc::{free_udp_port, Env, Server};
+use xoq_tests_host::relay_lab::{RelayLab, Role};
+use xoq_wire::{CanFrame, DeviceKind, Message};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn grants(subscribe: &str, publish: &str, client: &str) -> Grants {
+    Grants {
+        subscribe: Grants::device_list(subscribe),
+        publish: Grants::device_list(publish),
+        client: Some(client.to_string()),
+        robot: false,
+    }
+}
+
+/// Damiao "enable" for motor `id` (answered with a feedback frame from `id + 0x10`).
+fn enable(id: u32) -> Message {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Message::CanFrames(vec![CanFrame {
+        id,
+        flags: 0,
+        len: 8,
+        data: vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC],
+        timestamp_us: now,
+    }])
+}
+
+/// The first bus frame with `id` on `state` within `within`.
+async fn frame_with_id(state: &mut MessageReader, id: u32, within: Duration) -> Option<CanFrame> {
+    let find = async {
+        loop {
+            match state.next().await {
+                Ok(Some(Message::CanFrames(frames))) => {
+                    if let Some(f) = frames.into_iter().find(|f| f.id == id) {
+                        return Some(f);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    };
+    tokio::time::timeout(within, find).await.ok().flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
+    let lab = RelayLab::start().await;
+    let env = Env::new();
+    let robot = Grants {
+        robot: true,
+        ..Grants::default()
+    };
+    let token_file = lab.token_file("robot.token", &lab.token("testbot", &robot, WAIT * 30));
+    let fingerprint = lab.fingerprint();
+    let args: Vec<String> = [
+        "--sim-can",
+        "can0",
+        "--moq-relay",
+        &lab.url(),
+        "--moq-path",
+        xoq_tests_host::relay_lab::PREFIX,
+        "--moq-token-file",
+        &token_file.to_string_lossy(),
+        "--moq-tls-fingerprint",
+        &fingerprint,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Server::start(&env, free_udp_port(), &args);
+
+    // A watcher: sees the device and its bus, cannot move a motor.
+    let watcher_token = lab.token("testbot", &grants("can0", "", "watcher"), WAIT * 30);
+    let watcher = lab
+        .connect("testbot", Some(&watcher_token), Role::Both)
+        .await
+        .expect("watcher admitted");
+    let mut info = watcher
+        .subscribe_messages("can0", "info", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("can0 was not published: {}", server.proc.stderr()));
+    match info.next().await {
+        Ok(Some(Message::Opened(d))) => {
+            assert_eq!(d.name, "can0");
+            assert_eq!(d.kind, DeviceKind::Can);
+        }
+        other => panic!("the info track holds {other:?}"),
+    }
+    let mut state = watcher
+        .subscribe_messages("can0", "state", WAIT)
+        .await
+        .expect("state track");
+    // It keeps asking for 3 s, as long as a writer gets its answer below.
+    let (_b, mut cmd) = watcher.publish_messages("can0/w/watcher", "cmd");
+    for _ in 0..6 {
+        cmd.write(&enable(0x01)).expect("write");
+        assert!(
+            frame_with_id(&mut state, 0x11, Duration::from_millis(500))
+                .await
+                .is_none(),
+            "a watcher's command moved motor 1"
+        );
+    }
+
+    // A writer: its enable reaches the bus, motor 2 answers, and everyone sees both frames.
+    let writer_token = lab.token("testbot", &grants("", "can0", "op"), WAIT * 30);
+    let writer = lab
+        .connect("testbot", Some(&writer_token), Role::Both)
+        .await
+        .expect("writer admitted");
+    let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
+    let mut answered = None;
+    for _ in 0..40 {
+        // The server subscribes once it sees the announcement: ask until it answers.
+        cmd.write(&enable(0x02)).expect("write");
+        if let Some(f) = frame_with_id(&mut state, 0x12, Duration::from_millis(500)).await {
+            answered = Some(f);
+            break;
+        }
+    }
+    let reply = answered.unwrap_or_else(|| {
+        panic!(
+            "motor 2 never answered the writer: {}",
+            server.proc.stderr()
+        )
+    });
+    assert_eq!(
+        reply.data[0], 0x12,
+        "feedback of motor 2, enabled: {reply:?}"
+    );
+    assert!(reply.timestamp_us > 0, "bus frames carry their time");
+    // Motor 1 stayed disabled: nothing the watcher sent reached the bus.
+    assert!(
+        !server.proc.stderr().contains("watcher"),
+        "the server took commands from the watcher: {}",
+        server.proc.stderr()
+    );
+}
