@@ -4,7 +4,8 @@
 //!    byte, draining `next_message` after each chunk until it wants more bytes or fails; after
 //!    a failure the decoder must keep failing with the same error.
 //! 2. `Message::decode(data[0], &data[1..])` is tried on the raw input.
-//! 3. `Message::from_frame(data)`: the input as one datagram.
+//! 3. `Message::from_frame(data)`: the input as one datagram; `from_frame_by` (a relay frame)
+//!    agrees with it for the peer that may send the type and refuses it for the other.
 //!
 //! Every message that decodes is re-encoded; the re-encoding must decode to the same message
 //! and respect its header's limit (and must be byte-identical to the body it came from).
@@ -12,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xoq_wire::message::HEADER_LEN;
-use xoq_wire::{FrameDecoder, Message};
+use xoq_wire::{FrameDecoder, Message, Peer};
 
 fn check_reencode(m: &Message, original_body: Option<(u8, &[u8])>) {
     let bytes = m.to_bytes();
@@ -87,8 +88,18 @@ fuzz_target!(|data: &[u8]| {
 
     // 3. The whole input as one datagram (an audio packet's carrier): exactly one framed
     //    message, canonical.
-    if let Ok(m) = Message::from_frame(data) {
+    let whole = Message::from_frame(data);
+    if let Ok(m) = &whole {
         assert_eq!(m.to_bytes(), data, "datagram encoding is not canonical");
-        check_reencode(&m, None);
+        check_reencode(m, None);
+    }
+    // 4. The same as a relay frame from either peer: the decoder of one's own direction agrees,
+    //    and at most a type both may send decodes from both.
+    let by = [Peer::Client, Peer::Server].map(|p| Message::from_frame_by(data, p));
+    for m in by.iter().flatten() {
+        assert_eq!(Ok(m), whole.as_ref(), "a relay frame decoded differently");
+    }
+    if whole.is_ok() {
+        assert!(by.iter().any(|r| r.is_ok()), "no peer may send a decodable frame");
     }
 });

@@ -1,5 +1,6 @@
 //! XoQ messages on MoQ tracks: each MoQ frame is one encoded `xoq_wire::Message`, so the relay
-//! carries exactly what the iroh streams carry and one decoder (with its limits) reads both.
+//! carries exactly what the iroh streams carry and one decoder (with its limits and fuzz target:
+//! `Message::from_frame_by`) reads both.
 //! A writer opens a new group every `window`, so a subscriber that joins, or falls behind,
 //! starts at a recent group instead of the track's beginning.
 
@@ -7,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use moq_net::Timestamp;
 use thiserror::Error;
-use xoq_wire::decoder::FrameDecoder;
 use xoq_wire::{Message, Peer};
 
 #[derive(Debug, Error)]
@@ -16,8 +16,6 @@ pub enum TrackError {
     Moq(#[from] moq_net::Error),
     #[error("a malformed message on a relay track: {0}")]
     Wire(#[from] xoq_wire::WireError),
-    #[error("a relay frame held {0} messages; one is allowed")]
-    NotOneMessage(usize),
 }
 
 /// Writes messages to a track, one per frame, a group per time window.
@@ -68,16 +66,7 @@ impl MessageTrack {
 
 /// Decodes one relay frame as exactly one message sent by `peer`.
 pub fn decode_frame(payload: &[u8], peer: Peer) -> Result<Message, TrackError> {
-    let mut d = FrameDecoder::from_peer(peer);
-    d.push(payload);
-    let mut out = Vec::new();
-    while let Some(m) = d.next_message()? {
-        out.push(m);
-    }
-    if out.len() != 1 || d.pending() > 0 {
-        return Err(TrackError::NotOneMessage(out.len()));
-    }
-    Ok(out.remove(0))
+    Ok(Message::from_frame_by(payload, peer)?)
 }
 
 /// Reads the messages of a subscribed track, group after group.

@@ -385,6 +385,17 @@ impl Message {
         Message::decode(t, body)
     }
 
+    /// Decodes `bytes` as exactly one framed message sent by `peer` (a relay frame): a type
+    /// only the other end sends is refused from its header, before its body is looked at.
+    pub fn from_frame_by(bytes: &[u8], peer: Peer) -> Result<Message, WireError> {
+        if let Some(&t) = bytes.first() {
+            if max_body(t).is_some() && !may_send(peer, t) {
+                return Err(WireError::WrongDirection { ty: t });
+            }
+        }
+        Message::from_frame(bytes)
+    }
+
     /// Decodes one body of type `t`. The body must be exactly one message.
     pub fn decode(t: u8, body: &[u8]) -> Result<Message, WireError> {
         let max = max_body(t).ok_or(WireError::UnknownType(t))?;

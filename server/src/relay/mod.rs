@@ -1,65 +1,38 @@
 //! The relay publisher: this server's second transport. One session with a MoQ relay publishes
 //! every served device once, however many subscribe, and takes the commands of the clients
 //! whose tokens allow them (docs/ARCHITECTURE.md, "Transports"). It attaches to the device
-//! actors like any iroh session, so their rules (one writer, a bus's maximum age) hold here too.
+//! actors like any iroh session, so their rules (one writer per port, a bus's maximum age) hold
+//! here too.
+//!
+//! A device `dev` is the broadcast `dev` (under the session's root `<prefix>/<server>`) with the
+//! track `info` (its `Opened` message) and a data track (`state` for a CAN bus, `rx` for a serial
+//! port) of what an observer attachment sees, a group per 100 ms: a slow relay never slows the
+//! device, what it misses is counted. A client allowed to write publishes `dev/w/<client>` with
+//! a track of its commands (`cmd`, `tx`), which `writers` serves.
 
 mod can;
+mod config;
+mod serial;
+mod writers;
 
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
-use xoq_moq::{RelayPaths, RelayTarget};
+use tokio::sync::mpsc;
+use xoq_moq::tracks::MessageTrack;
+use xoq_moq::RelayTarget;
+use xoq_wire::{Access, DeviceInfo, Message};
+
+pub use config::MoqConfig;
 
 use crate::devices::{Device, Devices};
+use crate::session::Outbox;
 
-/// `[moq]` in server.toml: publish through a MoQ relay as well as serving iroh clients.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct MoqConfig {
-    /// The relay, e.g. `https://relay.example.org:4443`.
-    pub url: Option<String>,
-    /// Path prefix the devices are published under: `<path>/<server>/<device>`.
-    #[serde(default)]
-    pub path: String,
-    /// File holding this robot's token (`xoq-server token --robot`).
-    pub token_file: Option<PathBuf>,
-    /// SHA-256 fingerprints (hex) of a self-signed relay certificate.
-    #[serde(default)]
-    pub tls_fingerprint: Vec<String>,
-    /// PEM files of private CAs that sign the relay's certificate.
-    #[serde(default)]
-    pub tls_root: Vec<PathBuf>,
-}
-
-impl MoqConfig {
-    /// The relay to publish to, if one is configured.
-    pub fn target(&self, server: &str) -> Result<Option<RelayTarget>> {
-        let Some(url) = &self.url else {
-            return Ok(None);
-        };
-        let url = url
-            .parse()
-            .with_context(|| format!("[moq] url `{url}` is not a URL"))?;
-        let paths = RelayPaths::new(&self.path, server)
-            .with_context(|| format!("[moq] path `{}` with server name `{server}`", self.path))?;
-        let token_file = self.token_file.as_ref().context(
-            "[moq] needs token_file: a robot token from `xoq-server token --robot` (the relay admits no anonymous publisher)",
-        )?;
-        let token = std::fs::read_to_string(token_file)
-            .with_context(|| format!("cannot read the relay token {}", token_file.display()))?
-            .trim()
-            .to_string();
-        Ok(Some(RelayTarget {
-            url,
-            paths,
-            token,
-            fingerprints: self.tls_fingerprint.clone(),
-            roots: self.tls_root.clone(),
-        }))
-    }
-}
+/// The span of one group of a data track.
+const GROUP_WINDOW: Duration = Duration::from_millis(100);
+/// Messages queued for the relay before the observer counts drops.
+const OUTBOX_DEPTH: usize = 256;
 
 /// Publishes every device through the relay until the server stops; the session is redialled
 /// whenever it drops.
@@ -67,24 +40,83 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
     let published = moq_tokio::origin::spawn();
     let commands = moq_tokio::origin::spawn();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut buses = Vec::new();
+    let mut writable = Vec::new();
     for d in devices.iter() {
-        match d {
+        let (data_track, attach): (&str, Attach) = match d {
             Device::Can(dev) => {
-                let b = can::Publisher::start(&published, dev.clone())?;
-                buses.push(dev.clone());
-                tasks.spawn(b.run());
+                let dev = dev.clone();
+                ("state", Box::new(move |tx| can::observe(&dev, tx)))
+            }
+            Device::Serial(dev) => {
+                let dev = dev.clone();
+                ("rx", Box::new(move |tx| serial::observe(&dev, tx)))
             }
             other => {
-                tracing::info!(device = %other.name(), "not published on the relay yet (only CAN buses are)");
+                tracing::info!(device = %other.name(), "not published on the relay yet (CAN buses and serial ports are)");
+                continue;
             }
-        }
+        };
+        let b = DeviceBroadcast::start(&published, d.info(Access::ReadOnly), data_track)?;
+        tasks.spawn(b.run(attach));
+        writable.push(d.clone());
     }
-    tasks.spawn(can::take_commands(commands.consume(), buses));
+    tasks.spawn(writers::serve(commands.consume(), writable));
     let conn = target.connect(Some(published.consume()), Some(commands))?;
     tracing::info!(relay = %target.url, root = %target.paths.root(), "publishing through the MoQ relay");
     tokio::select! {
         r = conn.closed() => r.context("the relay session ended"),
         _ = async { while tasks.join_next().await.is_some() {} } => Ok(()),
+    }
+}
+
+/// Attaches an observer to a device, its messages going to the outbox; the attachment is held
+/// by the returned value.
+type Attach = Box<dyn FnOnce(Outbox) -> Result<Box<dyn Send>, String> + Send>;
+
+/// One device's broadcast: its `info` and its data track.
+struct DeviceBroadcast {
+    name: String,
+    data: MessageTrack,
+    // Kept so the broadcast stays announced and its info track served.
+    _info: MessageTrack,
+    _broadcast: moq_net::broadcast::Producer,
+}
+
+impl DeviceBroadcast {
+    fn start(origin: &moq_net::origin::Producer, info: DeviceInfo, data: &str) -> Result<Self> {
+        let name = info.name.clone();
+        let broadcast = origin.create_broadcast(name.as_str())?;
+        let mut info_track =
+            MessageTrack::new(broadcast.create_track("info", None)?, Duration::MAX);
+        info_track.write(&Message::Opened(info))?;
+        info_track.flush()?;
+        let data = MessageTrack::new(broadcast.create_track(data, None)?, GROUP_WINDOW);
+        broadcast.announce(Default::default())?;
+        Ok(Self {
+            name,
+            data,
+            _info: info_track,
+            _broadcast: broadcast,
+        })
+    }
+
+    /// Copies what an observer of the device sees to the data track until the device's actor
+    /// stops.
+    async fn run(mut self, attach: Attach) {
+        let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
+        let held = match attach(tx) {
+            Ok(a) => a,
+            Err(text) => {
+                tracing::warn!(device = %self.name, "not published on the relay: {text}");
+                return;
+            }
+        };
+        while let Some(m) = rx.recv().await {
+            if let Err(e) = self.data.write(&m) {
+                tracing::warn!(device = %self.name, "relay data track: {e}");
+                return;
+            }
+        }
+        drop(held);
     }
 }

@@ -13,24 +13,18 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: Attachment)
         return;
     }
     while let Some(m) = requests.next().await {
-        let op = match m {
-            Message::Data(d) => Op::Data(d),
-            Message::LineSettings(l) => Op::Line(l),
-            Message::SetModem(l) => Op::Modem(l),
-            Message::Break { duration_ms } => Op::Break(duration_ms),
-            Message::SetBreak(on) => Op::SetBreak(on),
-            Message::Flush(q) => Op::Flush(q),
-            Message::Drain { seq } => Op::Drain(seq),
-            Message::Flow(action) if att.access == Access::ReadWrite => {
+        let op = match port_op(m) {
+            Ok(op) => op,
+            Err(Message::Flow(action)) if att.access == Access::ReadWrite => {
                 att.flow(action).await;
                 continue;
             }
-            Message::Flow(_) => {
+            Err(Message::Flow(_)) => {
                 att.reply_error(ErrorCode::ReadOnly, READ_ONLY_TEXT.into())
                     .await;
                 continue;
             }
-            other => {
+            Err(other) => {
                 att.reply_error(ErrorCode::UnexpectedMessage, unexpected_text(&other))
                     .await;
                 continue;
@@ -45,4 +39,19 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: Attachment)
             return;
         }
     }
+}
+
+/// The port operation a client's message asks for, in order with its data; anything else
+/// (a `Flow`, which acts at once, or a message no client sends on this stream) back.
+pub fn port_op(m: Message) -> Result<Op, Message> {
+    Ok(match m {
+        Message::Data(d) => Op::Data(d),
+        Message::LineSettings(l) => Op::Line(l),
+        Message::SetModem(l) => Op::Modem(l),
+        Message::Break { duration_ms } => Op::Break(duration_ms),
+        Message::SetBreak(on) => Op::SetBreak(on),
+        Message::Flush(q) => Op::Flush(q),
+        Message::Drain { seq } => Op::Drain(seq),
+        other => return Err(other),
+    })
 }

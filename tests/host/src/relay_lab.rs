@@ -156,6 +156,40 @@ impl RelayLab {
         body.to_string()
     }
 
+    /// Starts `xoq-server` (named `testbot`) serving `devices`, publishing them through this
+    /// relay with a robot token and the relay's certificate pinned.
+    pub fn serve(&self, env: &crate::proc::Env, devices: &[&str]) -> crate::proc::Server {
+        let robot = Grants {
+            robot: true,
+            ..Grants::default()
+        };
+        let token = self.token("testbot", &robot, Duration::from_secs(3600));
+        let token_file = self.token_file("robot.token", &token);
+        let mut args: Vec<String> = devices.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "--moq-relay".into(),
+            self.url(),
+            "--moq-path".into(),
+            PREFIX.into(),
+            "--moq-token-file".into(),
+            token_file.to_string_lossy().into_owned(),
+            "--moq-tls-fingerprint".into(),
+            self.fingerprint(),
+        ]);
+        crate::proc::Server::start(env, crate::proc::free_udp_port(), &args)
+    }
+
+    /// A client's token for `testbot`: watch `subscribe`, write `publish` as `client`.
+    pub fn client_token(&self, subscribe: &str, publish: &str, client: &str) -> String {
+        let g = Grants {
+            subscribe: Grants::device_list(subscribe),
+            publish: Grants::device_list(publish),
+            client: Some(client.to_string()),
+            robot: false,
+        };
+        self.token("testbot", &g, Duration::from_secs(3600))
+    }
+
     /// Writes a token to a file in the lab's directory and returns its path.
     pub fn token_file(&self, name: &str, token: &str) -> std::path::PathBuf {
         let p = self.dir.path().join(name);

@@ -5,22 +5,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use xoq_moq::token::Grants;
 use xoq_moq::tracks::MessageReader;
-use xoq_tests_host::proc::{free_udp_port, Env, Server};
+use xoq_tests_host::proc::Env;
 use xoq_tests_host::relay_lab::{RelayLab, Role};
 use xoq_wire::{CanFrame, DeviceKind, Message};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn grants(subscribe: &str, publish: &str, client: &str) -> Grants {
-    Grants {
-        subscribe: Grants::device_list(subscribe),
-        publish: Grants::device_list(publish),
-        client: Some(client.to_string()),
-        robot: false,
-    }
-}
 
 /// Damiao "enable" for motor `id` (answered with a feedback frame from `id + 0x10`).
 fn enable(id: u32) -> Message {
@@ -59,31 +49,10 @@ async fn frame_with_id(state: &mut MessageReader, id: u32, within: Duration) -> 
 async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
     let lab = RelayLab::start().await;
     let env = Env::new();
-    let robot = Grants {
-        robot: true,
-        ..Grants::default()
-    };
-    let token_file = lab.token_file("robot.token", &lab.token("testbot", &robot, WAIT * 30));
-    let fingerprint = lab.fingerprint();
-    let args: Vec<String> = [
-        "--sim-can",
-        "can0",
-        "--moq-relay",
-        &lab.url(),
-        "--moq-path",
-        xoq_tests_host::relay_lab::PREFIX,
-        "--moq-token-file",
-        &token_file.to_string_lossy(),
-        "--moq-tls-fingerprint",
-        &fingerprint,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let server = Server::start(&env, free_udp_port(), &args);
+    let server = lab.serve(&env, &["--sim-can", "can0"]);
 
     // A watcher: sees the device and its bus, cannot move a motor.
-    let watcher_token = lab.token("testbot", &grants("can0", "", "watcher"), WAIT * 30);
+    let watcher_token = lab.client_token("can0", "", "watcher");
     let watcher = lab
         .connect("testbot", Some(&watcher_token), Role::Both)
         .await
@@ -116,7 +85,7 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
     }
 
     // A writer: its enable reaches the bus, motor 2 answers, and everyone sees both frames.
-    let writer_token = lab.token("testbot", &grants("", "can0", "op"), WAIT * 30);
+    let writer_token = lab.client_token("", "can0", "op");
     let writer = lab
         .connect("testbot", Some(&writer_token), Role::Both)
         .await

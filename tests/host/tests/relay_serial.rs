@@ -1,0 +1,112 @@
+//! A serial port published through a real `moq-relay`: a client whose token may write it
+//! sends bytes on its `tx` track, the simulated port echoes them, and every watcher reads the
+//! echo on `rx`; a watcher's own `tx` never reaches the port.
+
+use std::time::Duration;
+
+use xoq_moq::tracks::MessageReader;
+use xoq_tests_host::proc::Env;
+use xoq_tests_host::relay_lab::{RelayLab, Role};
+use xoq_wire::{DeviceKind, Message};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Reads `rx` until it has seen `needle` (true) or `within` passed (false).
+async fn echoed(
+    rx: &mut MessageReader,
+    seen: &mut Vec<u8>,
+    needle: &[u8],
+    within: Duration,
+) -> bool {
+    let find = async {
+        loop {
+            if seen.windows(needle.len()).any(|w| w == needle) {
+                return true;
+            }
+            match rx.next().await {
+                Ok(Some(Message::Data(d))) => seen.extend_from_slice(&d),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(within, find).await.unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_on_the_relay_echoes_a_writers_bytes_to_every_watcher() {
+    let lab = RelayLab::start().await;
+    let env = Env::new();
+    let server = lab.serve(&env, &["--sim-serial", "tty0"]);
+
+    let watcher = lab
+        .connect(
+            "testbot",
+            Some(&lab.client_token("tty0", "", "watcher")),
+            Role::Both,
+        )
+        .await
+        .expect("watcher admitted");
+    let mut info = watcher
+        .subscribe_messages("tty0", "info", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("tty0 was not published: {}", server.proc.stderr()));
+    match info.next().await {
+        Ok(Some(Message::Opened(d))) => assert_eq!(d.kind, DeviceKind::Serial),
+        other => panic!("the info track holds {other:?}"),
+    }
+    let mut rx = watcher
+        .subscribe_messages("tty0", "rx", WAIT)
+        .await
+        .expect("rx track");
+    let mut seen = Vec::new();
+
+    // The watcher's writes are not forwarded by the relay: nothing comes back.
+    let (_b, mut tx) = watcher.publish_messages("tty0/w/watcher", "tx");
+    for _ in 0..6 {
+        tx.write(&Message::Data(b"from the watcher;".to_vec()))
+            .expect("write");
+        assert!(
+            !echoed(&mut rx, &mut seen, b"watcher", Duration::from_millis(500)).await,
+            "a watcher's bytes reached the port"
+        );
+    }
+
+    // The writer's bytes are echoed by the port and read by the watcher, in order.
+    let writer = lab
+        .connect(
+            "testbot",
+            Some(&lab.client_token("", "tty0", "op")),
+            Role::Both,
+        )
+        .await
+        .expect("writer admitted");
+    let (_b, mut tx) = writer.publish_messages("tty0/w/op", "tx");
+    let mut got = false;
+    for i in 0..40 {
+        // The server subscribes once it sees the announcement: send until the echo comes.
+        tx.write(&Message::Data(format!("<line {i:02}>").into_bytes()))
+            .expect("write");
+        if echoed(&mut rx, &mut seen, b">", Duration::from_millis(500)).await {
+            got = true;
+            break;
+        }
+    }
+    assert!(
+        got,
+        "no echo of the writer's bytes: {}",
+        server.proc.stderr()
+    );
+    let message: Vec<u8> = (0..20)
+        .map(|i| format!("[{i:02}]"))
+        .collect::<String>()
+        .into_bytes();
+    for chunk in message.chunks(12) {
+        tx.write(&Message::Data(chunk.to_vec())).expect("write");
+    }
+    assert!(
+        echoed(&mut rx, &mut seen, &message, WAIT).await,
+        "the writer's bytes came back incomplete or out of order: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+}
