@@ -25,6 +25,7 @@ pub struct RelayLab {
     dir: tempfile::TempDir,
     key: moq_auth::Key,
     relay: Child,
+    relay_args: Vec<String>,
     pub addr: SocketAddr,
     /// The relay's HTTP listener (its certificate's fingerprint, announcements).
     pub http: SocketAddr,
@@ -48,7 +49,36 @@ pub fn relay_binary() -> String {
     std::env::var("XOQ_MOQ_RELAY").unwrap_or_else(|_| "moq-relay".into())
 }
 
+/// Starts `moq-relay` with `args`, its log appended to `dir/relay.log`.
+fn spawn_relay(dir: &std::path::Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("relay.log"))
+        .expect("log file");
+    Command::new(relay_binary())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e}; run scripts/deps.sh, which installs moq-relay",
+                relay_binary()
+            )
+        })
+}
+
 impl RelayLab {
+    /// Kills the relay (every session drops at once) and starts it again on the same address,
+    /// certificate and auth server; returns once it admits sessions again.
+    pub async fn restart(&mut self) {
+        let _ = self.relay.kill();
+        let _ = self.relay.wait();
+        self.relay = spawn_relay(self.dir.path(), &self.relay_args);
+        self.wait_ready().await;
+    }
+
     pub async fn start() -> RelayLab {
         let dir = tempfile::tempdir().expect("tempdir");
         let (private, public) = (
@@ -68,31 +98,50 @@ impl RelayLab {
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port())
             .parse()
             .expect("addr");
-        let log = std::fs::File::create(dir.path().join("relay.log")).expect("log file");
-        let relay = Command::new(relay_binary())
+        // A certificate of its own (not --listen-tls-generate), so a restarted relay keeps its
+        // fingerprint, as a real one keeps its certificate.
+        let (cert, key_pem) = (dir.path().join("relay.crt"), dir.path().join("relay.key"));
+        let made = Command::new("openssl")
             .args([
-                "--listen",
-                &addr.to_string(),
-                "--listen-tls-generate",
-                "localhost",
-                "--auth-url",
-                &format!("http://{auth_addr}/"),
-                "--web-http-listen",
-                &http.to_string(),
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
             ])
+            .args(["-days", "2", "-nodes", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key_pem)
+            .arg("-out")
+            .arg(&cert)
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e}; run scripts/deps.sh, which installs moq-relay",
-                    relay_binary()
-                )
-            });
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (scripts/deps.sh installs it)");
+        assert!(
+            made.success(),
+            "openssl could not make the relay's certificate"
+        );
+        let relay_args = vec![
+            "--listen".to_string(),
+            addr.to_string(),
+            "--listen-tls-cert".into(),
+            cert.to_string_lossy().into_owned(),
+            "--listen-tls-key".into(),
+            key_pem.to_string_lossy().into_owned(),
+            "--auth-url".into(),
+            format!("http://{auth_addr}/"),
+            "--web-http-listen".into(),
+            http.to_string(),
+        ];
+        let relay = spawn_relay(dir.path(), &relay_args);
         let mut lab = RelayLab {
             dir,
             key,
             relay,
+            relay_args,
             addr,
             http,
             _auth: auth,

@@ -118,3 +118,47 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
         server.proc.stderr()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_publishes_again_after_the_relay_restarts() {
+    let mut lab = RelayLab::start().await;
+    let env = Env::new();
+    let server = lab.serve(&env, &["--sim-can", "can0"]);
+    let token = lab.client_token("", "can0", "op");
+    for round in 0..2 {
+        if round == 1 {
+            lab.restart().await;
+        }
+        let writer = lab
+            .connect("testbot", Some(&token), Role::Both)
+            .await
+            .expect("writer admitted");
+        let mut state = writer
+            .subscribe_messages("can0", "state", WAIT)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "can0 not published (round {round}): {}",
+                    server.proc.stderr()
+                )
+            });
+        let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
+        let motor = 0x03 + round;
+        let mut answered = false;
+        for _ in 0..40 {
+            cmd.write(&enable(motor)).expect("write");
+            if frame_with_id(&mut state, motor + 0x10, Duration::from_millis(500))
+                .await
+                .is_some()
+            {
+                answered = true;
+                break;
+            }
+        }
+        assert!(
+            answered,
+            "motor {motor} never answered (round {round}): {}",
+            server.proc.stderr()
+        );
+    }
+}
