@@ -385,6 +385,22 @@ impl Session {
         tokio::time::timeout(within, read).await.ok().flatten()
     }
 
+    /// A track this session publishes in broadcast `broadcast`, written raw (for hostile
+    /// frames); the broadcast lives as long as the returned producer.
+    pub fn publish_raw(
+        &self,
+        broadcast: &str,
+        track: &str,
+    ) -> (moq_net::broadcast::Producer, moq_net::track::Producer) {
+        let b = self
+            .published
+            .create_broadcast(broadcast)
+            .expect("broadcast");
+        let t = b.create_track(track, None).expect("track");
+        b.announce(Default::default()).expect("announce");
+        (b, t)
+    }
+
     /// A track of XoQ messages this session publishes in broadcast `broadcast` (a group per
     /// message); the broadcast lives as long as the returned producer.
     pub fn publish_messages(

@@ -162,3 +162,80 @@ async fn the_server_publishes_again_after_the_relay_restarts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_sending_malformed_frames_is_dropped_and_nobody_else_is() {
+    let lab = RelayLab::start().await;
+    let env = Env::new();
+    let server = lab.serve(&env, &["--sim-can", "can0"]);
+    let hostile = lab
+        .connect(
+            "testbot",
+            Some(&lab.client_token("", "can0", "bad")),
+            Role::Both,
+        )
+        .await
+        .expect("admitted");
+    let mut state = hostile
+        .subscribe_messages("can0", "state", WAIT)
+        .await
+        .expect("state track");
+    let (_b, cmd) = hostile.publish_raw("can0/w/bad", "cmd");
+    // A CanFrames header declaring 4 GiB, then a frame of a type only servers send, repeated
+    // until the server has read one and said so.
+    let garbage: [&[u8]; 2] = [
+        &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3],
+        &[0x02, 0, 0, 0, 0],
+    ];
+    let mut refused = false;
+    for _ in 0..40 {
+        for g in garbage {
+            let mut group = cmd.append_group().expect("group");
+            group
+                .write_frame(moq_net::Timestamp::now(), g.to_vec())
+                .expect("frame");
+            group.finish().expect("finish");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if server
+            .proc
+            .stderr()
+            .contains("malformed message on a relay track")
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the server never refused the frames: {}",
+        server.proc.stderr()
+    );
+
+    // The bus and the other writers are untouched.
+    let writer = lab
+        .connect(
+            "testbot",
+            Some(&lab.client_token("", "can0", "op")),
+            Role::Both,
+        )
+        .await
+        .expect("writer admitted");
+    let (_b, mut good) = writer.publish_messages("can0/w/op", "cmd");
+    let mut answered = false;
+    for _ in 0..40 {
+        good.write(&enable(0x04)).expect("write");
+        if frame_with_id(&mut state, 0x14, Duration::from_millis(500))
+            .await
+            .is_some()
+        {
+            answered = true;
+            break;
+        }
+    }
+    assert!(
+        answered,
+        "the bus stopped answering: {}",
+        server.proc.stderr()
+    );
+}
