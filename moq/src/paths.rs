@@ -1,7 +1,8 @@
 //! Where a robot's devices live on a relay: broadcast paths built only from checked names.
 //!
 //! A server publishes each device as `<prefix>/<server>/<device>`; a client that may write
-//! publishes its commands as `<prefix>/<server>/<device>/w/<client>`. Every segment is a wire
+//! publishes its commands as `<prefix>/<server>/<device>/w/<client>`, and the server answers it
+//! (progress, errors, clock comparisons) in `<prefix>/<server>/<device>/r/<client>`. Every segment is a wire
 //! name (`[A-Za-z0-9][A-Za-z0-9._-]{0,63}`), so a path from a relay's announcement is parsed
 //! back only when it has exactly this shape.
 
@@ -10,6 +11,8 @@ use xoq_wire::name::is_valid_name;
 
 /// The segment between a device and a writer's name in a command broadcast's path.
 pub const WRITER_SEGMENT: &str = "w";
+/// The segment between a device and a writer's name in the path of the server's replies.
+pub const REPLY_SEGMENT: &str = "r";
 /// The most segments a prefix may have.
 pub const MAX_PREFIX_SEGMENTS: usize = 8;
 
@@ -86,6 +89,15 @@ impl RelayPaths {
         ))
     }
 
+    /// `<root>/<device>/r/<client>`: where the server answers the writer `client`.
+    pub fn reply(&self, device: &str, client: &str) -> Result<String, PathError> {
+        Ok(format!(
+            "{}/{REPLY_SEGMENT}/{}",
+            self.device(device)?,
+            checked(client)?
+        ))
+    }
+
     /// What a broadcast path under this root names, if it is one of ours: `None` for any other
     /// shape, or a segment that is not a wire name.
     pub fn parse(&self, path: &str) -> Option<RelayPath> {
@@ -125,6 +137,11 @@ mod tests {
             p.writer("can0", "op-3").expect("valid"),
             "fleet/lab/robot1/can0/w/op-3"
         );
+        assert_eq!(
+            p.reply("can0", "op-3").expect("valid"),
+            "fleet/lab/robot1/can0/r/op-3"
+        );
+        assert!(p.reply("can0", "..").is_err());
         assert_eq!(RelayPaths::new("", "r").expect("valid").root(), "r");
         for bad in ["../etc", "a//b", "a/.hidden", "a b"] {
             assert!(RelayPaths::new(bad, "r").is_err(), "{bad}");

@@ -2,8 +2,8 @@
 //!
 //! A token's root is one server's `<prefix>/<server>`, so it reaches nothing of another robot.
 //! A client token subscribes to the devices it names (each device broadcast exactly) and
-//! publishes only its own command broadcast `<device>/w/<client>` of the devices it may write:
-//! the relay's read-write. A robot token publishes everything under its root and subscribes
+//! publishes only its own command broadcast `<device>/w/<client>` of the devices it may write
+//! (the relay's read-write), whose answers `<device>/r/<client>` it may read. A robot token publishes everything under its root and subscribes
 //! only to the command broadcasts. Every token expires.
 
 use std::path::Path;
@@ -14,7 +14,7 @@ use moq_auth::{Algorithm, Claims, Pattern};
 use thiserror::Error;
 use xoq_wire::name::is_valid_name;
 
-use crate::paths::{PathError, RelayPaths, WRITER_SEGMENT};
+use crate::paths::{PathError, RelayPaths, REPLY_SEGMENT, WRITER_SEGMENT};
 
 /// The longest a token may live.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -80,6 +80,7 @@ impl Grants {
             for d in &self.publish {
                 paths.writer(d, client)?;
                 publish.push(pattern(&format!("{d}/{WRITER_SEGMENT}/{client}"))?);
+                subscribe.push(pattern(&format!("{d}/{REPLY_SEGMENT}/{client}"))?);
             }
         } else if let Some(c) = &self.client {
             if !is_valid_name(c) {
@@ -177,6 +178,9 @@ mod tests {
         assert_eq!(allowed(&c, "fleet/robot1/cam0"), (true, false));
         assert_eq!(allowed(&c, "fleet/robot1/can0"), (true, false));
         assert_eq!(allowed(&c, "fleet/robot1/can0/w/op1"), (false, true));
+        assert_eq!(allowed(&c, "fleet/robot1/can0/r/op1"), (true, false));
+        assert_eq!(allowed(&c, "fleet/robot1/can0/r/op2"), (false, false));
+        assert_eq!(allowed(&c, "fleet/robot1/cam0/r/op1"), (false, false));
         assert_eq!(allowed(&c, "fleet/robot1/can0/w/op2"), (false, false));
         assert_eq!(allowed(&c, "fleet/robot1/cam0/w/op1"), (false, false));
         assert_eq!(allowed(&c, "fleet/robot1/tty0"), (false, false));

@@ -22,14 +22,38 @@ pub fn observe(dev: &Arc<CanDevice>, outbox: Outbox) -> Result<Box<dyn Send>, St
     Ok(Box::new(att))
 }
 
-/// Puts a writer's commands on the bus until its track ends.
-pub async fn serve_writer(mut cmd: MessageReader, dev: Arc<CanDevice>, client: &str) -> Result<()> {
-    // A writer's replies would be the bus's frames: the client reads those from `state`.
+/// Puts a writer's commands on the bus until its track ends; answers its clock comparisons
+/// (`TimeSync`, so it can stamp frames in this server's clock for the maximum age) on `reply`.
+pub async fn serve_writer(
+    mut cmd: MessageReader,
+    dev: Arc<CanDevice>,
+    client: &str,
+    reply: Outbox,
+) -> Result<()> {
+    // The bus's frames reach a writer on `state`, like everyone; only errors and counters of
+    // its own attachment go to `reply`.
     let (tx, mut rx) = mpsc::channel(super::OUTBOX_DEPTH);
-    let att = dev
-        .attach(Access::ReadWrite, tx)
-        .map_err(|(_, text)| anyhow::anyhow!(text))?;
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let att = match dev.attach(Access::ReadWrite, tx) {
+        Ok(a) => a,
+        Err((code, text)) => {
+            let _ = reply
+                .send(Message::Error {
+                    code,
+                    text: text.clone(),
+                })
+                .await;
+            anyhow::bail!(text);
+        }
+    };
+    let own = reply.clone();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let for_writer = matches!(m, Message::Error { .. } | Message::CanCounters(_));
+            if for_writer && own.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
     tracing::info!(device = %dev.name, %client, "a relay client writes to this bus");
     while let Some(m) = cmd.next().await? {
         match m {
@@ -48,6 +72,15 @@ pub async fn serve_writer(mut cmd: MessageReader, dev: Arc<CanDevice>, client: &
                 if !frames.is_empty() && att.submit(frames).await.is_err() {
                     return Ok(());
                 }
+            }
+            Message::TimeSync { client_us, .. } => {
+                let server_us = unix_us(SystemTime::now());
+                let _ = reply
+                    .send(Message::TimeSync {
+                        client_us,
+                        server_us,
+                    })
+                    .await;
             }
             other => {
                 tracing::warn!(%client, "unexpected {} on a relay command track; ignored", other.name());

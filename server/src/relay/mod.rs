@@ -8,7 +8,7 @@
 //! track `info` (its `Opened` message) and a data track (`state` for a CAN bus, `rx` for a serial
 //! port) of what an observer attachment sees, a group per 100 ms: a slow relay never slows the
 //! device, what it misses is counted. A client allowed to write publishes `dev/w/<client>` with
-//! a track of its commands (`cmd`, `tx`), which `writers` serves.
+//! a track of its commands (`cmd`, `tx`), which `writers` serves, answering in `dev/r/<client>`.
 
 mod can;
 mod config;
@@ -60,7 +60,11 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
         tasks.spawn(b.run(attach));
         writable.push(d.clone());
     }
-    tasks.spawn(writers::serve(commands.consume(), writable));
+    tasks.spawn(writers::serve(
+        commands.consume(),
+        published.clone(),
+        writable,
+    ));
     let conn = target.connect(Some(published.consume()), Some(commands))?;
     tracing::info!(relay = %target.url, root = %target.paths.root(), "publishing through the MoQ relay");
     tokio::select! {

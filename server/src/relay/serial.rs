@@ -8,9 +8,12 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::mpsc;
 use xoq_moq::tracks::MessageReader;
-use xoq_wire::Access;
+use xoq_wire::{Access, ErrorCode, Message};
 
 use crate::serial::stream::port_op;
+
+/// How often a refused relay writer tries to take the port again.
+const WRITER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::serial::SerialDevice;
 use crate::session::Outbox;
 
@@ -22,18 +25,73 @@ pub fn observe(dev: &Arc<SerialDevice>, outbox: Outbox) -> Result<Box<dyn Send>,
 }
 
 /// Writes a writer's data (and settings, modem lines, breaks, flushes) to the port, in order,
-/// until its track ends.
+/// until its track ends. What the port answers this writer alone (`TxProgress`, `Drained`,
+/// errors, a refusal when another client writes) goes to `reply`.
 pub async fn serve_writer(
     mut tx_track: MessageReader,
     dev: Arc<SerialDevice>,
     client: &str,
+    reply: Outbox,
 ) -> Result<()> {
-    // The writer's own copy of the port's output: on the relay everyone reads `rx`.
     let (tx, mut rx) = mpsc::channel(super::OUTBOX_DEPTH);
-    let att = dev
-        .attach(Access::ReadWrite, None, tx)
-        .map_err(|(code, text)| anyhow::anyhow!("{code}: {text}"))?;
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    // While another client writes, this one is told once and its writes are dropped (counted);
+    // it takes the port as soon as the port is free, as a mounter's reopen would.
+    let (mut refused, mut told) = (0u64, false);
+    let att = loop {
+        match dev.attach(Access::ReadWrite, None, tx.clone()) {
+            Ok(a) => break a,
+            Err((ErrorCode::Busy, text)) => {
+                if !told {
+                    told = true;
+                    tracing::info!(device = %dev.name, %client, "a relay writer waits: {text}");
+                    let _ = reply
+                        .send(Message::Error {
+                            code: ErrorCode::Busy,
+                            text,
+                        })
+                        .await;
+                }
+            }
+            Err((code, text)) => {
+                let _ = reply
+                    .send(Message::Error {
+                        code,
+                        text: text.clone(),
+                    })
+                    .await;
+                anyhow::bail!("{code}: {text}");
+            }
+        }
+        let retry = tokio::time::Instant::now() + WRITER_RETRY;
+        loop {
+            match tokio::time::timeout_at(retry, tx_track.next()).await {
+                Err(_) => break,
+                Ok(Ok(Some(Message::Data(d)))) => refused += d.len() as u64,
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+    };
+    drop(tx);
+    if refused > 0 {
+        tracing::warn!(device = %dev.name, %client, bytes = refused, "bytes written while another client held the port were dropped");
+    }
+    // The port's output reaches a writer on `rx`, like everyone: not repeated here.
+    let own = reply.clone();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            // Data and the overruns of data are the port's output, already on `rx`.
+            let output = match &m {
+                Message::Data(_) => true,
+                Message::Error { code, .. } => *code == ErrorCode::Overrun,
+                _ => false,
+            };
+            if !output && own.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
     tracing::info!(device = %dev.name, %client, "a relay client writes to this port");
     while let Some(m) = tx_track.next().await? {
         match port_op(m) {

@@ -111,6 +111,36 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
         "feedback of motor 2, enabled: {reply:?}"
     );
     assert!(reply.timestamp_us > 0, "bus frames carry their time");
+    // The writer compares clocks with the server on its own reply track (for the maximum age).
+    let mut reply = writer
+        .subscribe_messages("can0/r/op", "reply", WAIT)
+        .await
+        .expect("the writer's reply track");
+    let sent_us = 123_456_789;
+    let mut answered = None;
+    for _ in 0..40 {
+        cmd.write(&Message::TimeSync {
+            client_us: sent_us,
+            server_us: 0,
+        })
+        .expect("write");
+        let next = tokio::time::timeout(Duration::from_millis(500), reply.next()).await;
+        if let Ok(Ok(Some(Message::TimeSync {
+            client_us,
+            server_us,
+        }))) = next
+        {
+            answered = Some((client_us, server_us));
+            break;
+        }
+    }
+    let (client_us, server_us) = answered.expect("no TimeSync answer on the reply track");
+    assert_eq!(client_us, sent_us, "the answer echoes the client's time");
+    assert!(
+        server_us > 1_600_000_000_000_000,
+        "the server's time: {server_us}"
+    );
+
     // Motor 1 stayed disabled: nothing the watcher sent reached the bus.
     assert!(
         !server.proc.stderr().contains("watcher"),

@@ -1,13 +1,14 @@
 //! A serial port published through a real `moq-relay`: a client whose token may write it
 //! sends bytes on its `tx` track, the simulated port echoes them, and every watcher reads the
-//! echo on `rx`; a watcher's own `tx` never reaches the port.
+//! echo on `rx`; the writer hears on its `reply` track how much the port took; a watcher's own
+//! `tx` never reaches the port, and a second writer is refused while the first writes.
 
 use std::time::Duration;
 
 use xoq_moq::tracks::MessageReader;
 use xoq_tests_host::proc::Env;
 use xoq_tests_host::relay_lab::{RelayLab, Role};
-use xoq_wire::{DeviceKind, Message};
+use xoq_wire::{DeviceKind, ErrorCode, Message};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -108,5 +109,51 @@ async fn a_port_on_the_relay_echoes_a_writers_bytes_to_every_watcher() {
         echoed(&mut rx, &mut seen, &message, WAIT).await,
         "the writer's bytes came back incomplete or out of order: {:?}",
         String::from_utf8_lossy(&seen)
+    );
+
+    // The writer's answers: the port took every byte it sent.
+    let mut reply = writer
+        .subscribe_messages("tty0/r/op", "reply", WAIT)
+        .await
+        .expect("the writer's reply track");
+    let took = async {
+        loop {
+            match reply.next().await {
+                Ok(Some(Message::TxProgress { written, .. })) if written > 0 => return written,
+                Ok(Some(_)) => {}
+                other => panic!("reply track ended: {other:?}"),
+            }
+        }
+    };
+    // Progress is reported as the port takes bytes: write once more so a report follows.
+    tx.write(&Message::Data(b"!".to_vec())).expect("write");
+    let taken = tokio::time::timeout(WAIT, took)
+        .await
+        .expect("no TxProgress");
+    assert!(taken > 0);
+
+    // A second writer while the first holds the port: refused, said on its own reply track.
+    let second = lab
+        .connect(
+            "testbot",
+            Some(&lab.client_token("", "tty0", "op2")),
+            Role::Both,
+        )
+        .await
+        .expect("second writer admitted by the relay");
+    let (_b2, mut tx2) = second.publish_messages("tty0/w/op2", "tx");
+    tx2.write(&Message::Data(b"second writer".to_vec()))
+        .expect("write");
+    let mut reply2 = second
+        .subscribe_messages("tty0/r/op2", "reply", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no reply broadcast for op2: {}", server.proc.stderr()));
+    match tokio::time::timeout(WAIT, reply2.next()).await {
+        Ok(Ok(Some(Message::Error { code, .. }))) => assert_eq!(code, ErrorCode::Busy),
+        other => panic!("the second writer was not refused: {other:?}"),
+    }
+    assert!(
+        !echoed(&mut rx, &mut seen, b"second writer", Duration::from_secs(2)).await,
+        "the second writer's bytes reached the port"
     );
 }
