@@ -121,6 +121,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, TokenError> {
     Ok(d)
 }
 
+/// A relay's token for dialling another relay of a cluster (`moq-relay --cluster-token`):
+/// everything under `prefix` both ways, so the relays forward the fleet's broadcasts and
+/// commands between them (each client's own token still limits what it sees).
+pub fn mint_cluster(key: &Key, prefix: &str, lifetime: Duration) -> Result<String, TokenError> {
+    if lifetime > MAX_LIFETIME {
+        return Err(TokenError::TooLong(lifetime));
+    }
+    // Checked like a server's prefix (the server name here is only a placeholder).
+    let root = RelayPaths::new(prefix, "x")?
+        .root()
+        .trim_end_matches('x')
+        .trim_end_matches('/')
+        .to_string();
+    let all = "**"
+        .parse::<Pattern>()
+        .map_err(|_| PathError::BadSegment("**".into()))?;
+    let now = SystemTime::now();
+    let claims = Claims::default()
+        .with_root(root)
+        .with_publish([all.clone()])
+        .with_subscribe([all])
+        .with_issued(now)
+        .with_expires(now + lifetime);
+    Ok(key.sign(&claims)?)
+}
+
 /// Makes the fleet's key pair: the private key (signs tokens; owner-only file) and its public
 /// half (all the auth server needs).
 pub fn generate_key(private: &Path, public: &Path) -> Result<(), TokenError> {
@@ -226,6 +252,23 @@ mod tests {
             ..Grants::default()
         };
         assert!(bad_client.claims(&paths()).is_err());
+    }
+
+    #[test]
+    fn a_cluster_token_covers_the_prefix_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (private, public) = (dir.path().join("k.jwk"), dir.path().join("k.pub.jwk"));
+        generate_key(&private, &public).expect("key");
+        let key = Key::from_file(&private).expect("private");
+        let t = mint_cluster(&key, "fleet", Duration::from_secs(60)).expect("mint");
+        let c = Key::from_file(&public)
+            .expect("public")
+            .verify(&t)
+            .expect("verifies");
+        assert_eq!(c.root, "fleet");
+        assert_eq!(allowed(&c, "fleet/robot1/can0"), (true, true));
+        assert_eq!(allowed(&c, "other/robot1/can0"), (false, false));
+        assert!(mint_cluster(&key, "../x", Duration::from_secs(60)).is_err());
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum RelayCommand {
         /// A robot's token: publish every device, read the clients' commands.
         #[arg(long)]
         robot: bool,
+        /// A relay's token for joining a cluster (moq-relay --cluster-token): everything under
+        /// --prefix, both ways.
+        #[arg(long, conflicts_with_all = ["robot", "subscribe", "publish", "client", "server"])]
+        cluster: bool,
         /// How long the token is valid: 30m, 12h, 7d (at most 366d).
         #[arg(long, default_value = "1h")]
         expires: String,
@@ -99,9 +103,15 @@ pub fn run(cmd: RelayCommand, server_name: String) -> Result<()> {
             publish,
             client,
             robot,
+            cluster,
             expires,
         } => {
             let key = moq_auth_key(&relay_key)?;
+            let lifetime = token::parse_duration(&expires)?;
+            if cluster {
+                println!("{}", token::mint_cluster(&key, &prefix, lifetime)?);
+                return Ok(());
+            }
             let paths = RelayPaths::new(&prefix, server.as_deref().unwrap_or(&server_name))?;
             let grants = Grants {
                 subscribe: Grants::device_list(&subscribe),
@@ -109,7 +119,6 @@ pub fn run(cmd: RelayCommand, server_name: String) -> Result<()> {
                 client,
                 robot,
             };
-            let lifetime = token::parse_duration(&expires)?;
             println!("{}", token::mint(&key, &paths, &grants, lifetime)?);
             Ok(())
         }

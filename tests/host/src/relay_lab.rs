@@ -26,6 +26,8 @@ pub struct RelayLab {
     key: moq_auth::Key,
     relay: Child,
     relay_args: Vec<String>,
+    /// Other relays of a cluster with this one.
+    peers: Vec<Child>,
     pub addr: SocketAddr,
     /// The relay's HTTP listener (its certificate's fingerprint, announcements).
     pub http: SocketAddr,
@@ -34,8 +36,14 @@ pub struct RelayLab {
 
 impl Drop for RelayLab {
     fn drop(&mut self) {
-        let _ = self.relay.kill();
-        let _ = self.relay.wait();
+        for r in self
+            .peers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.relay))
+        {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
     }
 }
 
@@ -70,6 +78,32 @@ fn spawn_relay(dir: &std::path::Path, args: &[String]) -> Child {
 }
 
 impl RelayLab {
+    /// A second relay of a cluster with this one: it dials this relay with a cluster token
+    /// (`--cluster-connect`, the certificate pinned), shares the certificate and the auth server.
+    /// Returns its QUIC port; it dies with the lab.
+    pub fn start_peer(&mut self) -> u16 {
+        let port = crate::proc::free_udp_port();
+        let token = xoq_moq::token::mint_cluster(&self.key, PREFIX, Duration::from_secs(3600))
+            .expect("cluster token");
+        let mut args = self.relay_args.clone();
+        let listen = args.iter().position(|a| a == "--listen").expect("--listen") + 1;
+        args[listen] = format!("127.0.0.1:{port}");
+        let web = args
+            .iter()
+            .position(|a| a == "--web-http-listen")
+            .expect("web")
+            + 1;
+        args[web] = format!("127.0.0.1:{}", free_tcp_port());
+        args.extend([
+            "--cluster-connect".to_string(),
+            format!("https://localhost:{}/?jwt={token}", self.addr.port()),
+            "--connect-tls-fingerprint".into(),
+            self.fingerprint(),
+        ]);
+        self.peers.push(spawn_relay(self.dir.path(), &args));
+        port
+    }
+
     /// Kills the relay (every session drops at once) and starts it again on the same address,
     /// certificate and auth server; returns once it admits sessions again.
     pub async fn restart(&mut self) {
@@ -142,6 +176,7 @@ impl RelayLab {
             key,
             relay,
             relay_args,
+            peers: Vec::new(),
             addr,
             http,
             _auth: auth,
@@ -265,10 +300,21 @@ impl RelayLab {
         token: Option<&str>,
         role: Role,
     ) -> Result<Session, String> {
+        self.connect_at(self.addr.port(), server, token, role).await
+    }
+
+    /// A session dialled at `<prefix>/<server>` of the relay on `port` (this one or a peer).
+    pub async fn connect_at(
+        &self,
+        port: u16,
+        server: &str,
+        token: Option<&str>,
+        role: Role,
+    ) -> Result<Session, String> {
         let mut config = moq_tokio::connect::Config::default();
         config.tls.insecure = Some(true);
         let client = config.init(Default::default()).map_err(|e| e.to_string())?;
-        let mut url = format!("https://localhost:{}/{PREFIX}/{server}", self.addr.port());
+        let mut url = format!("https://localhost:{port}/{PREFIX}/{server}");
         if let Some(t) = token {
             url.push_str(&format!("?jwt={t}"));
         }
