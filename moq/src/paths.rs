@@ -28,8 +28,8 @@ pub enum PathError {
 /// The paths of one server's devices on a relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayPaths {
-    /// The prefix's segments (may be empty).
-    prefix: Vec<String>,
+    /// The checked prefix, its segments joined by `/` (may be empty).
+    prefix: String,
     server: String,
 }
 
@@ -45,29 +45,19 @@ impl RelayPaths {
     /// The paths under `prefix` (segments separated by `/`, leading and trailing `/` ignored)
     /// for the server named `server`.
     pub fn new(prefix: &str, server: &str) -> Result<Self, PathError> {
-        let trimmed = prefix.trim_matches('/');
-        let segments: Vec<String> = if trimmed.is_empty() {
-            Vec::new()
-        } else {
-            trimmed
-                .split('/')
-                .map(|s| checked(s).map(str::to_string))
-                .collect::<Result<_, _>>()?
-        };
-        if segments.len() > MAX_PREFIX_SEGMENTS {
-            return Err(PathError::PrefixTooLong(prefix.to_string()));
-        }
         Ok(Self {
-            prefix: segments,
+            prefix: checked_prefix(prefix)?,
             server: checked(server)?.to_string(),
         })
     }
 
     /// `<prefix>/<server>`: the root of this server's broadcasts, and of its tokens.
     pub fn root(&self) -> String {
-        let mut parts: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
-        parts.push(&self.server);
-        parts.join("/")
+        if self.prefix.is_empty() {
+            self.server.clone()
+        } else {
+            format!("{}/{}", self.prefix, self.server)
+        }
     }
 
     /// The server's name.
@@ -102,8 +92,35 @@ impl RelayPaths {
     /// shape, or a segment that is not a wire name.
     pub fn parse(&self, path: &str) -> Option<RelayPath> {
         let rest = path.trim_matches('/').strip_prefix(&self.root())?;
-        let rest = rest.strip_prefix('/')?;
-        let parts: Vec<&str> = rest.split('/').collect();
+        RelayPath::parse_relative(rest.strip_prefix('/')?)
+    }
+}
+
+/// A prefix's segments, each checked (leading and trailing `/` ignored), joined by `/`.
+pub fn checked_prefix(prefix: &str) -> Result<String, PathError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let segments: Vec<&str> = trimmed.split('/').map(checked).collect::<Result<_, _>>()?;
+    if segments.len() > MAX_PREFIX_SEGMENTS {
+        return Err(PathError::PrefixTooLong(prefix.to_string()));
+    }
+    Ok(segments.join("/"))
+}
+
+/// A broadcast of one server, as parsed from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayPath {
+    Device(String),
+    Writer { device: String, client: String },
+}
+
+impl RelayPath {
+    /// What a path relative to a server's root names (`dev` or `dev/w/<client>`), if it is one
+    /// of ours: `None` for any other shape, or a segment that is not a wire name.
+    pub fn parse_relative(path: &str) -> Option<RelayPath> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         match parts.as_slice() {
             [device] if is_valid_name(device) => Some(RelayPath::Device(device.to_string())),
             [device, WRITER_SEGMENT, client] if is_valid_name(device) && is_valid_name(client) => {
@@ -115,13 +132,6 @@ impl RelayPaths {
             _ => None,
         }
     }
-}
-
-/// A broadcast of one server, as parsed from its path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RelayPath {
-    Device(String),
-    Writer { device: String, client: String },
 }
 
 #[cfg(test)]

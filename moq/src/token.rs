@@ -14,7 +14,7 @@ use moq_auth::{Algorithm, Claims, Pattern};
 use thiserror::Error;
 use xoq_wire::name::is_valid_name;
 
-use crate::paths::{PathError, RelayPaths, REPLY_SEGMENT, WRITER_SEGMENT};
+use crate::paths::{checked_prefix, PathError, RelayPaths, REPLY_SEGMENT, WRITER_SEGMENT};
 
 /// The longest a token may live.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -128,12 +128,7 @@ pub fn mint_cluster(key: &Key, prefix: &str, lifetime: Duration) -> Result<Strin
     if lifetime > MAX_LIFETIME {
         return Err(TokenError::TooLong(lifetime));
     }
-    // Checked like a server's prefix (the server name here is only a placeholder).
-    let root = RelayPaths::new(prefix, "x")?
-        .root()
-        .trim_end_matches('x')
-        .trim_end_matches('/')
-        .to_string();
+    let root = checked_prefix(prefix)?;
     let all = "**"
         .parse::<Pattern>()
         .map_err(|_| PathError::BadSegment("**".into()))?;

@@ -23,7 +23,6 @@ pub struct MessageTrack {
     track: moq_net::track::Producer,
     group: Option<(moq_net::group::Producer, Instant)>,
     window: Duration,
-    buf: Vec<u8>,
 }
 
 impl MessageTrack {
@@ -32,7 +31,6 @@ impl MessageTrack {
             track,
             group: None,
             window,
-            buf: Vec::new(),
         }
     }
 
@@ -49,9 +47,9 @@ impl MessageTrack {
             Some((g, _)) => g,
             None => &mut self.group.insert((self.track.append_group()?, now)).0,
         };
-        self.buf.clear();
-        msg.encode(&mut self.buf);
-        group.write_frame(Timestamp::now(), self.buf.clone())?;
+        let mut frame = Vec::new();
+        msg.encode(&mut frame);
+        group.write_frame(Timestamp::now(), frame)?;
         Ok(())
     }
 

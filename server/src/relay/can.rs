@@ -15,13 +15,6 @@ use xoq_wire::{Access, Message};
 use crate::can::CanDevice;
 use crate::session::Outbox;
 
-pub fn observe(dev: &Arc<CanDevice>, outbox: Outbox) -> Result<Box<dyn Send>, String> {
-    let att = dev
-        .attach(Access::ReadOnly, outbox)
-        .map_err(|(_, text)| text)?;
-    Ok(Box::new(att))
-}
-
 /// Puts a writer's commands on the bus until its track ends; answers its clock comparisons
 /// (`TimeSync`, so it can stamp frames in this server's clock for the maximum age) on `reply`.
 pub async fn serve_writer(
@@ -32,7 +25,7 @@ pub async fn serve_writer(
 ) -> Result<()> {
     // The bus's frames reach a writer on `state`, like everyone; only errors and counters of
     // its own attachment go to `reply`.
-    let (tx, mut rx) = mpsc::channel(super::OUTBOX_DEPTH);
+    let (tx, rx) = mpsc::channel(super::OUTBOX_DEPTH);
     let att = match dev.attach(Access::ReadWrite, tx) {
         Ok(a) => a,
         Err((code, text)) => {
@@ -45,14 +38,8 @@ pub async fn serve_writer(
             anyhow::bail!(text);
         }
     };
-    let own = reply.clone();
-    tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let for_writer = matches!(m, Message::Error { .. } | Message::CanCounters(_));
-            if for_writer && own.send(m).await.is_err() {
-                return;
-            }
-        }
+    super::forward_replies(rx, reply.clone(), |m| {
+        matches!(m, Message::Error { .. } | Message::CanCounters(_))
     });
     tracing::info!(device = %dev.name, %client, "a relay client writes to this bus");
     while let Some(m) = cmd.next().await? {

@@ -42,22 +42,16 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut writable = Vec::new();
     for d in devices.iter() {
-        let (data_track, attach): (&str, Attach) = match d {
-            Device::Can(dev) => {
-                let dev = dev.clone();
-                ("state", Box::new(move |tx| can::observe(&dev, tx)))
-            }
-            Device::Serial(dev) => {
-                let dev = dev.clone();
-                ("rx", Box::new(move |tx| serial::observe(&dev, tx)))
-            }
+        let data_track = match d {
+            Device::Can(_) => "state",
+            Device::Serial(_) => "rx",
             other => {
                 tracing::info!(device = %other.name(), "not published on the relay yet (CAN buses and serial ports are)");
                 continue;
             }
         };
         let b = DeviceBroadcast::start(&published, d.info(Access::ReadOnly), data_track)?;
-        tasks.spawn(b.run(attach));
+        tasks.spawn(b.run(d.clone()));
         writable.push(d.clone());
     }
     tasks.spawn(writers::serve(
@@ -73,9 +67,43 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
     }
 }
 
-/// Attaches an observer to a device, its messages going to the outbox; the attachment is held
-/// by the returned value.
-type Attach = Box<dyn FnOnce(Outbox) -> Result<Box<dyn Send>, String> + Send>;
+/// An observer's hold on a device: dropping it detaches.
+#[expect(
+    dead_code,
+    reason = "held only for its Drop, which detaches the observer"
+)]
+enum Observer {
+    Can(crate::can::CanAttachment),
+    Serial(crate::serial::Attachment),
+}
+
+/// Attaches a read-only observer to a device, its messages going to `outbox`.
+fn observe(dev: &Device, outbox: Outbox) -> Result<Observer, String> {
+    let attached = match dev {
+        Device::Can(d) => d.attach(Access::ReadOnly, outbox).map(Observer::Can),
+        Device::Serial(d) => d
+            .attach(Access::ReadOnly, None, outbox)
+            .map(Observer::Serial),
+        _ => return Err("not published on the relay yet".into()),
+    };
+    attached.map_err(|(_, text)| text)
+}
+
+/// Passes what a writer's attachment says to that writer alone (`for_writer`) to its `reply`
+/// track, and drops the rest (the device's output, which everyone reads on the data track).
+fn forward_replies(
+    mut attachment: mpsc::Receiver<Message>,
+    reply: Outbox,
+    for_writer: fn(&Message) -> bool,
+) {
+    tokio::spawn(async move {
+        while let Some(m) = attachment.recv().await {
+            if for_writer(&m) && reply.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+}
 
 /// One device's broadcast: its `info` and its data track.
 struct DeviceBroadcast {
@@ -106,9 +134,9 @@ impl DeviceBroadcast {
 
     /// Copies what an observer of the device sees to the data track until the device's actor
     /// stops.
-    async fn run(mut self, attach: Attach) {
+    async fn run(mut self, dev: Device) {
         let (tx, mut rx) = mpsc::channel(OUTBOX_DEPTH);
-        let held = match attach(tx) {
+        let held = match observe(&dev, tx) {
             Ok(a) => a,
             Err(text) => {
                 tracing::warn!(device = %self.name, "not published on the relay: {text}");

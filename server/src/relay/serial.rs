@@ -11,18 +11,11 @@ use xoq_moq::tracks::MessageReader;
 use xoq_wire::{Access, ErrorCode, Message};
 
 use crate::serial::stream::port_op;
-
-/// How often a refused relay writer tries to take the port again.
-const WRITER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::serial::SerialDevice;
 use crate::session::Outbox;
 
-pub fn observe(dev: &Arc<SerialDevice>, outbox: Outbox) -> Result<Box<dyn Send>, String> {
-    let att = dev
-        .attach(Access::ReadOnly, None, outbox)
-        .map_err(|(_, text)| text)?;
-    Ok(Box::new(att))
-}
+/// How often a refused relay writer tries to take the port again.
+const WRITER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes a writer's data (and settings, modem lines, breaks, flushes) to the port, in order,
 /// until its track ends. What the port answers this writer alone (`TxProgress`, `Drained`,
@@ -33,7 +26,7 @@ pub async fn serve_writer(
     client: &str,
     reply: Outbox,
 ) -> Result<()> {
-    let (tx, mut rx) = mpsc::channel(super::OUTBOX_DEPTH);
+    let (tx, rx) = mpsc::channel(super::OUTBOX_DEPTH);
     // While another client writes, this one is told once and its writes are dropped (counted);
     // it takes the port as soon as the port is free, as a mounter's reopen would.
     let (mut refused, mut told) = (0u64, false);
@@ -77,20 +70,12 @@ pub async fn serve_writer(
     if refused > 0 {
         tracing::warn!(device = %dev.name, %client, bytes = refused, "bytes written while another client held the port were dropped");
     }
-    // The port's output reaches a writer on `rx`, like everyone: not repeated here.
-    let own = reply.clone();
-    tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            // Data and the overruns of data are the port's output, already on `rx`.
-            let output = match &m {
-                Message::Data(_) => true,
-                Message::Error { code, .. } => *code == ErrorCode::Overrun,
-                _ => false,
-            };
-            if !output && own.send(m).await.is_err() {
-                return;
-            }
-        }
+    // The port's output (its data, and the overruns of data) reaches a writer on `rx`, like
+    // everyone: not repeated here.
+    super::forward_replies(rx, reply, |m| match m {
+        Message::Data(_) => false,
+        Message::Error { code, .. } => *code != ErrorCode::Overrun,
+        _ => true,
     });
     tracing::info!(device = %dev.name, %client, "a relay client writes to this port");
     while let Some(m) = tx_track.next().await? {

@@ -102,10 +102,9 @@ async fn serve_one(
     served
 }
 
-/// `<device>/w/<client>` relative to the session's root, parsed with the same checks as paths.
+/// `<device>/w/<client>` relative to the session's root.
 fn parse_writer(path: &str) -> Option<(String, String)> {
-    let probe = xoq_moq::RelayPaths::new("", "x").ok()?;
-    match probe.parse(&format!("x/{}", path.trim_matches('/')))? {
+    match RelayPath::parse_relative(path)? {
         RelayPath::Writer { device, client } => Some((device, client)),
         RelayPath::Device(_) => None,
     }

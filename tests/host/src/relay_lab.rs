@@ -384,12 +384,7 @@ impl Drop for Published {
 
 impl Session {
     pub fn publish(&self, broadcast: &str, track: &str) -> Published {
-        let b = self
-            .published
-            .create_broadcast(broadcast)
-            .expect("broadcast");
-        let t = b.create_track(track, None).expect("track");
-        b.announce(Default::default()).expect("announce");
+        let (b, t) = self.publish_raw(broadcast, track);
         let task = tokio::spawn(async move {
             loop {
                 if let Ok(mut g) = t.append_group() {
@@ -413,22 +408,32 @@ impl Session {
         track: &str,
         within: Duration,
     ) -> Option<Vec<u8>> {
-        let consumer = self.received.consume();
         let read = async {
-            let mut announced = consumer.announced();
-            loop {
-                let update = announced.next().await?;
-                if update.kind.is_active() && update.prefix.as_str() == broadcast {
-                    break;
-                }
-            }
-            let b = consumer.request_broadcast(broadcast).await.ok()?;
-            let mut sub = b.track(track).ok()?.subscribe(None).await.ok()?;
+            let mut sub = self.subscribe(broadcast, track, None).await?;
             let mut group = sub.recv_group().await.ok()??;
             let frame = group.read_frame().await.ok()??;
             Some(frame.payload.to_vec())
         };
         tokio::time::timeout(within, read).await.ok().flatten()
+    }
+
+    /// A subscription to `track` of `broadcast` once the broadcast is announced to this session.
+    async fn subscribe(
+        &self,
+        broadcast: &str,
+        track: &str,
+        subscription: Option<moq_net::track::Subscription>,
+    ) -> Option<moq_net::track::Subscriber> {
+        let consumer = self.received.consume();
+        let mut announced = consumer.announced();
+        loop {
+            let update = announced.next().await?;
+            if update.kind.is_active() && update.prefix.as_str() == broadcast {
+                break;
+            }
+        }
+        let b = consumer.request_broadcast(broadcast).await.ok()?;
+        b.track(track).ok()?.subscribe(subscription).await.ok()
     }
 
     /// A track this session publishes in broadcast `broadcast`, written raw (for hostile
@@ -454,12 +459,7 @@ impl Session {
         broadcast: &str,
         track: &str,
     ) -> (moq_net::broadcast::Producer, MessageTrack) {
-        let b = self
-            .published
-            .create_broadcast(broadcast)
-            .expect("broadcast");
-        let t = b.create_track(track, None).expect("track");
-        b.announce(Default::default()).expect("announce");
+        let (b, t) = self.publish_raw(broadcast, track);
         (b, MessageTrack::new(t, Duration::ZERO))
     }
 
@@ -471,27 +471,11 @@ impl Session {
         track: &str,
         within: Duration,
     ) -> Option<MessageReader> {
-        let consumer = self.received.consume();
-        let open = async {
-            let mut announced = consumer.announced();
-            loop {
-                let update = announced.next().await?;
-                if update.kind.is_active() && update.prefix.as_str() == broadcast {
-                    break;
-                }
-            }
-            let b = consumer.request_broadcast(broadcast).await.ok()?;
-            let sub = b
-                .track(track)
-                .ok()?
-                .subscribe(
-                    moq_net::track::Subscription::default().with_max_age(Duration::from_secs(2)),
-                )
-                .await
-                .ok()?;
-            Some(MessageReader::new(sub, Peer::Server))
-        };
-        tokio::time::timeout(within, open).await.ok().flatten()
+        let every_group =
+            moq_net::track::Subscription::default().with_max_age(Duration::from_secs(2));
+        let open = self.subscribe(broadcast, track, Some(every_group));
+        let sub = tokio::time::timeout(within, open).await.ok().flatten()?;
+        Some(MessageReader::new(sub, Peer::Server))
     }
 
     /// Every broadcast announced to this session from now on, by path.
@@ -508,4 +492,58 @@ impl Session {
         });
         rx
     }
+}
+
+/// Damiao "enable" for motor `id` (answered with a feedback frame from `id + 0x10`), stamped
+/// now.
+pub fn enable(id: u32) -> xoq_wire::Message {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    xoq_wire::Message::CanFrames(vec![xoq_wire::CanFrame {
+        id,
+        flags: 0,
+        len: 8,
+        data: vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC],
+        timestamp_us: now,
+    }])
+}
+
+/// The first bus frame with `id` on a `state` track within `within`.
+pub async fn frame_with_id(
+    state: &mut MessageReader,
+    id: u32,
+    within: Duration,
+) -> Option<xoq_wire::CanFrame> {
+    let find = async {
+        loop {
+            match state.next().await {
+                Ok(Some(xoq_wire::Message::CanFrames(frames))) => {
+                    if let Some(f) = frames.into_iter().find(|f| f.id == id) {
+                        return Some(f);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    };
+    tokio::time::timeout(within, find).await.ok().flatten()
+}
+
+/// Sends `enable(motor)` on `cmd` every half second (the server subscribes to a command track
+/// once it sees it announced) until the motor's feedback shows on `state`, for at most 20 s.
+pub async fn enable_until_answered(
+    cmd: &mut MessageTrack,
+    state: &mut MessageReader,
+    motor: u32,
+) -> Option<xoq_wire::CanFrame> {
+    for _ in 0..40 {
+        cmd.write(&enable(motor)).expect("write");
+        if let Some(f) = frame_with_id(state, motor + 0x10, Duration::from_millis(500)).await {
+            return Some(f);
+        }
+    }
+    None
 }

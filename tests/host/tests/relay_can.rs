@@ -3,47 +3,13 @@
 //! token may write it gets motors to answer, one whose token may only watch does not, and both
 //! see the bus's frames.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use xoq_moq::tracks::MessageReader;
 use xoq_tests_host::proc::Env;
-use xoq_tests_host::relay_lab::{RelayLab, Role};
-use xoq_wire::{CanFrame, DeviceKind, Message};
+use xoq_tests_host::relay_lab::{enable, enable_until_answered, frame_with_id, RelayLab, Role};
+use xoq_wire::{DeviceKind, Message};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Damiao "enable" for motor `id` (answered with a feedback frame from `id + 0x10`).
-fn enable(id: u32) -> Message {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    Message::CanFrames(vec![CanFrame {
-        id,
-        flags: 0,
-        len: 8,
-        data: vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC],
-        timestamp_us: now,
-    }])
-}
-
-/// The first bus frame with `id` on `state` within `within`.
-async fn frame_with_id(state: &mut MessageReader, id: u32, within: Duration) -> Option<CanFrame> {
-    let find = async {
-        loop {
-            match state.next().await {
-                Ok(Some(Message::CanFrames(frames))) => {
-                    if let Some(f) = frames.into_iter().find(|f| f.id == id) {
-                        return Some(f);
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return None,
-            }
-        }
-    };
-    tokio::time::timeout(within, find).await.ok().flatten()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
@@ -91,15 +57,7 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
         .await
         .expect("writer admitted");
     let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
-    let mut answered = None;
-    for _ in 0..40 {
-        // The server subscribes once it sees the announcement: ask until it answers.
-        cmd.write(&enable(0x02)).expect("write");
-        if let Some(f) = frame_with_id(&mut state, 0x12, Duration::from_millis(500)).await {
-            answered = Some(f);
-            break;
-        }
-    }
+    let answered = enable_until_answered(&mut cmd, &mut state, 0x02).await;
     let reply = answered.unwrap_or_else(|| {
         panic!(
             "motor 2 never answered the writer: {}",
@@ -174,19 +132,9 @@ async fn the_server_publishes_again_after_the_relay_restarts() {
             });
         let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
         let motor = 0x03 + round;
-        let mut answered = false;
-        for _ in 0..40 {
-            cmd.write(&enable(motor)).expect("write");
-            if frame_with_id(&mut state, motor + 0x10, Duration::from_millis(500))
-                .await
-                .is_some()
-            {
-                answered = true;
-                break;
-            }
-        }
+        let answered = enable_until_answered(&mut cmd, &mut state, motor).await;
         assert!(
-            answered,
+            answered.is_some(),
             "motor {motor} never answered (round {round}): {}",
             server.proc.stderr()
         );
@@ -252,19 +200,9 @@ async fn a_writer_sending_malformed_frames_is_dropped_and_nobody_else_is() {
         .await
         .expect("writer admitted");
     let (_b, mut good) = writer.publish_messages("can0/w/op", "cmd");
-    let mut answered = false;
-    for _ in 0..40 {
-        good.write(&enable(0x04)).expect("write");
-        if frame_with_id(&mut state, 0x14, Duration::from_millis(500))
-            .await
-            .is_some()
-        {
-            answered = true;
-            break;
-        }
-    }
+    let answered = enable_until_answered(&mut good, &mut state, 0x04).await;
     assert!(
-        answered,
+        answered.is_some(),
         "the bus stopped answering: {}",
         server.proc.stderr()
     );

@@ -1,27 +1,12 @@
 //! Two real `moq-relay`s in a cluster (`--cluster-connect` with a cluster token): the server
 //! publishes to relay A, a client on relay B watches the bus and moves a motor through both.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use xoq_tests_host::proc::Env;
-use xoq_tests_host::relay_lab::{RelayLab, Role};
-use xoq_wire::{CanFrame, Message};
+use xoq_tests_host::relay_lab::{enable_until_answered, RelayLab, Role};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn enable(id: u32) -> Message {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    Message::CanFrames(vec![CanFrame {
-        id,
-        flags: 0,
-        len: 8,
-        data: vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC],
-        timestamp_us: now,
-    }])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_relay_b_drives_a_bus_published_on_relay_a() {
@@ -50,28 +35,10 @@ async fn a_client_on_relay_b_drives_a_bus_published_on_relay_a() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let (_b, mut cmd) = session.publish_messages("can0/w/op", "cmd");
-    let answer = async {
-        loop {
-            cmd.write(&enable(0x05)).expect("write");
-            let next = tokio::time::timeout(Duration::from_millis(500), async {
-                loop {
-                    match state.next().await {
-                        Ok(Some(Message::CanFrames(f))) if f.iter().any(|f| f.id == 0x15) => {
-                            return true
-                        }
-                        Ok(Some(_)) => {}
-                        _ => return false,
-                    }
-                }
-            })
-            .await;
-            if next == Ok(true) {
-                return;
-            }
-        }
-    };
     assert!(
-        tokio::time::timeout(WAIT, answer).await.is_ok(),
+        enable_until_answered(&mut cmd, &mut state, 0x05)
+            .await
+            .is_some(),
         "motor 5 never answered a command sent through relay B: {}",
         server.proc.stderr()
     );
