@@ -33,7 +33,7 @@ pub mod ticket;
 pub use authorized::{AuthorizedClients, ClientGrant};
 pub use client::{connect, ClientSession, ConnectError};
 pub use endpoint::{bind_endpoint, EndpointOptions};
-pub use framed::{MessageReader, MessageWriter, StreamError};
+pub use framed::{ChannelItem, MessageReader, MessageWriter, StreamError};
 pub use identity::load_or_create_key;
 pub use iroh::{EndpointId, SecretKey};
 pub use ticket::{parse_relay_url, Ticket};

@@ -14,7 +14,9 @@ use moq_auth::{Algorithm, Claims, Pattern};
 use thiserror::Error;
 use xoq_wire::name::is_valid_name;
 
-use crate::paths::{checked_prefix, PathError, RelayPaths, REPLY_SEGMENT, WRITER_SEGMENT};
+use crate::paths::{
+    checked_prefix, PathError, RelayPath, RelayPaths, REPLY_SEGMENT, WRITER_SEGMENT,
+};
 
 /// The longest a token may live.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -33,6 +35,61 @@ pub enum TokenError {
     TooLong(Duration),
     #[error("relay key")]
     Key(#[from] moq_auth::Error),
+    #[error("the token is not one `xoq-server token` makes: {0}")]
+    Malformed(String),
+    #[error("the token is for `{token}`, not `{wanted}`: mint one for this server with `xoq-server token --server`")]
+    WrongRoot { token: String, wanted: String },
+}
+
+/// What a client token lets its holder write, as the token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writes {
+    /// The writer's name in its command broadcasts `<device>/w/<client>`.
+    pub client: String,
+    pub devices: Vec<String>,
+}
+
+/// What `token` says its holder may write under `paths`' root, read without checking its
+/// signature: the relay checks every session's token, this only tells a mounter which devices
+/// to offer read-write and under which writer name. `None` for a token that writes nothing.
+pub fn claimed_writes(token: &str, paths: &RelayPaths) -> Result<Option<Writes>, TokenError> {
+    use base64::Engine;
+    let bad = |why: &str| TokenError::Malformed(why.to_string());
+    let mut parts = token.trim().split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("a JWT has three parts separated by `.`"));
+    };
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| bad("its claims are not base64url"))?;
+    let claims: Claims =
+        serde_json::from_slice(&json).map_err(|e| bad(&format!("its claims: {e}")))?;
+    if claims.root.trim_matches('/') != paths.root() {
+        return Err(TokenError::WrongRoot {
+            token: claims.root,
+            wanted: paths.root(),
+        });
+    }
+    let mut writes: Option<Writes> = None;
+    for p in claims.publish.iter() {
+        let Some(RelayPath::Writer { device, client }) = RelayPath::parse_relative(p.as_str())
+        else {
+            continue;
+        };
+        match &mut writes {
+            None => {
+                writes = Some(Writes {
+                    client,
+                    devices: vec![device],
+                })
+            }
+            Some(w) if w.client == client => w.devices.push(device),
+            Some(_) => return Err(bad("it names more than one writer")),
+        }
+    }
+    Ok(writes)
 }
 
 /// What a token allows under its server's root.
@@ -206,6 +263,37 @@ mod tests {
         assert_eq!(allowed(&c, "fleet/robot1/cam0/w/op1"), (false, false));
         assert_eq!(allowed(&c, "fleet/robot1/tty0"), (false, false));
         assert_eq!(allowed(&c, "fleet/robot2/cam0"), (false, false));
+    }
+
+    #[test]
+    fn a_mounter_reads_its_writer_name_and_devices_from_its_token() {
+        let key = Key::generate(Algorithm::EdDSA, None).expect("key");
+        let g = Grants {
+            subscribe: Grants::device_list("cam0"),
+            publish: Grants::device_list("can0,tty0"),
+            client: Some("op1".into()),
+            robot: false,
+        };
+        let t = mint(&key, &paths(), &g, Duration::from_secs(60)).expect("mint");
+        let w = claimed_writes(&t, &paths())
+            .expect("decodes")
+            .expect("writes");
+        assert_eq!(w.client, "op1");
+        assert_eq!(w.devices, vec!["can0".to_string(), "tty0".to_string()]);
+        let watch = Grants {
+            subscribe: Grants::device_list("cam0"),
+            ..Grants::default()
+        };
+        let t = mint(&key, &paths(), &watch, Duration::from_secs(60)).expect("mint");
+        assert_eq!(claimed_writes(&t, &paths()).expect("decodes"), None);
+        let other = RelayPaths::new("fleet", "robot2").expect("valid");
+        assert!(matches!(
+            claimed_writes(&t, &other),
+            Err(TokenError::WrongRoot { .. })
+        ));
+        for junk in ["", "a.b", "a.b.c", "a.!!.c", "x.e30.y.z"] {
+            assert!(claimed_writes(junk, &paths()).is_err(), "{junk}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct MessageTrack {
     track: moq_net::track::Producer,
     group: Option<(moq_net::group::Producer, Instant)>,
     window: Duration,
+    header: Option<Vec<u8>>,
 }
 
 impl MessageTrack {
@@ -31,7 +32,27 @@ impl MessageTrack {
             track,
             group: None,
             window,
+            header: None,
         }
+    }
+
+    /// Starts every group with `header`, so a subscriber that joins at any group reads it
+    /// first (a writer's `Open`, which names it); the first group, with the header alone, is
+    /// sent at once.
+    pub fn with_header(mut self, header: &Message) -> Result<Self, TrackError> {
+        let mut frame = Vec::new();
+        header.encode(&mut frame);
+        self.header = Some(frame);
+        self.open_group(Instant::now())?;
+        Ok(self)
+    }
+
+    fn open_group(&mut self, now: Instant) -> Result<&mut moq_net::group::Producer, TrackError> {
+        let mut g = self.track.append_group()?;
+        if let Some(h) = &self.header {
+            g.write_frame(Timestamp::now(), h.clone())?;
+        }
+        Ok(&mut self.group.insert((g, now)).0)
     }
 
     /// Appends `msg` to the current group (a new one if the window has passed).
@@ -43,9 +64,9 @@ impl MessageTrack {
                 self.group = None;
             }
         }
-        let group = match &mut self.group {
-            Some((g, _)) => g,
-            None => &mut self.group.insert((self.track.append_group()?, now)).0,
+        let group = match self.group {
+            Some((ref mut g, _)) => g,
+            None => self.open_group(now)?,
         };
         let mut frame = Vec::new();
         msg.encode(&mut frame);

@@ -6,9 +6,11 @@ mod can;
 mod local;
 mod mounted;
 mod naming;
+mod relay;
 mod serial;
 mod status;
 mod supervisor;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,8 +58,20 @@ enum Command {
 
 #[derive(clap::Args)]
 struct MountArgs {
-    /// The server: a ticket from `xoq-server ticket`, or its id (then give --addr).
+    /// The server: a ticket from `xoq-server ticket`, or its id (then give --addr), or a MoQ
+    /// relay and the server's path on it, moq://HOST[:PORT]/PREFIX/SERVER (then give --token).
     target: Option<String>,
+    /// The relay token (from `xoq-server token`) for a moq:// target. It may also come from
+    /// --token-file or XOQ_RELAY_TOKEN (a command line is visible to every local user).
+    #[arg(long, env = "XOQ_RELAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the relay token.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// SHA-256 fingerprint (hex) of a MoQ relay's self-signed certificate, to trust it
+    /// (repeatable). A relay signed by a private CA takes --relay-ca instead.
+    #[arg(long)]
+    relay_fingerprint: Vec<String>,
     /// A direct address of the server (repeatable), added to the ticket's.
     #[arg(long)]
     addr: Vec<SocketAddr>,
@@ -164,11 +178,14 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
-    let Some(target) = args.target else {
+    let Some(target) = args.target.clone() else {
         bail!("give the server to mount: `xoq-mount <ticket>` (from `xoq-server ticket` on the robot)");
     };
+    if relay::is_relay_target(&target) {
+        return mount_from_relay(&target, args).await;
+    }
     let mut ticket: Ticket = target.parse()?;
-    ticket.addrs.extend(args.addr);
+    ticket.addrs.extend(args.addr.iter().copied());
     for r in &args.relay {
         let url = xoq_link::parse_relay_url(r)?;
         if !ticket.relays.contains(&url) {
@@ -196,24 +213,94 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
         EndpointOptions {
             public_relays: args.public_relays,
             relays,
-            relay_ca: args.relay_ca,
+            relay_ca: args.relay_ca.clone(),
             ..Default::default()
         },
     )
     .await?;
-    let status = MountStatus::new(ticket.id.to_string());
-    let runtime = paths::runtime_dir();
-    let sock = status::socket_path(&runtime, &ticket.id.to_string());
+    let opts = mount_options(&args);
+    let ticket_id = ticket.id.to_string();
+    let result = run_mount(&ticket_id, &ticket_id, |status, mounts| {
+        supervisor::run(ep.clone(), ticket, opts, mounts, status)
+    })
+    .await;
+    ep.close().await;
+    result
+}
+
+/// Mounts the devices a server publishes on a MoQ relay.
+async fn mount_from_relay(target: &str, args: MountArgs) -> Result<()> {
+    let (url, relay_paths) = relay::parse_target(target)?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the relay token file {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!(
+            "a relay admits no anonymous client: give --token or --token-file (a token from              `xoq-server token` for {})",
+            relay_paths.root()
+        ),
+    };
+    let target = xoq_moq::RelayTarget {
+        url,
+        paths: relay_paths.clone(),
+        token,
+        fingerprints: args.relay_fingerprint.clone(),
+        roots: args.relay_ca.iter().cloned().collect(),
+    };
+    let opts = mount_options(&args);
+    // One status socket per relay path: its name is short, so it is named by a hash.
+    let root = format!("moq://{}", relay_paths.root());
+    let sock_id = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (target.url.as_str(), &root).hash(&mut h);
+        format!("moq{:07x}", h.finish() & 0xfff_ffff)
+    };
+    run_mount(&root, &sock_id, |status, mounts| {
+        relay::run(target, opts, mounts, status)
+    })
+    .await
+}
+
+/// Runs `mount` with the status socket up, until it ends, a signal, or `xoq-mount umount`;
+/// then removes every device it made.
+async fn run_mount<F, Fut>(id: &str, sock_id: &str, mount: F) -> Result<()>
+where
+    F: FnOnce(Arc<MountStatus>, Arc<Mounts>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let status = MountStatus::new(id.to_string());
+    let sock = status::socket_path(&paths::runtime_dir(), sock_id);
     // Before anything is mounted: a second mounter of the same server stops here.
     let listener = status::bind(&sock)?;
-    let link_dir = args.link_dir.unwrap_or_else(naming::default_link_dir);
+    let mounts = Arc::new(Mounts::default());
+    let status_server = status::serve(listener, status.clone());
+    let result = tokio::select! {
+        r = mount(status.clone(), mounts.clone()) => r,
+        r = status_server => r.context("status socket failed"),
+        _ = xoq_link::runtime::shutdown_signal() => Ok(()),
+        _ = status.umount.notified() => Ok(()),
+    };
+    mounts.remove_all();
+    let _ = std::fs::remove_file(&sock);
+    result
+}
+
+/// Where and how devices are mounted, from the command line.
+fn mount_options(args: &MountArgs) -> MountOptions {
+    let link_dir = args
+        .link_dir
+        .clone()
+        .unwrap_or_else(naming::default_link_dir);
     if !paths::is_root() {
         println!("links go in {} (not root)", link_dir.display());
     }
-    let opts = MountOptions {
+    MountOptions {
         link_dir,
         serial_device: args.serial_device,
-        camera_sink: args.camera_sink,
+        camera_sink: args.camera_sink.clone(),
         camera_mode: args.camera_mode,
         audio_latency: xoq_audio::Delay {
             ms: args.audio_latency_ms,
@@ -227,17 +314,5 @@ async fn mount(key_path: PathBuf, args: MountArgs) -> Result<()> {
             .and_then(|h| h.into_string().ok())
             .filter(|h| xoq_wire::is_valid_name(h))
             .unwrap_or_default(),
-    };
-    let mounts = Arc::new(Mounts::default());
-    let status_server = status::serve(listener, status.clone());
-    let result = tokio::select! {
-        r = supervisor::run(ep.clone(), ticket, opts, mounts.clone(), status.clone()) => r,
-        r = status_server => r.context("status socket failed"),
-        _ = xoq_link::runtime::shutdown_signal() => Ok(()),
-        _ = status.umount.notified() => Ok(()),
-    };
-    mounts.remove_all();
-    let _ = std::fs::remove_file(&sock);
-    ep.close().await;
-    result
+    }
 }

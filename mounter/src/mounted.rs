@@ -6,7 +6,6 @@ use xoq_link::client::DeviceStream;
 use xoq_wire::Access;
 
 use tokio::sync::mpsc;
-use xoq_link::client::ClientSession;
 use xoq_wire::{AudioPacket, VideoFrame};
 
 use crate::audio::AudioMount;
@@ -14,6 +13,7 @@ use crate::camera::CameraMount;
 use crate::can::CanMount;
 use crate::serial::{bridge, CuseMount, SerialMount};
 use crate::status::DeviceStatus;
+use crate::transport::Session;
 
 /// Why a device's bridge stopped.
 #[derive(Debug)]
@@ -82,8 +82,9 @@ impl Mounted {
         }
     }
     /// What must be listened to before the device is opened (a camera's frames and a
-    /// microphone's packets, which the server starts sending at once).
-    pub fn listen(&self, session: &ClientSession) -> Option<Incoming> {
+    /// microphone's packets, which the server starts sending at once). Only iroh carries them.
+    pub fn listen(&self, session: &Session) -> Option<Incoming> {
+        let session = session.iroh()?;
         match self {
             Mounted::Camera(m) => Some(Incoming::Frames(session.frames.listen(&m.name))),
             Mounted::Audio(m) => m.listen(session).map(Incoming::Audio),
@@ -96,7 +97,7 @@ impl Mounted {
         &self,
         stream: DeviceStream,
         incoming: Option<Incoming>,
-        session: &ClientSession,
+        session: &Session,
     ) -> BridgeEnd {
         match (self, incoming) {
             (Mounted::Serial(m), _) => bridge(m, stream).await,
@@ -108,10 +109,16 @@ impl Mounted {
             (Mounted::Camera(_), _) => {
                 BridgeEnd::LinkLost("camera opened without listening for its frames".into())
             }
-            (Mounted::Audio(m), Some(Incoming::Audio(p))) => {
-                m.bridge(stream, Some(p), session).await
+            (Mounted::Audio(m), incoming) => {
+                let packets = match incoming {
+                    Some(Incoming::Audio(p)) => Some(p),
+                    _ => None,
+                };
+                match session.iroh() {
+                    Some(s) => m.bridge(stream, packets, s).await,
+                    None => BridgeEnd::DeviceGone("audio is not carried by relays yet".into()),
+                }
             }
-            (Mounted::Audio(m), _) => m.bridge(stream, None, session).await,
         }
     }
     /// Removes the local device (link or interface) and says so.

@@ -9,15 +9,16 @@ use std::time::Duration;
 use anyhow::Result;
 use iroh::Endpoint;
 use tokio::task::JoinSet;
-use xoq_link::client::{connect, ClientSession, ConnectError};
+use xoq_link::client::{connect, ConnectError};
 use xoq_link::sync::lock;
 use xoq_link::Ticket;
 use xoq_wire::limits::MAX_DEVICES;
-use xoq_wire::{Access, DeviceInfo, ErrorCode, Welcome};
+use xoq_wire::{Access, DeviceInfo, ErrorCode};
 
 use crate::local::{mount_one, CameraSink, SerialDevice};
 use crate::mounted::{BridgeEnd, Mounted};
 use crate::status::MountStatus;
+use crate::transport::Session;
 
 /// First and largest wait between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -55,7 +56,7 @@ pub struct Mounts {
 }
 
 impl Mounts {
-    fn list(&self) -> Vec<Mounted> {
+    pub fn list(&self) -> Vec<Mounted> {
         lock(&self.list).clone()
     }
 
@@ -112,10 +113,15 @@ pub async fn run(
         status.set_link("connected");
         status.set_server_name(&session.welcome.server_name);
         let mut tasks = JoinSet::new();
+        let transport = Session::Iroh(session.clone());
         for m in mounts.list() {
-            tasks.spawn(device_loop(m, session.clone()));
+            tasks.spawn(device_loop(m, transport.clone()));
         }
-        mount_new_devices(&session, &opts, &mounts, &status, &mut tasks).await?;
+        let (devices, server) = (&session.welcome.devices, &session.welcome.server_name);
+        mount_new_devices(
+            &transport, devices, server, &opts, &mounts, &status, &mut tasks,
+        )
+        .await?;
         let rtt = async {
             loop {
                 if let Some(r) = session.rtt() {
@@ -154,15 +160,17 @@ pub async fn run(
 /// per kind (devices of one kind one after the other: they draw local names from one
 /// sequence), while the link, the devices already mounted and the other kinds keep running.
 /// A device that cannot be mounted is reported, not fatal, unless nothing at all could be.
-async fn mount_new_devices(
-    session: &Arc<ClientSession>,
+pub async fn mount_new_devices(
+    session: &Session,
+    devices: &[DeviceInfo],
+    server: &str,
     opts: &MountOptions,
     mounts: &Mounts,
     status: &MountStatus,
     loops: &mut JoinSet<()>,
 ) -> Result<()> {
     let mut by_kind: Vec<Vec<(DeviceInfo, Access)>> = Vec::new();
-    for (d, access) in entries_to_mount(&session.welcome, opts, mounts) {
+    for (d, access) in entries_to_mount(devices, opts, mounts) {
         match by_kind.iter_mut().find(|g| g[0].0.kind == d.kind) {
             Some(g) => g.push((d, access)),
             None => by_kind.push(vec![(d, access)]),
@@ -170,7 +178,7 @@ async fn mount_new_devices(
     }
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
     for group in by_kind {
-        let (opts, server) = (opts.clone(), session.welcome.server_name.clone());
+        let (opts, server) = (opts.clone(), server.to_string());
         let done_tx = done_tx.clone();
         tokio::task::spawn_blocking(move || {
             for (d, access) in group {
@@ -220,13 +228,13 @@ fn test_mount_delay(kind: &str) -> Option<Duration> {
 
 /// The catalog entries not mounted yet, with the access to mount them with.
 fn entries_to_mount(
-    welcome: &Welcome,
+    devices: &[DeviceInfo],
     opts: &MountOptions,
     mounts: &Mounts,
 ) -> Vec<(DeviceInfo, Access)> {
     let list = lock(&mounts.list);
     let mut out: Vec<(DeviceInfo, Access)> = Vec::new();
-    for d in &welcome.devices {
+    for d in devices {
         if list.iter().any(|m| m.name() == d.name) {
             continue;
         }
@@ -251,30 +259,20 @@ fn entries_to_mount(
     out
 }
 
-/// Keeps one device open and bridged for the life of a connection.
-async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
+/// Keeps one device open and bridged for the life of a connection (of the mounter, for a
+/// transport that redials by itself).
+async fn device_loop(m: Mounted, session: Session) {
     loop {
         let incoming = m.listen(&session);
-        let mut state = "open";
-        let opened = match session
-            .open_device_as(m.name(), m.access(), m.writer_token())
-            .await
-        {
-            // The server narrowed this client's grant to read-only: keep the device, read-only
-            // (its writes are refused by the server and counted).
-            Err(ConnectError::Refused {
-                code: ErrorCode::NotPermitted,
-                ..
-            }) if m.access() == Access::ReadWrite => {
-                state = "open read-only (the server narrowed this client's grant)";
-                session.open_device(m.name(), Access::ReadOnly).await
-            }
-            other => other,
-        };
+        let (opened, state) = session.open(&m).await;
         match opened {
             Ok(stream) => {
                 m.status().set_state(state);
                 match m.bridge(stream, incoming, &session).await {
+                    BridgeEnd::LinkLost(why) if session.redials_itself() => {
+                        tracing::info!(device = %m.name(), "{why}; reopening when it is back");
+                        m.status().set_state(format!("waiting for link: {why}"));
+                    }
                     BridgeEnd::LinkLost(why) => {
                         tracing::debug!(device = %m.name(), "bridge stopped: {why}");
                         return;
@@ -295,6 +293,10 @@ async fn device_loop(m: Mounted, session: Arc<ClientSession>) {
                     tracing::warn!(device = %m.name(), %code, "open refused: {text}");
                 }
                 m.status().set_state(format!("{code}"));
+            }
+            Err(e) if session.redials_itself() => {
+                tracing::info!(device = %m.name(), "open failed: {e}; retrying");
+                m.status().set_state(format!("waiting: {e}"));
             }
             Err(e) => {
                 tracing::debug!(device = %m.name(), "open failed: {e}");
