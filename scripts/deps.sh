@@ -14,7 +14,8 @@ set -euo pipefail
 # stress-ng: the load scripts/repeat-tests.sh --load puts on both cores.
 # iproute2: the network namespaces of the tests over impaired links (tests/host netlab).
 # nftables, openssl: the NAT routers and the relay's certificates of the NAT tests (natlab).
-APT_PACKAGES=(pkg-config stress-ng iproute2 nftables openssl libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+# ca-certificates: a CA bundle for moq-relay in the VM (it refuses to start without roots).
+APT_PACKAGES=(pkg-config stress-ng iproute2 nftables openssl ca-certificates libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
   libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 

@@ -9,8 +9,11 @@
 # Its leading comment block may hold:
 #   # needs: target/debug/xoq-mount target/debug/some-test   host binaries, relative to the repo
 #                                                           root (or absolute), packed into the
-#                                                           payload's bin/ with their libraries
+#                                                           payload's bin/ with their libraries;
+#                                                           a bare name is looked up on PATH
 #   # timeout: 600                                          seconds (default $XOQ_VM_TIMEOUT or 300)
+#   # mem: 1024                                             guest RAM in MiB (default $XOQ_VM_MEM
+#                                                           or 512); the payload unpacks into it
 # test.sh does not build anything: build the binaries first (cargo build ...).
 #
 # Ends with the line "N passed, M failed" (the self-test and each suite count as one test) and
@@ -68,9 +71,15 @@ if [ -d "$suites" ]; then
 		payload=$(mktemp -d "${TMPDIR:-/tmp}/xoq-vm-payload.XXXXXX")
 		bins=()
 		for bin in $(header needs "$suite"); do
-			case $bin in /*) bins+=("$bin") ;; *) bins+=("$XOQ_VM_REPO/$bin") ;; esac
+			case $bin in
+			/*) bins+=("$bin") ;;
+			*/*) bins+=("$XOQ_VM_REPO/$bin") ;;
+			# A bare name is a tool installed on the host (scripts/deps.sh), found on PATH.
+			*) bins+=("$(command -v "$bin" || echo "$bin: not installed (scripts/deps.sh)")") ;;
+			esac
 		done
 		timeout=$(header timeout "$suite" | tail -n1)
+		mem=$(header mem "$suite" | tail -n1)
 		# A subshell: vm_pack_bins exits on a missing binary, which fails this suite only.
 		if [ ${#bins[@]} -gt 0 ] && ! (vm_pack_bins "$payload" "${bins[@]}"); then
 			record "$name" 255
@@ -78,7 +87,8 @@ if [ -d "$suites" ]; then
 			install -m 755 "$suite" "$payload/run"
 			install -m 644 "$HERE/suite-lib.sh" "$payload/suite-lib.sh"
 			rc=0
-			"$HERE/run.sh" --payload "$payload" ${timeout:+--timeout "$timeout"} || rc=$?
+			XOQ_VM_MEM=${mem:-${XOQ_VM_MEM:-512}} \
+				"$HERE/run.sh" --payload "$payload" ${timeout:+--timeout "$timeout"} || rc=$?
 			record "$name" "$rc"
 		fi
 		rm -rf "$payload"

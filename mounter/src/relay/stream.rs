@@ -6,6 +6,7 @@
 //! as when an iroh server narrows a grant: writes are refused here, said once, and a CAN bus's
 //! clock comparison is answered here with no offset (a read-only mount stamps no commands).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -15,6 +16,7 @@ use xoq_moq::paths::{REPLY_SEGMENT, WRITER_SEGMENT};
 use xoq_moq::tracks::{MessageReader, MessageTrack, TrackError};
 use xoq_wire::{Access, DeviceKind, ErrorCode, Message, Peer};
 
+use super::echo::EchoFilter;
 use super::session::{announced_broadcast, unreachable_relay, RelaySession};
 
 /// Messages queued each way between a bridge and its tracks.
@@ -73,16 +75,20 @@ impl RelaySession {
             .await
             .map_err(|e| unreachable_relay(&self.target, e))?;
         let (to_bridge, from_tracks) = mpsc::channel(DEPTH);
+        let (to_tracks, from_bridge) = mpsc::channel(DEPTH);
+        let writer = self
+            .writer_for(name)
+            .filter(|_| access == Access::ReadWrite);
+        // A CAN writer's own frames come back on `state`: hidden, as a bus hides them.
+        let echo = (writer.is_some() && info.kind == DeviceKind::Can)
+            .then(|| Arc::new(EchoFilter::default()));
         tokio::spawn(pump(
             MessageReader::new(data, Peer::Server),
             to_bridge.clone(),
             format!("{name}'s {} track", t.data),
+            echo.clone(),
         ));
-        let (to_tracks, from_bridge) = mpsc::channel(DEPTH);
-        match self
-            .writer_for(name)
-            .filter(|_| access == Access::ReadWrite)
-        {
+        match writer {
             Some(client) => {
                 info.access = Access::ReadWrite;
                 let path = format!("{name}/{WRITER_SEGMENT}/{client}");
@@ -105,7 +111,7 @@ impl RelaySession {
                         })
                         .map_err(|e| unreachable_relay(&self.target, e))?;
                 }
-                tokio::spawn(send_commands(from_bridge, track, commands));
+                tokio::spawn(send_commands(from_bridge, track, commands, echo));
                 // The server answers this writer once it has seen its broadcast; until then
                 // the bridge waits for answers as it would for a slow server.
                 let reply = format!("{name}/{REPLY_SEGMENT}/{client}");
@@ -123,7 +129,8 @@ impl RelaySession {
                     match sub {
                         Ok(sub) => {
                             let what = format!("{reply}'s reply track");
-                            pump(MessageReader::new(sub, Peer::Server), to_bridge, what).await
+                            let reader = MessageReader::new(sub, Peer::Server);
+                            pump(reader, to_bridge, what, None).await
                         }
                         Err(e) => {
                             let why = format!("the answers on {reply}: {e}");
@@ -160,14 +167,29 @@ async fn subscribe(
 }
 
 /// Passes a track's messages to the bridge until either ends; the bridge learns why a track
-/// ended (the server or the relay went away, a malformed message).
-async fn pump(mut track: MessageReader, to: mpsc::Sender<ChannelItem>, what: String) {
+/// ended (the server or the relay went away, a malformed message). `echo` hides a CAN writer's
+/// own frames.
+async fn pump(
+    mut track: MessageReader,
+    to: mpsc::Sender<ChannelItem>,
+    what: String,
+    echo: Option<Arc<EchoFilter>>,
+) {
     loop {
         let next = tokio::select! {
             _ = to.closed() => return,
             n = track.next() => n,
         };
         let end = match next {
+            Ok(Some(Message::CanFrames(mut frames))) if echo.is_some() => {
+                if let Some(e) = &echo {
+                    e.strip(&mut frames);
+                }
+                if !frames.is_empty() && to.send(Ok(Message::CanFrames(frames))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(Some(m)) => {
                 if to.send(Ok(m)).await.is_err() {
                     return;
@@ -186,13 +208,17 @@ async fn pump(mut track: MessageReader, to: mpsc::Sender<ChannelItem>, what: Str
 }
 
 /// Writes the bridge's messages to this client's command track until the bridge finishes;
-/// the command broadcast is withdrawn then.
+/// the command broadcast is withdrawn then. CAN frames sent are remembered in `echo`.
 async fn send_commands(
     mut from: mpsc::Receiver<Message>,
     mut track: MessageTrack,
     broadcast: moq_net::broadcast::Producer,
+    echo: Option<Arc<EchoFilter>>,
 ) {
     while let Some(m) = from.recv().await {
+        if let (Some(e), Message::CanFrames(frames)) = (&echo, &m) {
+            e.sent(frames);
+        }
         if let Err(e) = track.write(&m) {
             tracing::warn!("relay command track: {e}");
             break;
