@@ -35,7 +35,9 @@ impl FrameRouter {
         rx
     }
 
-    fn deliver(&self, f: VideoFrame) {
+    /// Hands a frame to its device's listener (dropped and counted if there is none, or no
+    /// room). Frames from another transport (a relay) come in here too.
+    pub fn deliver(&self, f: VideoFrame) {
         let tx = lock(&self.routes).get(&f.device).cloned();
         match tx.map(|tx| tx.try_send(f)) {
             Some(Ok(())) => {}

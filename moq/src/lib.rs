@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod media;
 pub mod paths;
 pub mod token;
 pub mod tracks;

@@ -82,12 +82,16 @@ impl Mounted {
         }
     }
     /// What must be listened to before the device is opened (a camera's frames and a
-    /// microphone's packets, which the server starts sending at once). Only iroh carries them.
+    /// microphone's packets, which the server starts sending at once).
     pub fn listen(&self, session: &Session) -> Option<Incoming> {
-        let session = session.iroh()?;
-        match self {
-            Mounted::Camera(m) => Some(Incoming::Frames(session.frames.listen(&m.name))),
-            Mounted::Audio(m) => m.listen(session).map(Incoming::Audio),
+        match (self, session) {
+            (Mounted::Camera(m), Session::Iroh(s)) => {
+                Some(Incoming::Frames(s.frames.listen(&m.name)))
+            }
+            (Mounted::Camera(m), Session::Relay(r)) => {
+                Some(Incoming::Frames(r.frames.listen(&m.name)))
+            }
+            (Mounted::Audio(m), Session::Iroh(s)) => m.listen(s).map(Incoming::Audio),
             _ => None,
         }
     }

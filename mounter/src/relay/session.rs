@@ -10,12 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use xoq_link::client::ConnectError;
+use xoq_link::frames::FrameRouter;
 use xoq_moq::paths::RelayPath;
 use xoq_moq::token::{claimed_writes, Writes};
 use xoq_moq::tracks::MessageReader;
 use xoq_moq::RelayTarget;
 use xoq_wire::limits::MAX_DEVICES;
-use xoq_wire::{Access, DeviceInfo, DeviceKind, ErrorCode, Message, Peer};
+use xoq_wire::{
+    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, Message, Peer, VideoCodec,
+};
 
 /// How long a device's `info` track may take to deliver its description.
 const INFO_WAIT: Duration = Duration::from_secs(10);
@@ -30,6 +33,8 @@ pub struct RelaySession {
     pub(super) published: moq_net::origin::Producer,
     /// What the token says this client may write, and as whom.
     pub(super) writes: Option<Writes>,
+    /// Camera frames, by device, for the camera bridges.
+    pub frames: Arc<FrameRouter>,
     // The origin the session fills; kept for the life of the session.
     _receiving: moq_net::origin::Producer,
 }
@@ -48,6 +53,7 @@ impl RelaySession {
             received: receiving.consume(),
             published,
             writes,
+            frames: Arc::default(),
             _receiving: receiving,
         })
     }
@@ -188,9 +194,13 @@ pub(super) async fn read_info(
             info.name
         )));
     }
-    if !matches!(info.kind, DeviceKind::Serial | DeviceKind::Can) {
+    let h264_camera = matches!(
+        &info.settings,
+        DeviceSettings::Camera(c) if c.codec == VideoCodec::H264
+    );
+    if !(matches!(info.kind, DeviceKind::Serial | DeviceKind::Can) || h264_camera) {
         return Err(protocol(format!(
-            "a {} is not carried by relays yet (serial ports and CAN buses are)",
+            "a {} is not carried by relays yet (serial ports, CAN buses and H.264 cameras are)",
             info.kind
         )));
     }

@@ -70,6 +70,9 @@ impl RelaySession {
     ) -> Result<DeviceStream, ConnectError> {
         let broadcast = self.broadcast(name).await?;
         let mut info = super::session::read_info(&broadcast, name).await?;
+        if info.kind == DeviceKind::Camera {
+            return self.open_camera(&broadcast, info).await;
+        }
         let t = tracks(info.kind);
         let data = subscribe(&broadcast, t.data, t.data_max_age)
             .await
@@ -147,6 +150,41 @@ impl RelaySession {
                 tokio::spawn(refuse_writes(from_bridge, to_bridge, name.to_string()));
             }
         }
+        Ok(DeviceStream {
+            info,
+            reader: ChannelReader::channel(from_tracks),
+            writer: MessageWriter::channel(to_tracks),
+        })
+    }
+}
+
+impl RelaySession {
+    /// A camera: read-only (a relay carries no mode changes or keyframe requests: a late
+    /// joiner starts on a keyframe, a loss heals at the next one). Its frames go to the frame
+    /// router, the stream's reader ends when the video track does.
+    async fn open_camera(
+        &self,
+        broadcast: &moq_net::broadcast::Consumer,
+        mut info: xoq_wire::DeviceInfo,
+    ) -> Result<DeviceStream, ConnectError> {
+        let rendition = super::camera::rendition(broadcast, &info.name).await?;
+        let video = broadcast
+            .track(&rendition.track)
+            .map_err(|e| unreachable_relay(&self.target, e))?
+            .subscribe(None)
+            .await
+            .map_err(|e| unreachable_relay(&self.target, e))?;
+        info.access = Access::ReadOnly;
+        let (to_bridge, from_tracks) = mpsc::channel(DEPTH);
+        let (to_tracks, from_bridge) = mpsc::channel(DEPTH);
+        tokio::spawn(super::camera::pump_frames(
+            video,
+            info.name.clone(),
+            rendition,
+            self.frames.clone(),
+            to_bridge.clone(),
+        ));
+        tokio::spawn(refuse_writes(from_bridge, to_bridge, info.name.clone()));
         Ok(DeviceStream {
             info,
             reader: ChannelReader::channel(from_tracks),

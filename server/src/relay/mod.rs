@@ -10,6 +10,7 @@
 //! device, what it misses is counted. A client allowed to write publishes `dev/w/<client>` with
 //! a track of its commands (`cmd`, `tx`), which `writers` serves, answering in `dev/r/<client>`.
 
+mod camera;
 mod can;
 mod config;
 mod serial;
@@ -45,8 +46,13 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
         let data_track = match d {
             Device::Can(_) => "state",
             Device::Serial(_) => "rx",
+            Device::Camera(c) => {
+                let b = camera::CameraBroadcast::start(&published, c)?;
+                tasks.spawn(b.run(c.clone()));
+                continue;
+            }
             other => {
-                tracing::info!(device = %other.name(), "not published on the relay yet (CAN buses and serial ports are)");
+                tracing::info!(device = %other.name(), "not published on the relay yet (CAN buses, serial ports and cameras are)");
                 continue;
             }
         };
