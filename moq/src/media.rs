@@ -121,7 +121,8 @@ pub fn read_catalog(bytes: &[u8]) -> Result<VideoRendition, MediaError> {
             bytes.len()
         )));
     }
-    let catalog: Catalog = Catalog::from_slice(bytes).map_err(|e| MediaError::Catalog(e.to_string()))?;
+    let catalog: Catalog =
+        Catalog::from_slice(bytes).map_err(|e| MediaError::Catalog(e.to_string()))?;
     catalog
         .check_renditions()
         .map_err(|e| MediaError::Catalog(e.to_string()))?;

@@ -241,7 +241,26 @@ impl Server {
 
     /// Starts `xoq-server serve` on `ip`:`port` with extra device arguments.
     pub fn start_on(env: &Env, ip: std::net::IpAddr, port: u16, devices: &[String]) -> Server {
+        Server::spawn(env, None, ip, port, devices)
+    }
+
+    /// Starts `xoq-server --config CONFIG serve` on 127.0.0.1:`port`.
+    pub fn start_configured(env: &Env, config: &Path, port: u16) -> Server {
+        let ip = std::net::Ipv4Addr::LOCALHOST.into();
+        Server::spawn(env, Some(config), ip, port, &[])
+    }
+
+    fn spawn(
+        env: &Env,
+        config: Option<&Path>,
+        ip: std::net::IpAddr,
+        port: u16,
+        devices: &[String],
+    ) -> Server {
         let mut cmd = env.cmd("xoq-server", "server");
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
         cmd.arg("serve")
             .arg("--listen")
             .arg(std::net::SocketAddr::new(ip, port).to_string())

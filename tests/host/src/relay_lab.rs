@@ -134,7 +134,12 @@ impl RelayLab {
             .expect("addr");
         // A certificate of its own (not --listen-tls-generate), so a restarted relay keeps its
         // fingerprint, as a real one keeps its certificate.
-        let (cert, key_pem) = (dir.path().join("relay.crt"), dir.path().join("relay.key"));
+        // In a directory of their own: the relay watches the directory of its certificate to
+        // reload it, and its own log written beside it made it reload (and log) in a loop,
+        // burning a core.
+        let tls = dir.path().join("tls");
+        std::fs::create_dir(&tls).expect("tls dir");
+        let (cert, key_pem) = (tls.join("relay.crt"), tls.join("relay.key"));
         let made = Command::new("openssl")
             .args([
                 "req",
@@ -183,6 +188,16 @@ impl RelayLab {
         };
         lab.wait_ready().await;
         lab
+    }
+
+    /// The relay's process id (for its CPU time).
+    pub fn relay_pid(&self) -> u32 {
+        self.relay.id()
+    }
+
+    /// The relay's QUIC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn relay_log(&self) -> String {
@@ -418,7 +433,7 @@ impl Session {
     }
 
     /// A subscription to `track` of `broadcast` once the broadcast is announced to this session.
-    async fn subscribe(
+    pub async fn subscribe(
         &self,
         broadcast: &str,
         track: &str,

@@ -68,5 +68,4 @@ async fn a_camera_through_the_relay_arrives_numbered_and_matching_the_source() {
     let y = block_in_place(|| wait_frames(&env.path("video-late/cam0.y4m"), 31, T));
     let c = check_pictures(&y.frames[..31], 640, 480, 0, 30.0);
     assert!(c.distinct > 1, "the late joiner's picture never changed");
-
 }
