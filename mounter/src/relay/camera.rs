@@ -50,17 +50,20 @@ pub(super) async fn rendition(
 /// Delivers the rendition's frames to `frames` until the track ends or the bridge stops
 /// (`to_bridge` closed); then tells the bridge why.
 pub(super) async fn pump_frames(
-    mut sub: moq_net::track::Subscriber,
+    sub: moq_net::track::Subscriber,
     device: String,
     r: VideoRendition,
     frames: Arc<FrameRouter>,
     to_bridge: mpsc::Sender<ChannelItem>,
 ) {
     let mut seq: u32 = 0;
+    // Newest group first: a late group (an older picture sequence) is never shown after a
+    // newer one.
+    let mut sub = sub.ordered();
     let why = loop {
         let group = tokio::select! {
             _ = to_bridge.closed() => return,
-            g = sub.recv_group() => g,
+            g = sub.next_group() => g,
         };
         let mut group = match group {
             Ok(Some(g)) => g,
