@@ -33,6 +33,12 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
     cargo build --profile "$PROFILE" -p xoq-server -p xoq-mount
 fi
 
+# The browser viewer the server package ships (web/dist), from the lock file.
+if [ ! -f web/dist/viewer.js ] || [ "${NO_BUILD:-0}" != 1 ]; then
+    echo "== web viewer (npm ci, npm run build)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+fi
+
 # Man pages (gzip -n: no name or time stamp, so the same input gives the same package) and
 # completions, where the assets of [package.metadata.deb] expect them.
 for bin in xoq-server xoq-mount; do

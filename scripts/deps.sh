@@ -15,7 +15,8 @@ set -euo pipefail
 # iproute2: the network namespaces of the tests over impaired links (tests/host netlab).
 # nftables, openssl: the NAT routers and the relay's certificates of the NAT tests (natlab).
 # ca-certificates: a CA bundle for moq-relay in the VM (it refuses to start without roots).
-APT_PACKAGES=(pkg-config stress-ng iproute2 nftables openssl ca-certificates libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
+# chromium: the browser the viewer's test runs in (headless).
+APT_PACKAGES=(chromium pkg-config stress-ng iproute2 nftables openssl ca-certificates libudev-dev socat picocom python3-serial coreutils g++ nasm debootstrap lintian
   libpipewire-0.3-dev libspa-0.2-dev libclang-dev libasound2-dev cmake
   pipewire pipewire-bin pipewire-alsa wireplumber dbus dbus-user-session)
 
@@ -28,6 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node and npm build the browser viewer (web/). A machine that has Node from elsewhere (its
+# own npm) keeps it; otherwise Debian's.
+if ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "deps: installing nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then

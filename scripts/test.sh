@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of XoQ mount: formatting, lints, unit and property tests, the host
 # end-to-end suite (real binaries, real PTYs, loopback QUIC, a private PipeWire for audio), the
-# NVENC feature's build and its clean failure without a GPU, a fuzz smoke run of each fuzz
+# NVENC feature's build and its clean failure without a GPU, the browser viewer (web/, and in
+# headless chromium against a real moq-relay), a fuzz smoke run of each fuzz
 # target (fuzz/run.sh), the Debian packages in a real install (tests/pkg), the real-kernel suites in a qemu VM
 # (tests/vm), and the demo's self-check. Installs what it needs first (scripts/deps.sh).
 #
@@ -29,6 +30,8 @@ cargo clippy -p xoq-video -p xoq-server --features xoq-server/nvenc --all-target
 cargo test -p xoq-video --features nvenc
 echo "== build"
 cargo build --workspace --bins
+echo "== browser viewer (web/: npm ci from the lock file, its unit tests, the bundle the browser test loads)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm test --silent && npm run build --silent)
 echo "== tests"
 cargo nextest run --workspace --no-run
 # The build leaves gigabytes of dirty pages; written back while the tests run, they stall the

@@ -5,6 +5,7 @@
 //! directory, so the tests exercise exactly what ships.
 
 pub mod audio;
+pub mod browser;
 pub mod camera_lab;
 pub mod can_client;
 pub mod labcmd;
