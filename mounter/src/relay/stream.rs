@@ -156,9 +156,7 @@ impl RelaySession {
             writer: MessageWriter::channel(to_tracks),
         })
     }
-}
 
-impl RelaySession {
     /// A camera: read-only (a relay carries no mode changes or keyframe requests: a late
     /// joiner starts on a keyframe, a loss heals at the next one). Its frames go to the frame
     /// router, the stream's reader ends when the video track does.

@@ -27,11 +27,43 @@ const FANOUT_DEPTH: usize = 4;
 /// Seconds between keyframes when nobody asks (a GOP of one second at any rate).
 const GOP_SECONDS: u32 = 1;
 
-/// One frame ready to send: its wire encoding (the same bytes for every client).
+/// One frame ready to send: its wire encoding (the same bytes for every client), and what a
+/// transport that does not send XoQ messages (a relay's media track) needs of it.
 pub struct WireFrame {
     pub seq: u32,
     pub keyframe: bool,
+    pub capture_us: u64,
+    pub codec: VideoCodec,
+    pub width: u16,
+    pub height: u16,
+    /// The length of the encoded picture, which ends `bytes`.
+    data_len: usize,
     pub bytes: Vec<u8>,
+}
+
+impl WireFrame {
+    /// Encodes `f` once for every client.
+    pub fn new(f: VideoFrame) -> WireFrame {
+        // The picture is the message's last field (`VideoFrame::encode`), at most MAX_FRAME.
+        let data_len = f.data.len().min(xoq_wire::limits::MAX_FRAME);
+        let (seq, keyframe, capture_us) = (f.seq, f.keyframe, f.capture_us);
+        let (codec, width, height) = (f.codec, f.width, f.height);
+        WireFrame {
+            seq,
+            keyframe,
+            capture_us,
+            codec,
+            width,
+            height,
+            data_len,
+            bytes: Message::VideoFrame(f).to_bytes(),
+        }
+    }
+
+    /// The encoded picture (an H.264 access unit, a JPEG image), within `bytes`.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - self.data_len..]
+    }
 }
 
 struct State {
@@ -350,7 +382,7 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
             continue;
         }
         xoq_link::sync::lock(&dev.state).trouble = None;
-        let frame = Message::VideoFrame(VideoFrame {
+        let wire = WireFrame::new(VideoFrame {
             device: dev.name.clone(),
             seq,
             capture_us,
@@ -360,11 +392,6 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
             height,
             data,
         });
-        let wire = WireFrame {
-            seq,
-            keyframe,
-            bytes: frame.to_bytes(),
-        };
         seq = seq.wrapping_add(1);
         dev.frames_sent.fetch_add(1, Ordering::Relaxed);
         let _ = dev.frames.send(Arc::new(wire));
@@ -396,5 +423,31 @@ fn follow_rate_limit(dev: &CameraDevice, enc: &mut AnyEncoder, rate: &mut RateFo
             tracing::warn!(device = %dev.name, "{e}");
             rate.refused = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wire_frame_is_the_message_and_points_at_its_picture() {
+        let f = VideoFrame {
+            device: "cam0".into(),
+            seq: 7,
+            capture_us: 42,
+            keyframe: true,
+            codec: VideoCodec::H264,
+            width: 640,
+            height: 480,
+            data: vec![0, 0, 0, 1, 0x65, 9, 8, 7],
+        };
+        let w = WireFrame::new(f.clone());
+        assert_eq!(w.data(), &f.data[..]);
+        assert_eq!((w.seq, w.keyframe, w.capture_us), (7, true, 42));
+        assert_eq!(
+            Message::from_frame_by(&w.bytes, xoq_wire::Peer::Server).expect("decodes"),
+            Message::VideoFrame(f)
+        );
     }
 }

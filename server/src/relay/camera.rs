@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use xoq_moq::media;
 use xoq_moq::tracks::MessageTrack;
-use xoq_wire::{Access, Message, Peer, VideoCodec, VideoFrame};
+use xoq_wire::{Access, Message, VideoCodec};
 
 use crate::camera::device::{CameraDevice, WireFrame};
 
@@ -129,10 +129,7 @@ impl CameraBroadcast {
         }
     }
 
-    fn publish(&mut self, wire: &WireFrame, fps: u16) -> Result<()> {
-        let Message::VideoFrame(f) = Message::from_frame_by(&wire.bytes, Peer::Server)? else {
-            anyhow::bail!("the camera produced something that is not a frame");
-        };
+    fn publish(&mut self, f: &WireFrame, fps: u16) -> Result<()> {
         if f.codec != VideoCodec::H264 {
             if !self.warned_codec {
                 self.warned_codec = true;
@@ -141,21 +138,21 @@ impl CameraBroadcast {
             return Ok(());
         }
         if f.keyframe {
-            self.describe(&f, fps)?;
+            self.describe(f, fps)?;
             self.end_group();
             self.group = Some(self.video.append_group()?);
         }
         // Frames before the first keyframe (or after a loss) cannot be decoded: not sent.
         if let Some(g) = &mut self.group {
-            let bytes = media::encode_frame(f.capture_us, &f.data)?;
+            let bytes = media::encode_frame(f.capture_us, f.data())?;
             g.write_frame(Timestamp::from_micros(f.capture_us)?, bytes)?;
         }
         Ok(())
     }
 
     /// Publishes the catalog when the codec or the size changed (a new mode).
-    fn describe(&mut self, f: &VideoFrame, fps: u16) -> Result<()> {
-        let Some(codec) = media::h264_codec(&f.data) else {
+    fn describe(&mut self, f: &WireFrame, fps: u16) -> Result<()> {
+        let Some(codec) = media::h264_codec(f.data()) else {
             anyhow::bail!("a keyframe without an SPS");
         };
         let key = (codec.to_string(), f.width, f.height);

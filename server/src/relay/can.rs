@@ -28,15 +28,7 @@ pub async fn serve_writer(
     let (tx, rx) = mpsc::channel(super::OUTBOX_DEPTH);
     let att = match dev.attach(Access::ReadWrite, tx) {
         Ok(a) => a,
-        Err((code, text)) => {
-            let _ = reply
-                .send(Message::Error {
-                    code,
-                    text: text.clone(),
-                })
-                .await;
-            anyhow::bail!(text);
-        }
+        Err((code, text)) => return Err(super::refuse(&reply, code, text).await),
     };
     super::forward_replies(rx, reply.clone(), |m| {
         matches!(m, Message::Error { .. } | Message::CanCounters(_))

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use xoq_moq::tracks::MessageTrack;
 use xoq_moq::RelayTarget;
-use xoq_wire::{Access, DeviceInfo, Message};
+use xoq_wire::{Access, DeviceInfo, ErrorCode, Message};
 
 pub use config::MoqConfig;
 
@@ -93,6 +93,14 @@ fn observe(dev: &Device, outbox: Outbox) -> Result<Observer, String> {
         _ => return Err("not published on the relay yet".into()),
     };
     attached.map_err(|(_, text)| text)
+}
+
+/// Tells a relay writer on its `reply` track why its device refused it, and gives the error
+/// that ends serving it.
+async fn refuse(reply: &Outbox, code: ErrorCode, text: String) -> anyhow::Error {
+    let err = anyhow::anyhow!("{code}: {text}");
+    let _ = reply.send(Message::Error { code, text }).await;
+    err
 }
 
 /// Passes what a writer's attachment says to that writer alone (`for_writer`) to its `reply`

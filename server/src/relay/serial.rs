@@ -56,15 +56,7 @@ pub async fn serve_writer(
                         .await;
                 }
             }
-            Err((code, text)) => {
-                let _ = reply
-                    .send(Message::Error {
-                        code,
-                        text: text.clone(),
-                    })
-                    .await;
-                anyhow::bail!("{code}: {text}");
-            }
+            Err((code, text)) => return Err(super::refuse(&reply, code, text).await),
         }
         let retry = tokio::time::Instant::now() + WRITER_RETRY;
         loop {

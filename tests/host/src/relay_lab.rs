@@ -308,6 +308,15 @@ impl RelayLab {
         mint(&other, &paths, grants, Duration::from_secs(600)).expect("mint")
     }
 
+    /// A client of `testbot` with `client_token(subscribe, publish, name)`, publishing and
+    /// receiving; panics if the relay does not admit it.
+    pub async fn client(&self, subscribe: &str, publish: &str, name: &str) -> Session {
+        let token = self.client_token(subscribe, publish, name);
+        self.connect("testbot", Some(&token), Role::Both)
+            .await
+            .unwrap_or_else(|e| panic!("client {name} not admitted: {e}"))
+    }
+
     /// A session dialled at `<prefix>/<server>`, or why it was not admitted.
     pub async fn connect(
         &self,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use xoq_tests_host::browser::{viewer_dist, Browser, PageServer};
-use xoq_tests_host::relay_lab::{enable_until_answered, RelayLab, Role, PREFIX};
+use xoq_tests_host::relay_lab::{enable_until_answered, RelayLab, PREFIX};
 use xoq_tests_host::Env;
 
 const T: Duration = Duration::from_secs(60);
@@ -75,14 +75,7 @@ async fn the_viewer_plays_the_camera_and_shows_the_can_bus_in_chromium() {
     );
 
     // A writer enables motor 1; its feedback (id 0x11) appears in the page's CAN monitor.
-    let writer = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("", "can0", "op")),
-            Role::Both,
-        )
-        .await
-        .expect("writer admitted");
+    let writer = lab.client("", "can0", "op").await;
     let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
     let mut state = writer
         .subscribe_messages("can0", "state", T)

@@ -18,11 +18,7 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
     let server = lab.serve(&env, &["--sim-can", "can0"]);
 
     // A watcher: sees the device and its bus, cannot move a motor.
-    let watcher_token = lab.client_token("can0", "", "watcher");
-    let watcher = lab
-        .connect("testbot", Some(&watcher_token), Role::Both)
-        .await
-        .expect("watcher admitted");
+    let watcher = lab.client("can0", "", "watcher").await;
     let mut info = watcher
         .subscribe_messages("can0", "info", WAIT)
         .await
@@ -51,11 +47,7 @@ async fn a_bus_on_the_relay_obeys_a_writer_and_not_a_watcher() {
     }
 
     // A writer: its enable reaches the bus, motor 2 answers, and everyone sees both frames.
-    let writer_token = lab.client_token("", "can0", "op");
-    let writer = lab
-        .connect("testbot", Some(&writer_token), Role::Both)
-        .await
-        .expect("writer admitted");
+    let writer = lab.client("", "can0", "op").await;
     let (_b, mut cmd) = writer.publish_messages("can0/w/op", "cmd");
     let answered = enable_until_answered(&mut cmd, &mut state, 0x02).await;
     let reply = answered.unwrap_or_else(|| {
@@ -146,14 +138,7 @@ async fn a_writer_sending_malformed_frames_is_dropped_and_nobody_else_is() {
     let lab = RelayLab::start().await;
     let env = Env::new();
     let server = lab.serve(&env, &["--sim-can", "can0"]);
-    let hostile = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("", "can0", "bad")),
-            Role::Both,
-        )
-        .await
-        .expect("admitted");
+    let hostile = lab.client("", "can0", "bad").await;
     let mut state = hostile
         .subscribe_messages("can0", "state", WAIT)
         .await
@@ -191,14 +176,7 @@ async fn a_writer_sending_malformed_frames_is_dropped_and_nobody_else_is() {
     );
 
     // The bus and the other writers are untouched.
-    let writer = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("", "can0", "op")),
-            Role::Both,
-        )
-        .await
-        .expect("writer admitted");
+    let writer = lab.client("", "can0", "op").await;
     let (_b, mut good) = writer.publish_messages("can0/w/op", "cmd");
     let answered = enable_until_answered(&mut good, &mut state, 0x04).await;
     assert!(

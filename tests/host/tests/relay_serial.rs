@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use xoq_moq::tracks::MessageReader;
 use xoq_tests_host::proc::Env;
-use xoq_tests_host::relay_lab::{RelayLab, Role};
+use xoq_tests_host::relay_lab::RelayLab;
 use xoq_wire::{DeviceKind, ErrorCode, Message};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -40,14 +40,7 @@ async fn a_port_on_the_relay_echoes_a_writers_bytes_to_every_watcher() {
     let env = Env::new();
     let server = lab.serve(&env, &["--sim-serial", "tty0"]);
 
-    let watcher = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("tty0", "", "watcher")),
-            Role::Both,
-        )
-        .await
-        .expect("watcher admitted");
+    let watcher = lab.client("tty0", "", "watcher").await;
     let mut info = watcher
         .subscribe_messages("tty0", "info", WAIT)
         .await
@@ -74,14 +67,7 @@ async fn a_port_on_the_relay_echoes_a_writers_bytes_to_every_watcher() {
     }
 
     // The writer's bytes are echoed by the port and read by the watcher, in order.
-    let writer = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("", "tty0", "op")),
-            Role::Both,
-        )
-        .await
-        .expect("writer admitted");
+    let writer = lab.client("", "tty0", "op").await;
     let (_b, mut tx) = writer.publish_messages("tty0/w/op", "tx");
     let mut got = false;
     for i in 0..40 {
@@ -133,14 +119,7 @@ async fn a_port_on_the_relay_echoes_a_writers_bytes_to_every_watcher() {
     assert!(taken > 0);
 
     // A second writer while the first holds the port: refused, said on its own reply track.
-    let second = lab
-        .connect(
-            "testbot",
-            Some(&lab.client_token("", "tty0", "op2")),
-            Role::Both,
-        )
-        .await
-        .expect("second writer admitted by the relay");
+    let second = lab.client("", "tty0", "op2").await;
     let (_b2, mut tx2) = second.publish_messages("tty0/w/op2", "tx");
     tx2.write(&Message::Data(b"second writer".to_vec()))
         .expect("write");

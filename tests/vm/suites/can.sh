@@ -6,43 +6,6 @@
 # (about 4 minutes under TCG, most of it the 100k-frame drain: 3x that)
 set -u
 . /payload/suite-lib.sh
-# frames FILE: candump -L lines without timestamp and interface, e.g. "123#DEADBEEF" (candump
-# right-aligns interface names to the longest one; the sync frames on vsync are left out)
-frames() { grep -v -e '^DROPCOUNT' -e '^([^)]*) *vsync ' "$1" | sed 's/^([^)]*) *[^ ]* //'; }
-# dev_status DEVICE [RUNTIME_DIR]: DEVICE's object in the mounter's status (one line)
-dev_status() {
-  XOQ_RUNTIME_DIR=${2:-/tmp/xoq/run} xoq-mount status --json 2>/dev/null | awk '{ gsub(/\},\{"access"/, "\n"); print }' |
-    grep "\"name\":\"$1\""
-}
-# field JSON FIELD: a number from a dev_status line, 0 if absent
-field() { v=$(echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"); echo "${v:-0}"; }
-# counter DEVICE FIELD: a number from the mounter's status (server counters, or local drops)
-counter() { field "$(dev_status "$1")" "$2"; }
-# can_ready DEVICE [RUNTIME_DIR]: waits (30 s at most) until the mounter bridges DEVICE: its
-# vcan socket is open and the clock synchronised ("mounted" is printed before either, and
-# frames meanwhile are not forwarded)
-can_ready() {
-  i=0; while [ $i -lt 300 ]; do dev_status "$@" | grep -q '"clock_offset_us"' && return 0; sleep 0.1; i=$((i + 1)); done
-  bad "$1 never bridged: $(dev_status "$@")"; return 1
-}
-# dump FILE ARGS...: candump -L ARGS... (options, then interface[,filters]) into FILE in the
-# background, pid in $P; returns once candump listens. candump binds its sockets in argument
-# order, the sync interface vsync last: once a frame sent on vsync is in FILE, every socket is
-# bound (a fixed sleep could end before candump got that far).
-dump() {
-  f=$1; shift
-  rm -f "$f" # the background child truncates it: no stale content meanwhile
-  candump -L "$@" vsync >"$f" & P=$!
-  i=0
-  until grep -q '^([^)]*) *vsync ' "$f" 2>/dev/null; do
-    [ $i -lt 200 ] && kill -0 $P 2>/dev/null || { bad "candump $* never listened"; return 1; }
-    cansend vsync 7FF#; sleep 0.1; i=$((i + 1))
-  done
-}
-# got FILE N: waits (20 s at most) until FILE holds N frames
-got() { i=0; while [ "$(frames "$1" | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done; }
-# undump PID...: stops those candumps
-undump() { kill "$@" 2>/dev/null; wait "$@" 2>/dev/null; }
 
 ip link add vcan0 type vcan && ip link set vcan0 mtu 72 && ip link set vcan0 up || bad "vcan0 setup"
 ip link add vsync type vcan && ip link set vsync up || bad "vsync setup"

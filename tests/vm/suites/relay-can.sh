@@ -10,28 +10,6 @@
 # (three binaries of 50-60 MB: the payload does not unpack into 512 MB)
 set -u
 . /payload/suite-lib.sh
-frames() { grep -v -e '^DROPCOUNT' -e '^([^)]*) *vsync ' "$1" | sed 's/^([^)]*) *[^ ]* //'; }
-# dump FILE IF[,FILTER]: candump -L into FILE in the background (pid in $P), once it listens
-dump() {
-  f=$1; shift
-  rm -f "$f"
-  candump -L "$@" vsync >"$f" & P=$!
-  i=0
-  until grep -q '^([^)]*) *vsync ' "$f" 2>/dev/null; do
-    [ $i -lt 200 ] && kill -0 $P 2>/dev/null || { bad "candump $* never listened"; return 1; }
-    cansend vsync 7FF#; sleep 0.1; i=$((i + 1))
-  done
-}
-got() { i=0; while [ "$(frames "$1" | wc -l)" -lt "$2" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; }
-undump() { kill "$@" 2>/dev/null; wait "$@" 2>/dev/null; }
-# ready RUNTIME_DIR: the mounter in RUNTIME_DIR bridges "motors" (clock compared), 60 s at most
-ready() {
-  i=0; while [ $i -lt 600 ]; do
-    XOQ_RUNTIME_DIR=$1 xoq-mount status --json 2>/dev/null | grep -q '"clock_offset_us"' && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  bad "motors never bridged in $1"; return 1
-}
 ip link add vsync type vcan && ip link set vsync up || bad "vsync setup"
 
 # The fleet's key, the auth server, the relay with a certificate of its own.
@@ -75,7 +53,7 @@ OP=$(sed -n 's/^mounted  can  motors  ->  \([^ ]*\).*/\1/p' /tmp/op.out)
 EYE=$(sed -n 's/^mounted  can  motors  ->  \([^ ]*\).*/\1/p' /tmp/eye.out)
 [ -n "$OP" ] && [ -n "$EYE" ] && [ "$OP" != "$EYE" ] && ok "mounted from the relay as $OP and $EYE" ||
   bad "interfaces '$OP' '$EYE'"
-ready /tmp/run-op; ready /tmp/run-eye
+can_ready motors /tmp/run-op; can_ready motors /tmp/run-eye
 
 # 1. the watcher's cansend never reaches the bus: motor 2 would answer from 012
 dump /tmp/w1 "$EYE,012:7FF"
