@@ -57,9 +57,13 @@ impl ArrivalSpread {
         self.window.clear();
     }
 
-    /// Records that packet `seq` arrived at `now_us`.
+    /// Records that packet `seq` arrived at `now_us`. The stream's start counts as the end of
+    /// an outage: a subscriber's first packets may be a backlog delivered at once (a relay
+    /// hands a new subscriber the groups it still holds).
     pub fn arrival(&mut self, seq: u32, now_us: u64) {
-        let gap = self.last_arrival_us.map_or(0, |t| now_us.saturating_sub(t));
+        let gap = self
+            .last_arrival_us
+            .map_or(u64::MAX, |t| now_us.saturating_sub(t));
         self.last_arrival_us = Some(now_us);
         if gap > self.outage_us {
             self.ignore_until_us = now_us + self.outage_us;
@@ -197,6 +201,19 @@ mod tests {
         // Then steady again.
         for seq in 800..900u32 {
             s.arrival(seq, u64::from(seq) * 10_000);
+        }
+        assert!(s.spread_us().unwrap() < 1.0, "{:?}", s.spread_us());
+    }
+
+    #[test]
+    fn a_backlog_at_the_start_is_left_out() {
+        let mut s = ArrivalSpread::new(48_000, 960, 200_000);
+        // Half a second of 20 ms packets at once (a relay's backlog), then live ones.
+        for seq in 0..25u32 {
+            s.arrival(seq, 1_000_000 + u64::from(seq) * 100);
+        }
+        for seq in 25..200u32 {
+            s.arrival(seq, 1_010_000 + u64::from(seq - 25) * 20_000);
         }
         assert!(s.spread_us().unwrap() < 1.0, "{:?}", s.spread_us());
     }

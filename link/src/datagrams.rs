@@ -71,7 +71,10 @@ impl DatagramRouter {
         }
     }
 
-    fn deliver(&self, p: AudioPacket) {
+    /// Hands `p` to its device's listener (dropped and counted if none listens or it is
+    /// full): for packets that arrive by another way than this connection's datagrams (a
+    /// relay's audio track).
+    pub fn deliver(&self, p: AudioPacket) {
         let tx = lock(&self.routes).get(&p.device).cloned();
         if !matches!(tx.map(|tx| tx.try_send(p)), Some(Ok(()))) {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -1,16 +1,19 @@
-//! A camera on a relay in the format of the project's own players (`hang`, read by
-//! `@moq/watch`): a `catalog.json` track describing one H.264 rendition, and the rendition's
-//! track of frames (a microsecond timestamp, then the Annex B access unit with its SPS and PPS
-//! in every keyframe, `avc3`), a group per keyframe so a late joiner starts on one. Both ends
-//! use this module: the server to describe what it publishes, the mounter to read it back
-//! (checked: a catalog is a peer's bytes).
+//! A camera or a microphone on a relay in the format of the project's own players (`hang`, read
+//! by `@moq/watch`): a `catalog.json` track describing one rendition, and the rendition's track
+//! of frames (a microsecond timestamp, then the payload). A camera's rendition is H.264 (the
+//! Annex B access unit with its SPS and PPS in every keyframe, `avc3`), a group per keyframe so
+//! a late joiner starts on one; a microphone's is Opus, a group per packet. Both ends use this
+//! module: the server to describe what it publishes, the mounter to read it back (checked: a
+//! catalog is a peer's bytes).
 
 use bytes::Bytes;
-use hang::catalog::{Catalog, Container, VideoCodec, VideoConfig, H264};
+use hang::catalog::{AudioCodec, AudioConfig, Catalog, Container, VideoCodec, VideoConfig, H264};
 use thiserror::Error;
 
 /// The rendition's track name.
 pub const VIDEO_TRACK: &str = "video";
+/// A microphone's rendition's track name.
+pub const AUDIO_TRACK: &str = "audio";
 /// The catalog's track name (hang's).
 pub const CATALOG_TRACK: &str = Catalog::DEFAULT_NAME;
 /// The largest catalog read back, in bytes.
@@ -32,6 +35,11 @@ pub fn catalog_track_info() -> moq_net::track::Info {
 /// Track properties of the rendition (microsecond timestamps, hang's video priority).
 pub fn video_track_info() -> moq_net::track::Info {
     hang::container::track_info(hang::catalog::PRIORITY.video)
+}
+
+/// Track properties of a microphone's rendition (hang's audio priority, above video).
+pub fn audio_track_info() -> moq_net::track::Info {
+    hang::container::track_info(hang::catalog::PRIORITY.audio)
 }
 
 /// What a mounter needs of a camera's catalog.
@@ -102,11 +110,30 @@ pub fn video_catalog(
     config.bitrate = bitrate_bps.map(u64::from);
     config.optimize_for_latency = Some(true);
     config.container = Container::Legacy;
+    encode_catalog(|c| c.video.insert(VIDEO_TRACK, config))
+}
+
+/// The catalog of a microphone publishing one Opus rendition of `packet_us` per packet.
+pub fn audio_catalog(
+    rate: u32,
+    channels: u8,
+    bitrate_bps: u32,
+    packet_us: u64,
+) -> Result<Vec<u8>, MediaError> {
+    let mut config = AudioConfig::new(AudioCodec::Opus, rate, channels.into());
+    config.bitrate = Some(bitrate_bps.into());
+    config.container = Container::Legacy;
+    // Each packet is flushed as soon as it is encoded: a packet's span at most.
+    config.jitter = Some(std::time::Duration::from_micros(packet_us));
+    encode_catalog(|c| c.audio.insert(AUDIO_TRACK, config))
+}
+
+/// A catalog with what `fill` puts in it, as JSON.
+fn encode_catalog(
+    fill: impl FnOnce(&mut Catalog) -> hang::Result<()>,
+) -> Result<Vec<u8>, MediaError> {
     let mut catalog: Catalog = Catalog::default();
-    catalog
-        .video
-        .insert(VIDEO_TRACK, config)
-        .map_err(|e| MediaError::Catalog(e.to_string()))?;
+    fill(&mut catalog).map_err(|e| MediaError::Catalog(e.to_string()))?;
     catalog
         .to_vec()
         .map_err(|e| MediaError::Catalog(e.to_string()))
@@ -214,6 +241,20 @@ mod tests {
         let (ts, au) = decode_frame(f).expect("decode");
         assert_eq!(ts, 1_733_000_000_123_456);
         assert_eq!(&au[..], KEYFRAME);
+    }
+
+    #[test]
+    fn an_audio_catalog_names_one_opus_rendition_for_the_players() {
+        let c = audio_catalog(48_000, 1, 32_000, 20_000).expect("catalog");
+        let catalog: Catalog = Catalog::from_slice(&c).expect("hang reads it");
+        let (track, config) = catalog.audio.renditions.iter().next().expect("a rendition");
+        assert_eq!(track, AUDIO_TRACK);
+        assert_eq!(config.codec, AudioCodec::Opus);
+        assert_eq!((config.sample_rate, config.channel_count), (48_000, 1));
+        assert_eq!(config.container, Container::Legacy);
+        let json = String::from_utf8(c).expect("utf8");
+        assert!(json.contains("\"codec\":\"opus\""), "{json}");
+        assert!(json.contains("\"numberOfChannels\":1"), "{json}");
     }
 
     #[test]

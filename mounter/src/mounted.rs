@@ -41,7 +41,7 @@ pub enum Mounted {
 pub enum Incoming {
     /// A camera's frames (each on its own unidirectional stream).
     Frames(mpsc::Receiver<VideoFrame>),
-    /// A microphone's packets (datagrams).
+    /// A microphone's packets (iroh datagrams, or a relay's audio track).
     Audio(mpsc::Receiver<AudioPacket>),
 }
 
@@ -91,7 +91,8 @@ impl Mounted {
             (Mounted::Camera(m), Session::Relay(r)) => {
                 Some(Incoming::Frames(r.frames.listen(&m.name)))
             }
-            (Mounted::Audio(m), Session::Iroh(s)) => m.listen(s).map(Incoming::Audio),
+            (Mounted::Audio(m), Session::Iroh(s)) => m.listen(&s.datagrams).map(Incoming::Audio),
+            (Mounted::Audio(m), Session::Relay(r)) => m.listen(&r.packets).map(Incoming::Audio),
             _ => None,
         }
     }
@@ -118,10 +119,8 @@ impl Mounted {
                     Some(Incoming::Audio(p)) => Some(p),
                     _ => None,
                 };
-                match session.iroh() {
-                    Some(s) => m.bridge(stream, packets, s).await,
-                    None => BridgeEnd::DeviceGone("audio is not carried by relays yet".into()),
-                }
+                m.bridge(stream, packets, session.iroh().map(|s| &**s))
+                    .await
             }
         }
     }

@@ -12,7 +12,7 @@ use xoq_audio::codec::{PacketDecoder, PacketEncoder, DEFAULT_OPUS_BITRATE};
 use xoq_audio::{JitterConfig, Packetizer, PlayoutFeed};
 use xoq_link::client::{ClientSession, DeviceStream};
 use xoq_link::clock::monotonic_us;
-use xoq_link::datagrams;
+use xoq_link::datagrams::{self, DatagramRouter};
 use xoq_link::sync::lock;
 use xoq_wire::{Access, AudioDirection, AudioPacket, AudioSettings, ErrorCode, Message};
 
@@ -125,10 +125,10 @@ impl AudioMount {
         lock(&self.node).take();
     }
 
-    /// What must be listened to before the device is opened: a microphone's packets.
-    pub fn listen(&self, session: &ClientSession) -> Option<mpsc::Receiver<AudioPacket>> {
-        (self.settings.direction == AudioDirection::Capture)
-            .then(|| session.datagrams.listen(&self.name))
+    /// What must be listened to before the device is opened: a microphone's packets, which
+    /// `router` delivers.
+    pub fn listen(&self, router: &DatagramRouter) -> Option<mpsc::Receiver<AudioPacket>> {
+        (self.settings.direction == AudioDirection::Capture).then(|| router.listen(&self.name))
     }
 
     fn publish_stats(&self) {
@@ -170,19 +170,21 @@ impl AudioMount {
         0
     }
 
-    /// Carries packets until the stream or the connection ends.
+    /// Carries packets until the stream or the connection ends: a microphone's `packets` to
+    /// its node, a speaker's node to the server over `iroh` (relays carry no speakers).
     pub async fn bridge(
         &self,
         stream: DeviceStream,
         packets: Option<mpsc::Receiver<AudioPacket>>,
-        session: &ClientSession,
+        iroh: Option<&ClientSession>,
     ) -> BridgeEnd {
         let DeviceStream { mut reader, .. } = stream;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let audio = async {
-            match packets {
-                Some(rx) => self.receive(rx).await,
-                None => self.send(session).await,
+            match (packets, iroh) {
+                (Some(rx), _) => self.receive(rx).await,
+                (None, Some(session)) => self.send(session).await,
+                (None, None) => BridgeEnd::DeviceGone("speakers are not carried by relays".into()),
             }
         };
         tokio::pin!(audio);

@@ -2,7 +2,8 @@
 //! `xoq.<server>.<device>` ("XoQ <server> <device>"): an Audio/Source that programs record
 //! from, or an Audio/Sink that programs play to.
 //!
-//! Packets travel as datagrams (`xoq_link::datagrams`). A microphone's packets go through a
+//! Packets travel as iroh datagrams (`xoq_link::datagrams`), or a microphone's on a relay's
+//! audio track (`crate::relay`, delivered through the same router). A microphone's packets go through a
 //! jitter buffer that the node's graph clock drains, so the delay stays constant even though
 //! the robot's sound card and this machine's clock drift apart; a speaker's samples are cut
 //! into packets as PipeWire hands them over (the server's jitter buffer does the rest). Nodes

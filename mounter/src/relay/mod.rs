@@ -4,6 +4,7 @@
 //! target and runs the mount: each device is mounted when it is first announced, and the
 //! device loops wait out the relay's (or the server's) absences.
 
+mod audio;
 mod camera;
 mod echo;
 mod session;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use xoq_link::client::ConnectError;
+use xoq_link::datagrams::DatagramRouter;
 use xoq_link::frames::FrameRouter;
 use xoq_moq::paths::RelayPath;
 use xoq_moq::token::{claimed_writes, Writes};
@@ -17,7 +18,8 @@ use xoq_moq::tracks::MessageReader;
 use xoq_moq::RelayTarget;
 use xoq_wire::limits::MAX_DEVICES;
 use xoq_wire::{
-    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, Message, Peer, VideoCodec,
+    Access, AudioDirection, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, Message, Peer,
+    SampleFormat, VideoCodec,
 };
 
 /// How long a device's `info` track may take to deliver its description.
@@ -35,6 +37,9 @@ pub struct RelaySession {
     pub(super) writes: Option<Writes>,
     /// Camera frames, by device, for the camera bridges.
     pub frames: Arc<FrameRouter>,
+    /// Microphone packets, by device, for the audio bridges (the router iroh's datagrams
+    /// use).
+    pub packets: Arc<DatagramRouter>,
     // The origin the session fills; kept for the life of the session.
     _receiving: moq_net::origin::Producer,
 }
@@ -54,6 +59,7 @@ impl RelaySession {
             published,
             writes,
             frames: Arc::default(),
+            packets: Arc::default(),
             _receiving: receiving,
         })
     }
@@ -198,9 +204,21 @@ pub(super) async fn read_info(
         &info.settings,
         DeviceSettings::Camera(c) if c.codec == VideoCodec::H264
     );
-    if !(matches!(info.kind, DeviceKind::Serial | DeviceKind::Can) || h264_camera) {
+    let opus_microphone = matches!(
+        &info.settings,
+        DeviceSettings::Audio(a) if a.direction == AudioDirection::Capture
+            && a.format.sample == SampleFormat::Opus
+    );
+    let carried = match info.kind {
+        DeviceKind::Serial | DeviceKind::Can => true,
+        DeviceKind::Camera => h264_camera,
+        DeviceKind::Audio => opus_microphone,
+        _ => false,
+    };
+    if !carried {
         return Err(protocol(format!(
-            "a {} is not carried by relays yet (serial ports, CAN buses and H.264 cameras are)",
+            "a {} described so is not carried by relays (serial ports, CAN buses, H.264 \
+             cameras and Opus microphones are)",
             info.kind
         )));
     }

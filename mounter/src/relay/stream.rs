@@ -1,5 +1,6 @@
 //! One device opened through the relay, as the `DeviceStream` the bridges read and write, so
-//! the local devices' code is the same as on iroh. The reader is fed by the device's data track
+//! the local devices' code is the same as on iroh (a camera's frames and a microphone's
+//! packets go to the session's routers, as iroh's do). The reader is fed by the device's data track
 //! (`state` for a CAN bus, `rx` for a serial port) and, for a writer, by its own `reply` track
 //! (`<device>/r/<client>`); the writer's messages go on its command track (`cmd`, `tx`) in
 //! `<device>/w/<client>`. Without a token that may write the device, the stream is read-only,
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use xoq_link::client::{ConnectError, DeviceStream};
 use xoq_link::framed::{ChannelItem, MessageReader as ChannelReader, MessageWriter, StreamError};
+use xoq_moq::media;
 use xoq_moq::paths::{REPLY_SEGMENT, WRITER_SEGMENT};
 use xoq_moq::tracks::{MessageReader, MessageTrack, TrackError};
 use xoq_wire::{Access, DeviceKind, ErrorCode, Message, Peer};
@@ -25,6 +27,9 @@ const DEPTH: usize = 256;
 /// matters; a CAN bus's state older than a second is history.
 const SERIAL_RX_MAX_AGE: Duration = Duration::from_secs(10);
 const CAN_STATE_MAX_AGE: Duration = Duration::from_secs(1);
+/// How far a microphone's packet may fall behind newer ones and still be delivered (a
+/// retransmitted one on a lossy link); also the most backlog a new subscriber is handed.
+const AUDIO_MAX_AGE: Duration = Duration::from_millis(100);
 /// The same for the server's answers to this writer.
 const REPLY_MAX_AGE: Duration = Duration::from_secs(10);
 /// The span of a group of this client's commands: the server skips groups older than its
@@ -70,8 +75,10 @@ impl RelaySession {
     ) -> Result<DeviceStream, ConnectError> {
         let broadcast = self.broadcast(name).await?;
         let mut info = super::session::read_info(&broadcast, name).await?;
-        if info.kind == DeviceKind::Camera {
-            return self.open_camera(&broadcast, info).await;
+        match info.kind {
+            DeviceKind::Camera => return self.open_camera(&broadcast, info).await,
+            DeviceKind::Audio => return self.open_microphone(&broadcast, info).await,
+            _ => {}
         }
         let t = tracks(info.kind);
         let data = subscribe(&broadcast, t.data, t.data_max_age)
@@ -163,7 +170,7 @@ impl RelaySession {
     async fn open_camera(
         &self,
         broadcast: &moq_net::broadcast::Consumer,
-        mut info: xoq_wire::DeviceInfo,
+        info: xoq_wire::DeviceInfo,
     ) -> Result<DeviceStream, ConnectError> {
         let rendition = super::camera::rendition(broadcast, &info.name).await?;
         let video = broadcast
@@ -172,22 +179,47 @@ impl RelaySession {
             .subscribe(None)
             .await
             .map_err(|e| unreachable_relay(&self.target, e))?;
-        info.access = Access::ReadOnly;
-        let (to_bridge, from_tracks) = mpsc::channel(DEPTH);
-        let (to_tracks, from_bridge) = mpsc::channel(DEPTH);
-        tokio::spawn(super::camera::pump_frames(
-            video,
-            info.name.clone(),
-            rendition,
-            self.frames.clone(),
-            to_bridge.clone(),
-        ));
-        tokio::spawn(refuse_writes(from_bridge, to_bridge, info.name.clone()));
-        Ok(DeviceStream {
-            info,
-            reader: ChannelReader::channel(from_tracks),
-            writer: MessageWriter::channel(to_tracks),
-        })
+        let (name, frames) = (info.name.clone(), self.frames.clone());
+        Ok(read_only(info, |to_bridge| {
+            super::camera::pump_frames(video, name, rendition, frames, to_bridge)
+        }))
+    }
+
+    /// A microphone: read-only. Its packets go to the packet router, the stream's reader ends
+    /// when the audio track does.
+    async fn open_microphone(
+        &self,
+        broadcast: &moq_net::broadcast::Consumer,
+        info: xoq_wire::DeviceInfo,
+    ) -> Result<DeviceStream, ConnectError> {
+        let audio = subscribe(broadcast, media::AUDIO_TRACK, AUDIO_MAX_AGE)
+            .await
+            .map_err(|e| unreachable_relay(&self.target, e))?;
+        let (name, packets) = (info.name.clone(), self.packets.clone());
+        Ok(read_only(info, |to_bridge| {
+            super::audio::pump_packets(audio, name, packets, to_bridge)
+        }))
+    }
+}
+
+/// A read-only stream of `info`, its reader fed by what `pump` makes of the bridge's end (the
+/// stream's writes are refused).
+fn read_only<F>(
+    mut info: xoq_wire::DeviceInfo,
+    pump: impl FnOnce(mpsc::Sender<ChannelItem>) -> F,
+) -> DeviceStream
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    info.access = Access::ReadOnly;
+    let (to_bridge, from_tracks) = mpsc::channel(DEPTH);
+    let (to_tracks, from_bridge) = mpsc::channel(DEPTH);
+    tokio::spawn(pump(to_bridge.clone()));
+    tokio::spawn(refuse_writes(from_bridge, to_bridge, info.name.clone()));
+    DeviceStream {
+        info,
+        reader: ChannelReader::channel(from_tracks),
+        writer: MessageWriter::channel(to_tracks),
     }
 }
 

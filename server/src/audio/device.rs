@@ -56,13 +56,19 @@ fn wire_format(mut format: AudioFormat, opus_bitrate: Option<u32>) -> std::io::R
     Ok(format)
 }
 
+/// One microphone packet, and its datagram (the same bytes for every iroh client).
+pub struct MicPacket {
+    pub packet: AudioPacket,
+    pub datagram: Bytes,
+}
+
 /// One served audio device.
 pub struct AudioDevice {
     pub name: String,
     describe: String,
     settings: AudioSettings,
-    /// Microphone: every packet, as its datagram.
-    packets: broadcast::Sender<Bytes>,
+    /// Microphone: every packet.
+    packets: broadcast::Sender<Arc<MicPacket>>,
     /// Speaker: feeds the jitter buffer its playing thread owns.
     jitter: Option<PlayoutFeed>,
     /// Speaker: a client is feeding it.
@@ -128,9 +134,10 @@ impl AudioDevice {
                         if let Err(e) = packer.push(samples, captured, &mut ready) {
                             tracing::warn!(device = %d.name, "cannot encode: {e}; audio dropped");
                         }
-                        for p in ready.drain(..) {
+                        for packet in ready.drain(..) {
+                            let datagram = xoq_link::datagrams::encode(&packet);
                             // No listener is not an error: the microphone keeps its clock.
-                            let _ = d.packets.send(xoq_link::datagrams::encode(&p));
+                            let _ = d.packets.send(Arc::new(MicPacket { packet, datagram }));
                         }
                         true
                     });
@@ -188,6 +195,11 @@ impl AudioDevice {
                 std::thread::sleep(RETRY);
             })?;
         Ok(dev)
+    }
+
+    /// What travels: direction, format, frames per packet.
+    pub fn settings(&self) -> AudioSettings {
+        self.settings
     }
 
     pub fn info(&self, access: Access) -> DeviceInfo {
@@ -265,7 +277,7 @@ impl AudioDevice {
 pub struct AudioAttachment {
     pub dev: Arc<AudioDevice>,
     /// Microphone: the packets to send.
-    pub packets: Option<broadcast::Receiver<Bytes>>,
+    pub packets: Option<broadcast::Receiver<Arc<MicPacket>>>,
     holds: bool,
 }
 

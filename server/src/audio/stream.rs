@@ -19,8 +19,8 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: AudioAt
             let mut missed = 0u64;
             loop {
                 match packets.recv().await {
-                    Ok(d) => {
-                        if let Err(e) = datagrams::send(conn, d) {
+                    Ok(p) => {
+                        if let Err(e) = datagrams::send(conn, p.datagram.clone()) {
                             tracing::warn!(device = %dev.name, "microphone packets stop: {e}");
                             return;
                         }

@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use xoq_moq::media;
 use xoq_moq::tracks::MessageTrack;
-use xoq_wire::{Access, Message, VideoCodec};
+use xoq_wire::{Access, VideoCodec};
 
 use crate::camera::device::{CameraDevice, WireFrame};
 
@@ -37,12 +37,7 @@ pub struct CameraBroadcast {
 impl CameraBroadcast {
     pub fn start(origin: &moq_net::origin::Producer, dev: &CameraDevice) -> Result<Self> {
         let broadcast = origin.create_broadcast(dev.name.as_str())?;
-        let mut info = MessageTrack::new(
-            broadcast.create_track("info", None)?,
-            std::time::Duration::MAX,
-        );
-        info.write(&Message::Opened(dev.info(Access::ReadOnly)))?;
-        info.flush()?;
+        let info = super::describe(&broadcast, dev.info(Access::ReadOnly))?;
         let catalog = broadcast.create_track(media::CATALOG_TRACK, media::catalog_track_info())?;
         let video = broadcast.create_track(media::VIDEO_TRACK, media::video_track_info())?;
         broadcast.announce(Default::default())?;

@@ -4,12 +4,15 @@
 //! actors like any iroh session, so their rules (one writer per port, a bus's maximum age) hold
 //! here too.
 //!
-//! A device `dev` is the broadcast `dev` (under the session's root `<prefix>/<server>`) with the
-//! track `info` (its `Opened` message) and a data track (`state` for a CAN bus, `rx` for a serial
-//! port) of what an observer attachment sees, a group per 100 ms: a slow relay never slows the
-//! device, what it misses is counted. A client allowed to write publishes `dev/w/<client>` with
-//! a track of its commands (`cmd`, `tx`), which `writers` serves, answering in `dev/r/<client>`.
+//! A camera (`camera`) and a microphone (`audio`) are published in the players' media format.
+//! A CAN bus or serial port `dev` is the broadcast `dev` (under the session's root
+//! `<prefix>/<server>`) with the track `info` (its `Opened` message) and a data track (`state`
+//! for a CAN bus, `rx` for a serial port) of what an observer attachment sees, a group per
+//! 100 ms: a slow relay never slows the device, what it misses is counted. A client allowed to
+//! write publishes `dev/w/<client>` with a track of its commands (`cmd`, `tx`), which `writers`
+//! serves, answering in `dev/r/<client>`.
 
+mod audio;
 mod camera;
 mod can;
 mod config;
@@ -51,8 +54,13 @@ pub async fn publish(target: RelayTarget, devices: Arc<Devices>) -> Result<()> {
                 tasks.spawn(b.run(c.clone()));
                 continue;
             }
-            other => {
-                tracing::info!(device = %other.name(), "not published on the relay yet (CAN buses, serial ports and cameras are)");
+            Device::Audio(a) => {
+                match audio::AudioBroadcast::start(&published, a) {
+                    Ok(b) => {
+                        tasks.spawn(b.run(a.clone()));
+                    }
+                    Err(e) => tracing::warn!(device = %a.name, "not published on the relay: {e:#}"),
+                }
                 continue;
             }
         };
@@ -90,7 +98,7 @@ fn observe(dev: &Device, outbox: Outbox) -> Result<Observer, String> {
         Device::Serial(d) => d
             .attach(Access::ReadOnly, None, outbox)
             .map(Observer::Serial),
-        _ => return Err("not published on the relay yet".into()),
+        _ => return Err("only CAN buses and serial ports have a data track".into()),
     };
     attached.map_err(|(_, text)| text)
 }
@@ -119,6 +127,15 @@ fn forward_replies(
     });
 }
 
+/// The `info` track of a device's broadcast: its description (an `Opened` message), read by
+/// mounters before anything else.
+fn describe(broadcast: &moq_net::broadcast::Producer, info: DeviceInfo) -> Result<MessageTrack> {
+    let mut track = MessageTrack::new(broadcast.create_track("info", None)?, Duration::MAX);
+    track.write(&Message::Opened(info))?;
+    track.flush()?;
+    Ok(track)
+}
+
 /// One device's broadcast: its `info` and its data track.
 struct DeviceBroadcast {
     name: String,
@@ -132,10 +149,7 @@ impl DeviceBroadcast {
     fn start(origin: &moq_net::origin::Producer, info: DeviceInfo, data: &str) -> Result<Self> {
         let name = info.name.clone();
         let broadcast = origin.create_broadcast(name.as_str())?;
-        let mut info_track =
-            MessageTrack::new(broadcast.create_track("info", None)?, Duration::MAX);
-        info_track.write(&Message::Opened(info))?;
-        info_track.flush()?;
+        let info_track = describe(&broadcast, info)?;
         let data = MessageTrack::new(broadcast.create_track(data, None)?, GROUP_WINDOW);
         broadcast.announce(Default::default())?;
         Ok(Self {
