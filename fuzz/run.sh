@@ -2,8 +2,8 @@
 # Fuzzes each target for SECONDS (default 60) with cargo-fuzz (libFuzzer + ASan): `decode`
 # (the xoq-wire decoders), `cuse` (the /dev/cuse request parser and the CUSE tty) and `jpeg`
 # (cutting a camera's MJPEG buffer to its image), `audio` (a packet's samples, PCM or Opus,
-# into the jitter buffer) and `catalog` (a hostile server's catalog: every name that decodes is
-# safe to make local names of).
+# into the jitter buffer), `catalog` (a hostile server's catalog: every name that decodes is
+# safe to make local names of) and `relay_media` (a relay's camera catalog and media frames).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc accept the -Z flags that
 # cargo-fuzz passes. Exits non-zero if a target crashes; the input is saved under
 # fuzz/artifacts/<target>/. Extra arguments after SECONDS go to libFuzzer. FUZZ_TARGETS
@@ -28,7 +28,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-for target in ${FUZZ_TARGETS:-decode cuse jpeg audio catalog}; do
+for target in ${FUZZ_TARGETS:-decode cuse jpeg audio catalog relay_media}; do
     echo "== fuzz $target ($secs s)"
     cargo fuzz run "$target" -- -max_total_time="$secs" "$@"
 done

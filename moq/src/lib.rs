@@ -6,13 +6,18 @@
 //! `moq-relay` asks about every session (`auth`), a session with a relay (`client`) and XoQ
 //! messages on MoQ tracks (`tracks`). See docs/ARCHITECTURE.md, "Transports".
 
+#[cfg(feature = "session")]
 pub mod auth;
+#[cfg(feature = "session")]
 pub mod client;
 pub mod media;
 pub mod paths;
+#[cfg(feature = "session")]
 pub mod token;
 pub mod tracks;
 
+#[cfg(feature = "session")]
 pub use client::RelayTarget;
 pub use paths::RelayPaths;
+#[cfg(feature = "session")]
 pub use token::{Grants, TokenError};
