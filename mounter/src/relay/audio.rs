@@ -59,9 +59,6 @@ pub(super) async fn pump_packets(
 
 /// A frame's capture time and Opus packet, checked.
 fn decode(payload: bytes::Bytes) -> Result<(u64, Vec<u8>), String> {
-    if payload.len() > MAX_PACKET + 16 {
-        return Err(format!("an audio frame of {} bytes", payload.len()));
-    }
     let (capture_us, data) = media::decode_frame(payload).map_err(|e| e.to_string())?;
     if data.len() > MAX_PACKET {
         return Err(format!("an audio packet of {} bytes", data.len()));

@@ -27,14 +27,39 @@ const RELAY_PACKET: Duration = Duration::from_millis(20);
 /// One microphone's broadcast.
 pub struct AudioBroadcast {
     name: String,
-    audio: moq_net::track::Producer,
+    audio: PacketTrack,
     recoder: Option<Recoder>,
-    /// The last packet's number, and the group sequence it was given (numbers wrap, groups
-    /// do not).
-    last: Option<(u32, u64)>,
     _catalog: moq_net::track::Producer,
     _info: MessageTrack,
     _broadcast: moq_net::broadcast::Producer,
+}
+
+/// The `audio` track: one packet per group, numbered by the packet.
+struct PacketTrack {
+    track: moq_net::track::Producer,
+    /// The last packet's number, and the group sequence it was given (numbers wrap, groups
+    /// do not).
+    last: Option<(u32, u64)>,
+}
+
+impl PacketTrack {
+    /// One packet as one group (a repeated or older number is dropped).
+    fn write(&mut self, p: &AudioPacket) -> Result<()> {
+        let sequence = match self.last {
+            None => u64::from(p.seq),
+            Some((seq, group)) => match p.seq.wrapping_sub(seq) {
+                0 => return Ok(()),
+                step if step > u32::MAX / 2 => return Ok(()),
+                step => group + u64::from(step),
+            },
+        };
+        self.last = Some((p.seq, sequence));
+        let frame = media::encode_frame(p.capture_us, &p.data)?;
+        let mut g = self.track.create_group(moq_net::group::Info { sequence })?;
+        g.write_frame(Timestamp::from_micros(p.capture_us)?, frame)?;
+        g.finish()?;
+        Ok(())
+    }
 }
 
 /// PCM from the microphone, to Opus for the relay.
@@ -104,9 +129,11 @@ impl AudioBroadcast {
         broadcast.announce(Default::default())?;
         Ok(Self {
             name: dev.name.clone(),
-            audio,
+            audio: PacketTrack {
+                track: audio,
+                last: None,
+            },
             recoder,
-            last: None,
             _catalog: catalog,
             _info: info,
             _broadcast: broadcast,
@@ -144,25 +171,20 @@ impl AudioBroadcast {
 
     fn publish(&mut self, p: &AudioPacket) -> Result<()> {
         let Some(r) = &mut self.recoder else {
-            return self.write(p);
+            return self.audio.write(p);
         };
         r.samples.clear();
         r.decoder.decode(&p.data, &mut r.samples)?;
         r.packer.push(&r.samples, p.capture_us, &mut r.ready)?;
-        let ready = std::mem::take(&mut r.ready);
-        for q in &ready {
-            self.write(q)?;
-        }
-        if let Some(r) = &mut self.recoder {
-            r.ready = ready;
-            r.ready.clear();
+        for q in r.ready.drain(..) {
+            self.audio.write(&q)?;
         }
         Ok(())
     }
 
-    /// `n` of the microphone's packets never reached this publisher: passed on, their numbers
-    /// are missing; re-encoded, they become silence (so the packets after them keep their
-    /// place in time).
+    /// `n` of the microphone's packets never reached this publisher: their numbers are
+    /// missing on the track (the subscriber conceals them). Re-encoded, the packets they
+    /// would have made are skipped, so those after them keep their place in time.
     fn missed(&mut self, n: u64) -> Result<()> {
         let Some(r) = &mut self.recoder else {
             return Ok(());
@@ -173,24 +195,6 @@ impl AudioBroadcast {
             r.packer.push(&silence, capture_us, &mut r.ready)?;
         }
         r.ready.clear();
-        Ok(())
-    }
-
-    /// One packet as one group, numbered by the packet (a repeated or older number is dropped).
-    fn write(&mut self, p: &AudioPacket) -> Result<()> {
-        let sequence = match self.last {
-            None => u64::from(p.seq),
-            Some((seq, group)) => match p.seq.wrapping_sub(seq) {
-                0 => return Ok(()),
-                step if step > u32::MAX / 2 => return Ok(()),
-                step => group + u64::from(step),
-            },
-        };
-        self.last = Some((p.seq, sequence));
-        let frame = media::encode_frame(p.capture_us, &p.data)?;
-        let mut g = self.audio.create_group(moq_net::group::Info { sequence })?;
-        g.write_frame(Timestamp::from_micros(p.capture_us)?, frame)?;
-        g.finish()?;
         Ok(())
     }
 }
