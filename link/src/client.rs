@@ -10,7 +10,8 @@ use iroh::endpoint::{ConnectionError, VarInt};
 use iroh::Endpoint;
 use thiserror::Error;
 use xoq_wire::{
-    Access, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, MAX_VERSION, MIN_VERSION,
+    Access, Delivery, DeviceInfo, ErrorCode, Hello, Message, Peer, Welcome, ALPN, LATEST_VERSION,
+    MAX_VERSION, MIN_VERSION,
 };
 
 use crate::copies;
@@ -213,6 +214,33 @@ impl ClientSession {
         access: Access,
         writer_token: u64,
     ) -> Result<DeviceStream, ConnectError> {
+        self.open_device_with(name, access, writer_token, Delivery::Ordered)
+            .await
+    }
+
+    /// Opens one device on its own stream, with a writer token (see [`Self::open_device_as`])
+    /// and the delivery asked of both ends (`Delivery::Latest` for a CAN bus's cyclic control
+    /// traffic over a lossy link: `xoq_wire::latest`). A server older than protocol version 4
+    /// cannot deliver latest-wins; the bus is then opened ordered, and a warning says so.
+    pub async fn open_device_with(
+        &self,
+        name: &str,
+        access: Access,
+        writer_token: u64,
+        delivery: Delivery,
+    ) -> Result<DeviceStream, ConnectError> {
+        let version = self.welcome.version;
+        let delivery = if delivery == Delivery::Latest && version < LATEST_VERSION {
+            tracing::warn!(
+                device = name,
+                "the server speaks protocol version {version}, which has no latest-wins \
+                 delivery (version {LATEST_VERSION}); the bus is delivered in order: update \
+                 xoq-server on the robot"
+            );
+            Delivery::Ordered
+        } else {
+            delivery
+        };
         let (send, recv) = self.conn.open_bi().await?;
         let mut writer = MessageWriter::new(send);
         let mut reader = MessageReader::new(recv, Peer::Server);
@@ -221,13 +249,14 @@ impl ClientSession {
                 device: name.to_string(),
                 access,
                 writer: writer_token,
+                delivery,
             })
             .await?;
         match reader.next().await? {
             Some(Message::Opened(info)) => {
-                let version = self.welcome.version;
                 let (conn, router) = (&self.conn, &self.datagrams);
-                copies::attach(version, info.kind, conn, router, &mut writer, &mut reader);
+                let (w, r) = (&mut writer, &mut reader);
+                copies::attach(version, info.kind, delivery, conn, router, w, r);
                 Ok(DeviceStream {
                     info,
                     reader,

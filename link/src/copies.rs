@@ -17,7 +17,7 @@ use iroh::endpoint::Connection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use xoq_wire::copy::{is_ordered, may_copy, MAX_COPIED};
-use xoq_wire::{CopyGate, DeviceKind, Message, StreamCopy, COPIES_VERSION};
+use xoq_wire::{CopyGate, Delivery, DeviceKind, LatestGate, Message, StreamCopy, COPIES_VERSION};
 
 use crate::datagrams::DatagramRouter;
 use crate::endpoint::DATAGRAM_SEND_BUFFER;
@@ -53,6 +53,9 @@ pub struct CopyStats {
     /// Small messages not copied: their stream had spent its copy budget, or the path was
     /// congested or down.
     pub skipped: AtomicU64,
+    /// CAN frames received on a latest-wins stream and dropped because a newer frame of the
+    /// same id had been delivered (`xoq_wire::latest`).
+    pub superseded: AtomicU64,
 }
 
 /// The copy counters at one moment (see [`CopyStats`] for what each counts), for status
@@ -64,6 +67,7 @@ pub struct CopyCounts {
     pub unused: u64,
     pub unrouted: u64,
     pub skipped: u64,
+    pub superseded: u64,
 }
 
 impl CopyStats {
@@ -74,6 +78,7 @@ impl CopyStats {
             unused: self.unused.load(Ordering::Relaxed),
             unrouted: self.unrouted.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            superseded: self.superseded.load(Ordering::Relaxed),
         }
     }
 }
@@ -81,10 +86,12 @@ impl CopyStats {
 /// Starts copies on a device stream just opened (after `Open` was sent or read, and `Opened`
 /// read or sent), when the protocol version and the device's kind call for them: serial ports
 /// and CAN buses, whose small messages wait on a round trip (cameras and microphones have
-/// their own loss handling). Both ends count from the next message.
+/// their own loss handling). Both ends count from the next message, and both receive as the
+/// open's `delivery` says.
 pub fn attach(
     version: u16,
     kind: DeviceKind,
+    delivery: Delivery,
     conn: &Connection,
     router: &Arc<DatagramRouter>,
     writer: &mut MessageWriter,
@@ -95,7 +102,11 @@ pub fn attach(
     }
     let stats = router.copy_stats.clone();
     writer.send_copies(CopySender::new(conn.clone(), writer.stream_id(), stats));
-    reader.take_copies(CopyReceiver::new(router.clone(), reader.stream_id()));
+    reader.take_copies(CopyReceiver::new(
+        router.clone(),
+        reader.stream_id(),
+        delivery,
+    ));
 }
 
 /// Sends the copies of one stream's messages.
@@ -200,41 +211,91 @@ impl CopySender {
 /// Copies queued per stream before newer ones are dropped.
 pub(crate) const DEPTH: usize = 64;
 
+/// How a receiver chooses between a stream's messages and their copies.
+enum Gate {
+    Ordered(CopyGate),
+    Latest(LatestGate),
+}
+
 /// The receiving end of one stream's copies, owned by its `MessageReader`; unregisters the
 /// stream from the connection's router when dropped.
 pub struct CopyReceiver {
     pub(crate) rx: mpsc::Receiver<StreamCopy>,
-    pub(crate) gate: CopyGate,
+    gate: Gate,
     router: Arc<DatagramRouter>,
     stream: u64,
 }
 
 impl CopyReceiver {
-    /// Copies of stream `stream`'s messages from now on, counting from the next message read.
-    pub fn new(router: Arc<DatagramRouter>, stream: u64) -> Self {
+    /// Copies of stream `stream`'s messages from now on, counting from the next message read,
+    /// delivered as `delivery` says.
+    pub fn new(router: Arc<DatagramRouter>, stream: u64, delivery: Delivery) -> Self {
         let rx = router.listen_copies(stream);
+        let gate = match delivery {
+            Delivery::Ordered => Gate::Ordered(CopyGate::default()),
+            Delivery::Latest => Gate::Latest(LatestGate::default()),
+        };
         CopyReceiver {
             rx,
-            gate: CopyGate::default(),
+            gate,
             router,
             stream,
         }
     }
 
-    /// Whether a message read from the stream is delivered (its copy was not).
-    pub(crate) fn on_stream(&mut self, m: &Message) -> bool {
-        self.gate.on_stream(m)
+    /// What of a message read from the stream is delivered (nothing if its copy was).
+    pub(crate) fn on_stream(&mut self, m: Message) -> Option<Message> {
+        match &mut self.gate {
+            Gate::Ordered(g) => g.on_stream(&m).then_some(m),
+            Gate::Latest(g) => {
+                let before = g.stats.superseded;
+                let out = g.on_stream(m);
+                self.count_superseded(before);
+                out
+            }
+        }
     }
 
-    /// The copied message, if it is the next one to deliver.
+    /// What of a copied message is delivered now.
     pub(crate) fn on_copy(&mut self, c: StreamCopy) -> Option<Message> {
+        let (taken, out) = match &mut self.gate {
+            Gate::Ordered(g) => {
+                let taken = g.on_copy(c.seq);
+                (taken, taken.then_some(*c.message))
+            }
+            Gate::Latest(g) => {
+                let (used, before) = (g.stats.used, g.stats.superseded);
+                let out = g.on_copy(c);
+                let taken = g.stats.used != used;
+                self.count_superseded(before);
+                (taken, out)
+            }
+        };
         let stats = &self.router.copy_stats;
-        if self.gate.on_copy(c.seq) {
-            stats.used.fetch_add(1, Ordering::Relaxed);
-            Some(*c.message)
-        } else {
-            stats.unused.fetch_add(1, Ordering::Relaxed);
-            None
+        let counter = if taken { &stats.used } else { &stats.unused };
+        counter.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+
+    /// CAN frames a latest-wins gate dropped on this stream so far (0 for an ordered one).
+    pub(crate) fn superseded(&self) -> u64 {
+        match &self.gate {
+            Gate::Latest(g) => g.stats.superseded,
+            Gate::Ordered(_) => 0,
+        }
+    }
+
+    /// Adds to the connection's count the frames a latest-wins gate superseded since it
+    /// counted `before`.
+    fn count_superseded(&self, before: u64) {
+        if let Gate::Latest(g) = &self.gate {
+            let n = g.stats.superseded - before;
+            if n > 0 {
+                self.router
+                    .copy_stats
+                    .superseded
+                    .fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -100,6 +100,15 @@ impl MessageReader {
         }
     }
 
+    /// CAN frames of this stream dropped so far because a newer frame of their id had been
+    /// delivered (latest-wins delivery; always 0 otherwise).
+    pub fn superseded(&self) -> u64 {
+        match &self.source {
+            Source::Quic(q) => q.copies.as_ref().map_or(0, |c| c.superseded()),
+            Source::Channel(_) => 0,
+        }
+    }
+
     /// Tells the peer to stop sending on this stream.
     pub fn stop(&mut self, code: u32) {
         match &mut self.source {
@@ -116,10 +125,14 @@ impl QuicSource {
     async fn next(&mut self) -> Result<Option<Message>, StreamError> {
         loop {
             if let Some(m) = self.decoder.next_message()? {
-                if self.copies.as_mut().is_some_and(|c| !c.on_stream(&m)) {
-                    continue;
+                let m = match self.copies.as_mut() {
+                    Some(c) => c.on_stream(m),
+                    None => Some(m),
+                };
+                match m {
+                    Some(m) => return Ok(Some(m)),
+                    None => continue,
                 }
-                return Ok(Some(m));
             }
             let read = match &mut self.copies {
                 None => self.recv.read(&mut self.buf).await?,

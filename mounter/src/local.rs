@@ -124,8 +124,8 @@ pub fn mount_one(
             let dstatus = DeviceStatus::new(&d.name, "can", vcan.name.clone(), access.to_string());
             let fd = if c.fd { "CAN FD" } else { "CAN" };
             println!(
-                "mounted  can  {}  ->  {}  ({access}, {fd})",
-                d.name, vcan.name
+                "mounted  can  {}  ->  {}  ({access}, {fd}, {} delivery)",
+                d.name, vcan.name, opts.can_delivery
             );
             Mounted::Can(Arc::new(CanMount {
                 name: d.name.clone(),
@@ -133,6 +133,7 @@ pub fn mount_one(
                 vcan,
                 status: dstatus,
                 max_age_us: c.max_age_us,
+                delivery: opts.can_delivery,
                 local_stale: Default::default(),
                 local_dropped: Default::default(),
                 link_unconfirmed: Default::default(),

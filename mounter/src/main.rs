@@ -111,6 +111,12 @@ struct MountArgs {
     /// --audio-latency-ms for a fixed delay).
     #[arg(long, default_value_t = xoq_audio::Delay::DEFAULT_MAX_MS, value_parser = clap::value_parser!(u32).range(1..=1000))]
     audio_latency_max_ms: u32,
+    /// How CAN frames cross the link, both ways: `ordered` (every frame, in order: ISO-TP,
+    /// flashing, anything stateful) or `latest` (each frame as soon as it arrives, a lost one
+    /// not waited for, an older one of an id dropped once a newer one ran: cyclic motor
+    /// commands over lossy links). Over a MoQ relay buses are always latest-wins.
+    #[arg(long, default_value = "ordered")]
+    can_delivery: xoq_wire::Delivery,
     /// Open every device read-only, whatever the server grants.
     #[arg(long)]
     read_only: bool,
@@ -308,6 +314,7 @@ fn mount_options(args: &MountArgs) -> MountOptions {
         },
         first_index: args.first_index,
         read_only: args.read_only,
+        can_delivery: args.can_delivery,
         // Shown in the server's log only; a hostname that is not a valid name is not sent.
         client_name: nix::unistd::gethostname()
             .ok()

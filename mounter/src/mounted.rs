@@ -72,6 +72,13 @@ impl Mounted {
             _ => 0,
         }
     }
+    /// How the device's stream is delivered (latest-wins only for a CAN bus that asked).
+    pub fn delivery(&self) -> xoq_wire::Delivery {
+        match self {
+            Mounted::Can(m) => m.delivery,
+            _ => xoq_wire::Delivery::Ordered,
+        }
+    }
     pub fn status(&self) -> &Arc<DeviceStatus> {
         match self {
             Mounted::Serial(m) => &m.status,

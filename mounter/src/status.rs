@@ -243,6 +243,13 @@ pub fn render(v: &Value) -> String {
         v["copies"]["used"].as_u64().unwrap_or(0),
         v["copies"]["unused"].as_u64().unwrap_or(0) + v["copies"]["used"].as_u64().unwrap_or(0),
     );
+    let superseded = v["copies"]["superseded"].as_u64().unwrap_or(0);
+    if superseded > 0 {
+        out.insert_str(
+            out.len() - 1,
+            &format!("  CAN feedback frames superseded {superseded}"),
+        );
+    }
     for d in v["devices"].as_array().into_iter().flatten() {
         let g = |k: &str| d[k].as_str().unwrap_or("").to_string();
         let n = |k: &str| d[k].as_u64().unwrap_or(0);
@@ -264,11 +271,13 @@ pub fn render(v: &Value) -> String {
             let k = |key: &str| c[key].as_u64().unwrap_or(0);
             let local = |key: &str| d["detail"][key].as_u64().unwrap_or(0);
             out.push_str(&format!(
-                "          frames: to bus {}  from bus {}  | not delivered: stale {}  failed {}  \
-                 too slow {}  server kernel {}  local kernel {}  unconfirmed at link loss {}  | bus {}\n",
+                "          frames: to bus {}  from bus {}  | not delivered: stale {}  superseded {}  \
+                 failed {}  too slow {}  server kernel {}  local kernel {}  unconfirmed at link \
+                 loss {}  | bus {}\n",
                 k("tx_frames"),
                 k("rx_frames"),
                 k("tx_stale"),
+                k("tx_superseded"),
                 k("tx_failed"),
                 k("rx_dropped"),
                 k("kernel_dropped"),

@@ -46,6 +46,8 @@ pub struct MountOptions {
     pub audio_latency: xoq_audio::Delay,
     pub first_index: u32,
     pub read_only: bool,
+    /// How CAN buses are delivered (`--can-delivery`).
+    pub can_delivery: xoq_wire::Delivery,
     pub client_name: String,
 }
 

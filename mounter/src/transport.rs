@@ -25,7 +25,7 @@ impl Session {
         match self {
             Session::Iroh(s) => {
                 match s
-                    .open_device_as(m.name(), m.access(), m.writer_token())
+                    .open_device_with(m.name(), m.access(), m.writer_token(), m.delivery())
                     .await
                 {
                     // Keep the device, read-only (its writes are refused by the server and
@@ -34,7 +34,8 @@ impl Session {
                         code: ErrorCode::NotPermitted,
                         ..
                     }) if m.access() == Access::ReadWrite => (
-                        s.open_device(m.name(), Access::ReadOnly).await,
+                        s.open_device_with(m.name(), Access::ReadOnly, 0, m.delivery())
+                            .await,
                         "open read-only (the server narrowed this client's grant)",
                     ),
                     other => (other, "open"),

@@ -10,7 +10,8 @@ use xoq_link::copies;
 use xoq_link::datagrams::{DatagramEnd, DatagramRouter};
 use xoq_link::{AuthorizedClients, MessageReader, MessageWriter, StreamError};
 use xoq_wire::{
-    negotiate_version, Access, ErrorCode, Message, Peer, Refusal, Welcome, MAX_VERSION, MIN_VERSION,
+    negotiate_version, Access, Delivery, ErrorCode, Message, Peer, Refusal, Welcome, MAX_VERSION,
+    MIN_VERSION,
 };
 
 use crate::admission::Sessions;
@@ -74,6 +75,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
                 copies_unused = c.unused,
                 copies_unrouted = c.unrouted,
                 copies_skipped = c.skipped,
+                can_frames_superseded = c.superseded,
                 path = %xoq_link::net_path::selected_path(&conn),
                 "client disconnected"
             );
@@ -237,12 +239,13 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
     } = link;
     let mut writer = MessageWriter::new(send);
     let mut reader = MessageReader::new(recv, Peer::Client);
-    let (device, access, writer_token) = match reader.next().await {
+    let (device, access, writer_token, delivery) = match reader.next().await {
         Ok(Some(Message::Open {
             device,
             access,
             writer,
-        })) => (device, access, writer),
+            delivery,
+        })) => (device, access, writer, delivery),
         Ok(Some(m)) => {
             protocol_close(&conn, format!("expected Open, got {}", m.name()));
             return;
@@ -263,6 +266,7 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
         device: &device,
         access,
         writer: WriterName::new(*client.as_bytes(), writer_token),
+        delivery,
     };
     let attached = open_device(&ctx, &ctx.grants.current(), client, open, tx);
     let attachment = match attached {
@@ -271,7 +275,8 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
             if writer.send(&Message::Opened(info)).await.is_err() {
                 return;
             }
-            copies::attach(version, kind, &conn, &datagrams, &mut writer, &mut reader);
+            let (w, r) = (&mut writer, &mut reader);
+            copies::attach(version, kind, delivery, &conn, &datagrams, w, r);
             att
         }
         Err((code, text)) => {
@@ -282,7 +287,7 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
             return;
         }
     };
-    tracing::info!(%device, %access, "device opened");
+    tracing::info!(%device, %access, %delivery, "device opened");
     let pump = async {
         while let Some(m) = rx.recv().await {
             if writer.send(&m).await.is_err() {
@@ -357,6 +362,8 @@ struct OpenRequest<'a> {
     access: Access,
     /// Its writer's name, for a serial port (see `serial::writer`).
     writer: Option<WriterName>,
+    /// How the stream's messages are delivered (latest-wins only for a CAN bus).
+    delivery: Delivery,
 }
 
 fn open_device(
@@ -370,6 +377,7 @@ fn open_device(
         device,
         access,
         writer,
+        delivery,
     } = open;
     // The grant first: a client not granted a name gets the same answer whether or not a
     // device of that name exists, so it cannot probe for names.
@@ -389,6 +397,12 @@ fn open_device(
         return Err((
             ErrorCode::NotPermitted,
             format!("this client may open `{device}` read-only only; mount it read-only"),
+        ));
+    }
+    if delivery == Delivery::Latest && !matches!(dev, Device::Can(_)) {
+        return Err((
+            ErrorCode::InvalidSetting,
+            format!("`{device}` is not a CAN bus: latest-wins delivery is for CAN buses only; open it in order"),
         ));
     }
     match dev {
@@ -422,6 +436,12 @@ impl DeviceRequests<'_> {
     /// Sends `m` to the client on this device's stream; `Err` once the stream is gone.
     pub(crate) async fn reply(&self, m: Message) -> Result<(), ()> {
         self.outbox.send(m).await.map_err(|_| ())
+    }
+
+    /// Frames of this stream a latest-wins delivery dropped so far (see
+    /// `MessageReader::superseded`).
+    pub(crate) fn superseded(&self) -> u64 {
+        self.reader.superseded()
     }
 
     /// The next request; `None` when the stream ended or the link failed, and after undecodable

@@ -253,10 +253,14 @@ pub struct CanCounters {
     /// Frames the kernel dropped before we could read them (`SO_RXQ_OVFL`).
     pub kernel_dropped: u64,
     pub state: BusState,
+    /// Frames from this client not written because a newer frame of the same id had been
+    /// written (latest-wins delivery, version 4). Encoded after `state`, only when not 0: a
+    /// version-3 client never asks for latest-wins delivery, so never sees it.
+    pub tx_superseded: u64,
 }
 
 impl CanCounters {
-    pub(crate) const ENCODED_LEN: usize = 6 * 8 + 1;
+    pub(crate) const ENCODED_LEN: usize = 6 * 8 + 1 + 8;
     pub(crate) fn encode(&self, w: &mut Writer<'_>) {
         for v in [
             self.rx_frames,
@@ -269,9 +273,12 @@ impl CanCounters {
             w.u64(v);
         }
         w.u8(self.state.to_u8());
+        if self.tx_superseded != 0 {
+            w.u64(self.tx_superseded);
+        }
     }
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(CanCounters {
+        let mut c = CanCounters {
             rx_frames: r.u64("rx_frames")?,
             tx_frames: r.u64("tx_frames")?,
             rx_dropped: r.u64("rx_dropped")?,
@@ -279,7 +286,21 @@ impl CanCounters {
             tx_failed: r.u64("tx_failed")?,
             kernel_dropped: r.u64("kernel_dropped")?,
             state: BusState::from_u8(r.u8("bus_state")?)?,
-        })
+            tx_superseded: 0,
+        };
+        if !r.is_empty() {
+            // Present only when not 0: one encoding per value.
+            c.tx_superseded = match r.u64("tx_superseded")? {
+                0 => {
+                    return Err(WireError::BadValue {
+                        field: "tx_superseded",
+                        value: 0,
+                    })
+                }
+                n => n,
+            };
+        }
+        Ok(c)
     }
 }
 

@@ -100,6 +100,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }
+    /// Whether the body has been read to its end (for a trailing optional field).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
     pub(crate) fn finish(self) -> Result<(), WireError> {
         if self.buf.is_empty() {
             Ok(())

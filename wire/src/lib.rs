@@ -17,6 +17,7 @@ pub mod copy;
 pub mod decoder;
 pub mod error;
 pub mod handshake;
+pub mod latest;
 pub mod limits;
 pub mod message;
 pub mod name;
@@ -31,6 +32,7 @@ pub use copy::{CopyGate, StreamCopy};
 pub use decoder::FrameDecoder;
 pub use error::{ErrorCode, WireError};
 pub use handshake::{negotiate_version, Hello, Refusal, Welcome};
+pub use latest::{Delivery, LatestGate};
 pub use message::{Message, Peer};
 pub use name::{check_name, is_valid_name};
 pub use serial::{
@@ -48,6 +50,9 @@ pub const ALPN: &[u8] = b"xoq/1";
 pub const MIN_VERSION: u16 = 2;
 /// Highest protocol version this build speaks.
 /// Version 3 added stream copies (`StreamCopy` datagrams beside serial and CAN streams).
-pub const MAX_VERSION: u16 = 3;
+/// Version 4 added latest-wins delivery of a CAN bus (`Open.delivery`, `latest`).
+pub const MAX_VERSION: u16 = 4;
 /// The first version in which both ends send and take stream copies.
 pub const COPIES_VERSION: u16 = 3;
+/// The first version in which a client may ask for latest-wins delivery of a CAN bus.
+pub const LATEST_VERSION: u16 = 4;

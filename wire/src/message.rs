@@ -7,6 +7,7 @@ use crate::codec::{Reader, Writer};
 use crate::copy::{StreamCopy, MAX_COPY_BODY};
 use crate::error::{ErrorCode, WireError};
 use crate::handshake::{Hello, Refusal, Welcome};
+use crate::latest::Delivery;
 use crate::limits::{
     MAX_AUDIO_DATA, MAX_BODY, MAX_BREAK_MS, MAX_DATA, MAX_DEVICES, MAX_DEVICE_INFO, MAX_FRAME,
     MAX_NAME, MAX_TEXT,
@@ -30,10 +31,14 @@ pub enum Message {
     /// serial port across reconnections (0: none): a read-write open with the `writer` of a
     /// stream of the same client takes that stream's place, and the port's first `TxProgress`
     /// says how much of what was sent under that name it wrote, so the rest is sent again.
+    /// `delivery` (version 4, CAN only) asks for latest-wins delivery both ways
+    /// (`xoq_wire::latest`); it is encoded only when not `Ordered`, so a version-3 peer reads
+    /// every open it can serve.
     Open {
         device: String,
         access: Access,
         writer: u64,
+        delivery: Delivery,
     },
     /// server -> client, the device is open; carries its current catalog entry.
     Opened(DeviceInfo),
@@ -163,7 +168,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::HELLO => 4 + 2 + MAX_NAME,
         ty::WELCOME => MAX_BODY,
         ty::REFUSED | ty::ERROR => 2 + 2 + MAX_TEXT,
-        ty::OPEN => 2 + MAX_NAME + 1 + 8,
+        ty::OPEN => 2 + MAX_NAME + 1 + 8 + 1,
         ty::OPENED => MAX_DEVICE_INFO,
         ty::DATA => MAX_DATA,
         ty::LINE_SETTINGS => LineSettings::ENCODED_LEN,
@@ -249,10 +254,14 @@ impl Message {
                 device,
                 access,
                 writer,
+                delivery,
             } => {
                 w.str(device, MAX_NAME);
                 w.u8(access.to_u8());
                 w.u64(*writer);
+                if *delivery != Delivery::Ordered {
+                    w.u8(delivery.to_u8());
+                }
                 ty::OPEN
             }
             Message::Opened(info) => {
@@ -454,6 +463,20 @@ impl Message {
                 device: r.name("device")?,
                 access: Access::from_u8(r.u8("access")?)?,
                 writer: r.u64("writer")?,
+                // Present only when not ordered: one encoding per open.
+                delivery: if r.is_empty() {
+                    Delivery::Ordered
+                } else {
+                    match Delivery::from_u8(r.u8("delivery")?)? {
+                        Delivery::Ordered => {
+                            return Err(WireError::BadValue {
+                                field: "delivery",
+                                value: 0,
+                            })
+                        }
+                        d => d,
+                    }
+                },
             },
             ty::OPENED => Message::Opened(DeviceInfo::decode(&mut r)?),
             ty::ERROR => Message::Error {

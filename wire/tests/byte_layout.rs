@@ -4,9 +4,9 @@ mod common;
 
 use xoq_wire::limits::{MAX_BAUD, MAX_BREAK_MS, MAX_DATA, MAX_NAME, MAX_SETTINGS};
 use xoq_wire::{
-    Access, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, FlowAction, FlowControl, FlushQueue,
-    FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus, Parity, Refusal, StopBits,
-    Welcome, WireError,
+    Access, Delivery, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode, FlowAction, FlowControl,
+    FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines, ModemStatus, Parity,
+    Refusal, StopBits, Welcome, WireError,
 };
 
 use common::*;
@@ -107,9 +107,21 @@ fn small_messages_bytes() {
                 device: "a".into(),
                 access: Access::ReadOnly,
                 writer: 0x0102_0304_0506_0708,
+                delivery: Delivery::Ordered,
             },
             vec![
                 0x10, 0, 0, 0, 12, 0x00, 0x01, b'a', 0x00, 1, 2, 3, 4, 5, 6, 7, 8,
+            ],
+        ),
+        (
+            Message::Open {
+                device: "a".into(),
+                access: Access::ReadWrite,
+                writer: 0,
+                delivery: Delivery::Latest,
+            },
+            vec![
+                0x10, 0, 0, 0, 13, 0x00, 0x01, b'a', 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
             ],
         ),
         (

@@ -5,7 +5,7 @@ mod common;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use xoq_wire::{FrameDecoder, Message, WireError};
+use xoq_wire::{Delivery, FrameDecoder, Message, WireError};
 
 use common::*;
 
@@ -126,6 +126,9 @@ proptest! {
         if let Message::Data(_) = m {
             // A shorter Data body is a shorter, valid Data message.
             prop_assert_eq!(Message::decode(t, short), Ok(Message::Data(short.to_vec())));
+        } else if let Some((base, tail)) = without_optional_tail(&m).filter(|(_, tail)| *tail == drop) {
+            // Cut exactly at an optional trailing field: the message without it.
+            prop_assert_eq!(Message::decode(t, short), Ok(base), "{} bytes of tail", tail);
         } else {
             prop_assert!(Message::decode(t, short).is_err(), "{} decoded from {} of {} bytes", m.name(), short.len(), body.len());
             let mut dec = FrameDecoder::new();
@@ -182,5 +185,35 @@ proptest! {
             dec.push(&m.to_bytes());
             prop_assert_eq!(dec.next_message(), Err(err.clone()));
         }
+    }
+}
+
+/// `m` without its optional trailing field, and that field's length, if it has one set:
+/// `Open.delivery` and `CanCounters.tx_superseded` (version 4) are encoded only when not at
+/// their default.
+fn without_optional_tail(m: &Message) -> Option<(Message, usize)> {
+    match m {
+        Message::Open {
+            device,
+            access,
+            writer,
+            delivery,
+        } if *delivery != Delivery::Ordered => Some((
+            Message::Open {
+                device: device.clone(),
+                access: *access,
+                writer: *writer,
+                delivery: Delivery::Ordered,
+            },
+            1,
+        )),
+        Message::CanCounters(c) if c.tx_superseded != 0 => Some((
+            Message::CanCounters(xoq_wire::CanCounters {
+                tx_superseded: 0,
+                ..*c
+            }),
+            8,
+        )),
+        _ => None,
     }
 }

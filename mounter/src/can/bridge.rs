@@ -36,6 +36,8 @@ pub struct CanMount {
     pub status: Arc<DeviceStatus>,
     /// The bus's maximum age of a command, from the catalog (0: none).
     pub max_age_us: u32,
+    /// How frames cross the link (`--can-delivery`).
+    pub delivery: xoq_wire::Delivery,
     /// Frames read too old to be sent, across connections.
     pub local_stale: AtomicU64,
     /// Frames the kernel dropped on our vcan socket (we read too slowly), across connections.
@@ -142,12 +144,13 @@ impl CanMount {
                         }
                     }
                     Message::CanCounters(c) => {
-                        confirmed.store(c.tx_frames + c.tx_stale + c.tx_failed, Ordering::Relaxed);
+                        let accounted = c.tx_frames + c.tx_stale + c.tx_failed + c.tx_superseded;
+                        confirmed.store(accounted, Ordering::Relaxed);
                         self.status.set_detail(
                             "counters",
                             json!({
                                 "rx_frames": c.rx_frames, "tx_frames": c.tx_frames, "rx_dropped": c.rx_dropped,
-                                "tx_stale": c.tx_stale, "tx_failed": c.tx_failed,
+                                "tx_stale": c.tx_stale, "tx_failed": c.tx_failed, "tx_superseded": c.tx_superseded,
                                 "kernel_dropped": c.kernel_dropped, "state": format!("{:?}", c.state),
                             }),
                         )

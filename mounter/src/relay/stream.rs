@@ -118,6 +118,7 @@ impl RelaySession {
                             device: name.to_string(),
                             access: Access::ReadWrite,
                             writer: writer_token,
+                            delivery: Default::default(),
                         })
                         .map_err(|e| unreachable_relay(&self.target, e))?;
                 }

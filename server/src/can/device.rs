@@ -286,6 +286,12 @@ impl CanAttachment {
             .await
             .map_err(|_| ())
     }
+    /// Counts `n` frames of this client's that a newer frame of their id superseded on the way
+    /// (latest-wins delivery): never written, and reported.
+    pub fn superseded(&self, n: u64) {
+        self.dev.count(self.id, |c| c.tx_superseded += n);
+    }
+
     pub async fn reply(&self, msg: Message) {
         self.dev.reply(self.id, msg).await;
     }

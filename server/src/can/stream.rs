@@ -10,8 +10,18 @@ use crate::session::{unexpected_text, DeviceRequests, READ_ONLY_TEXT};
 
 /// Forwards the client's frames to the bus until the stream ends.
 pub async fn handle_requests(requests: &mut DeviceRequests<'_>, att: CanAttachment) {
+    let mut superseded = 0;
     while let Some(m) = requests.next().await {
+        // Frames a latest-wins stream dropped before this message: counted, as every frame
+        // not written to the bus is.
+        let now = requests.superseded();
+        if now > superseded {
+            att.superseded(now - superseded);
+            superseded = now;
+        }
         match m {
+            // All its frames superseded (counted above).
+            Message::CanFrames(frames) if frames.is_empty() => {}
             Message::CanFrames(frames) if att.access == Access::ReadOnly => {
                 let text = format!("{READ_ONLY_TEXT} ({} frames)", frames.len());
                 att.reply_error(ErrorCode::ReadOnly, text).await;

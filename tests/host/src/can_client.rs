@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xoq_link::client::{connect, DeviceStream};
 use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
-use xoq_wire::{Access, CanFrame, Message};
+use xoq_wire::{Access, CanFrame, Delivery, Message};
 
 use crate::proc::Env;
 
@@ -60,6 +60,18 @@ pub async fn open(
     device: &str,
     access: Access,
 ) -> (iroh::Endpoint, xoq_link::ClientSession, DeviceStream) {
+    open_with(env, client, ticket, device, access, Delivery::Ordered).await
+}
+
+/// [`open`], delivered as `delivery` says.
+pub async fn open_with(
+    env: &Env,
+    client: &str,
+    ticket: &str,
+    device: &str,
+    access: Access,
+    delivery: Delivery,
+) -> (iroh::Endpoint, xoq_link::ClientSession, DeviceStream) {
     let key = env.client_key(client);
     let ep = bind_endpoint(key, EndpointOptions::default())
         .await
@@ -67,7 +79,7 @@ pub async fn open(
     let ticket: Ticket = ticket.parse().expect("ticket");
     let session = connect(&ep, &ticket, client, T).await.expect("connect");
     let dev = session
-        .open_device(device, access)
+        .open_device_with(device, access, 0, delivery)
         .await
         .unwrap_or_else(|e| panic!("open {device}: {e}"));
     (ep, session, dev)

@@ -293,22 +293,29 @@ impl Server {
     /// The stream copies this server used (those that arrived before their stream message),
     /// summed over the `client disconnected` lines it logs; waits up to `timeout` for one.
     pub fn copies_used(&self, timeout: Duration) -> Option<u64> {
+        self.disconnect_counter("copies_used", timeout)
+    }
+
+    /// The counter `name` (e.g. `copies_used`, `can_frames_superseded`) summed over the
+    /// `client disconnected` lines this server logs; waits up to `timeout` for one.
+    pub fn disconnect_counter(&self, name: &str, timeout: Duration) -> Option<u64> {
         let deadline = Instant::now() + timeout;
+        let key = format!("{name}=");
         loop {
-            let used: Vec<u64> = self
+            let values: Vec<u64> = self
                 .proc
                 .stderr()
                 .lines()
                 .filter(|l| l.contains("client disconnected"))
                 .filter_map(|l| {
-                    let at = l.find("copies_used=")? + "copies_used=".len();
+                    let at = l.find(&key)? + key.len();
                     let digits: String =
                         l[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
                     digits.parse().ok()
                 })
                 .collect();
-            if !used.is_empty() || Instant::now() > deadline {
-                return (!used.is_empty()).then(|| used.iter().sum());
+            if !values.is_empty() || Instant::now() > deadline {
+                return (!values.is_empty()).then(|| values.iter().sum());
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -10,10 +10,10 @@ use xoq_wire::limits::{
 use xoq_wire::message::HEADER_LEN;
 use xoq_wire::{
     Access, AudioDirection, AudioFormat, AudioPacket, AudioSettings, BusState, CameraSettings,
-    CanCounters, CanFrame, CanSettings, DeviceInfo, DeviceKind, DeviceSettings, ErrorCode,
-    FlowAction, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message, ModemLines,
-    ModemStatus, Parity, Refusal, SampleFormat, StopBits, StreamCopy, VideoCodec, VideoFrame,
-    VideoMode, Welcome, WireError,
+    CanCounters, CanFrame, CanSettings, Delivery, DeviceInfo, DeviceKind, DeviceSettings,
+    ErrorCode, FlowAction, FlowControl, FlushQueue, FrameDecoder, Hello, LineSettings, Message,
+    ModemLines, ModemStatus, Parity, Refusal, SampleFormat, StopBits, StreamCopy, VideoCodec,
+    VideoFrame, VideoMode, Welcome, WireError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -381,11 +381,18 @@ pub fn message() -> impl Strategy<Value = Message> {
             }),
         (error_code(), text(MAX_TEXT))
             .prop_map(|(code, text)| Message::Refused(Refusal { code, text })),
-        (name(), access(), any::<u64>()).prop_map(|(device, access, writer)| Message::Open {
-            device,
-            access,
-            writer
-        }),
+        (name(), access(), any::<u64>(), any::<bool>()).prop_map(
+            |(device, access, writer, latest)| Message::Open {
+                device,
+                access,
+                writer,
+                delivery: if latest {
+                    Delivery::Latest
+                } else {
+                    Delivery::Ordered
+                },
+            }
+        ),
         device_info().prop_map(Message::Opened),
         (error_code(), text(MAX_TEXT)).prop_map(|(code, text)| Message::Error { code, text }),
         data().prop_map(Message::Data),
@@ -401,7 +408,8 @@ pub fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), any::<u32>())
             .prop_map(|(written, queued)| Message::TxProgress { written, queued }),
         prop::collection::vec(can_frame(), 0..20).prop_map(Message::CanFrames),
-        (any::<[u64; 6]>(), any::<u8>()).prop_map(|(v, st)| Message::CanCounters(CanCounters {
+        (any::<[u64; 7]>(), any::<u8>()).prop_map(|(v, st)| Message::CanCounters(CanCounters {
+            tx_superseded: if st & 0x80 != 0 { v[6] } else { 0 },
             rx_frames: v[0],
             tx_frames: v[1],
             rx_dropped: v[2],
@@ -451,7 +459,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x01, 4 + 2 + MAX_NAME),
     (0x02, MAX_BODY),
     (0x03, 2 + 2 + MAX_TEXT),
-    (0x10, 2 + MAX_NAME + 1 + 8),
+    (0x10, 2 + MAX_NAME + 1 + 8 + 1),
     (0x11, MAX_DEVICE_INFO),
     (0x12, 2 + 2 + MAX_TEXT),
     (0x20, MAX_DATA),
@@ -466,7 +474,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x29, 12),
     (0x2A, 1),
     (0x30, 2 + 256 * (14 + 64)),
-    (0x31, 49),
+    (0x31, 49 + 8),
     (0x32, 16),
     (0x40, 6),
     (0x41, 0),

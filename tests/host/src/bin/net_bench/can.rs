@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use xoq_impair::Profile;
-use xoq_tests_host::can_client::{cmd, now_us, open};
+use xoq_link::copies::CopyCounts;
+use xoq_tests_host::can_client::{cmd, now_us, open_with};
 use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Server};
@@ -38,11 +39,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Commands at 1 kHz for `secs`; returns (sent, feedback one-way delays in µs, stale count,
-/// copies of feedback used).
-fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64, u64) {
+/// Commands at 1 kHz for `a.can_seconds`; returns (sent, feedback one-way delays in µs, stale
+/// count, what became of the feedback's copies).
+fn drive(env: &Env, ticket: &str, a: &Args) -> (u64, Vec<f64>, u64, CopyCounts) {
+    let secs = a.can_seconds;
     runtime().block_on(async {
-        let (_ep, session, mut dev) = open(env, "bench", ticket, "motors", Access::ReadWrite).await;
+        let (_ep, session, mut dev) = open_with(
+            env,
+            "bench",
+            ticket,
+            "motors",
+            Access::ReadWrite,
+            a.can_delivery,
+        )
+        .await;
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let (mut sent, mut feedback, mut stale) = (0u64, Vec::new(), 0u64);
@@ -81,9 +91,9 @@ fn drive(env: &Env, ticket: &str, secs: u64) -> (u64, Vec<f64>, u64, u64) {
                 break;
             }
         }
-        let copies_used = session.copy_stats().snapshot().used;
+        let copies = session.copy_stats().snapshot();
         session.close();
-        (sent, feedback, stale, copies_used)
+        (sent, feedback, stale, copies)
     })
 }
 
@@ -166,27 +176,42 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         &["--sim-can".into(), format!("motors={}", record.display())],
     );
     let ticket = server.ticket.clone();
-    let (sent, feedback, stale, feedback_copies_used) =
-        NetLab::run_in(&lab.client_ns(), || drive(&env, &ticket, a.can_seconds));
+    let (sent, feedback, stale, feedback_copies) =
+        NetLab::run_in(&lab.client_ns(), || drive(&env, &ticket, a));
     let command_copies_used = server.copies_used(std::time::Duration::from_secs(10));
-    // Each executed command: its age and its sequence number.
-    let executed_list: Vec<(f64, u32)> = std::fs::read_to_string(&record)
+    let commands_superseded =
+        server.disconnect_counter("can_frames_superseded", std::time::Duration::from_secs(1));
+    // Each executed command: its age, its motor's CAN id and its sequence number.
+    let executed_list: Vec<(f64, u32, u32)> = std::fs::read_to_string(&record)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             let age = w.next()?.parse().ok()?;
-            let seq = u32::from_str_radix(w.nth(1)?.get(..8)?, 16).ok()?;
-            Some((age, seq))
+            let id = u32::from_str_radix(w.next()?, 16).ok()?;
+            let seq = u32::from_str_radix(w.next()?.get(..8)?, 16).ok()?;
+            Some((age, id, seq))
         })
         .collect();
     let mut seen = HashSet::new();
     let duplicated = executed_list
         .iter()
-        .filter(|(_, s)| !seen.insert(*s))
+        .filter(|(_, _, s)| !seen.insert(*s))
         .count();
-    let reordered = executed_list.windows(2).filter(|w| w[1].1 < w[0].1).count();
-    let ages: Vec<f64> = executed_list.iter().map(|(a, _)| *a).collect();
+    // Out of order for its motor (an older command run after a newer one: never allowed), and
+    // out of the order sent across motors (latest-wins delivery allows it).
+    let mut newest = std::collections::HashMap::new();
+    let reordered = executed_list
+        .iter()
+        .filter(|(_, id, s)| {
+            let n = newest.entry(*id).or_insert(*s);
+            let older = *n > *s;
+            *n = (*n).max(*s);
+            older
+        })
+        .count();
+    let across_motors = executed_list.windows(2).filter(|w| w[1].2 < w[0].2).count();
+    let ages: Vec<f64> = executed_list.iter().map(|(a, _, _)| *a).collect();
     let stale_delivered = ages.iter().filter(|a| **a > MAX_AGE_US as f64).count();
     let executed = ages.len() as u64;
     let (p50, p99) = p50_p99(ages);
@@ -196,14 +221,16 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
     let (b50, b99) = p50_p99(b_delays);
     let (bf50, bf99) = p50_p99(b_feedback);
     json!({
-        "profile": profile.name, "kind": "can",
+        "profile": profile.name, "kind": "can", "delivery": a.can_delivery.as_str(),
         "p50_ms": ms(p50), "p99_ms": ms(p99),
         "feedback_p50_ms": ms(f50), "feedback_p99_ms": ms(f99),
         "sent": sent, "executed": executed, "stale_dropped": stale,
         "lost": sent.saturating_sub(executed + stale), "duplicated": duplicated,
-        "reordered": reordered,
+        "reordered": reordered, "reordered_across_motors": across_motors,
         "stale_delivered": stale_delivered, "max_age_ms": MAX_AGE_US / 1000,
-        "copies_used": {"commands": command_copies_used, "feedback": feedback_copies_used},
+        "copies_used": {"commands": command_copies_used, "feedback": feedback_copies.used},
+        "superseded": {"commands": commands_superseded, "feedback": feedback_copies.superseded},
+        "driver_copies": feedback_copies,
         "baseline": {
             "path": "plain UDP forwarder",
             "p50_ms": ms(b50), "p99_ms": ms(b99),

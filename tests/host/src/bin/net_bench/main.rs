@@ -5,6 +5,7 @@
 //!
 //!     target/release/net_bench [--profile NAME|all] [--kind serial|can|camera|all] [--seed N]
 //!                              [--round-trips N] [--megabytes N] [--can-seconds N]
+//!                              [--can-delivery ordered|latest]
 //!                              [--camera-seconds N] [--camera-mode WxH@FPS]
 //!                              [--camera-kbps N] [--camera-grain N]
 //!
@@ -30,6 +31,7 @@ pub struct Args {
     pub round_trips: usize,
     pub megabytes: usize,
     pub can_seconds: u64,
+    pub can_delivery: xoq_wire::Delivery,
     pub camera_seconds: u64,
     pub camera_mode: String,
     pub camera_kbps: u32,
@@ -44,6 +46,7 @@ fn args() -> Args {
         round_trips: 500,
         megabytes: 10,
         can_seconds: 20,
+        can_delivery: xoq_wire::Delivery::Ordered,
         camera_seconds: 60,
         camera_mode: "1280x720@30".into(),
         camera_kbps: 16_000,
@@ -63,6 +66,7 @@ fn args() -> Args {
             "--round-trips" => a.round_trips = value.parse().expect("--round-trips N"),
             "--megabytes" => a.megabytes = value.parse().expect("--megabytes N"),
             "--can-seconds" => a.can_seconds = value.parse().expect("--can-seconds N"),
+            "--can-delivery" => a.can_delivery = value.parse().expect("--can-delivery"),
             "--camera-seconds" => a.camera_seconds = value.parse().expect("--camera-seconds N"),
             "--camera-mode" => a.camera_mode = value.clone(),
             "--camera-kbps" => a.camera_kbps = value.parse().expect("--camera-kbps N"),
