@@ -29,11 +29,23 @@ pub const COPY_DELAY: Duration = Duration::from_millis(1);
 pub const COPY_RATE: f64 = 64.0 * 1024.0;
 /// Bytes of copies each stream may send at once after a quiet spell.
 pub const COPY_BURST: f64 = 16.0 * 1024.0;
-/// Copies sent since the peer last acknowledged anything, after which no more are sent: the
-/// link is down or badly congested. Copies sent into an outage fill the congestion window,
-/// and QUIC, unable to send, backs off its probes; the stream alone would not have filled it,
-/// and after the outage would resume within a round trip instead of a backed-off probe.
+/// Copies sent since the peer last acknowledged anything, after which no more are sent once
+/// [`answer_wait`] has passed without an acknowledgement either: the link is down or badly
+/// congested. Copies sent into an outage fill the congestion window, and QUIC, unable to send,
+/// backs off its probes; the stream alone would not have filled it, and after the outage would
+/// resume within a round trip instead of a backed-off probe.
 pub const MAX_UNANSWERED: u32 = 8;
+/// The least time without an acknowledgement that stops copies (with [`MAX_UNANSWERED`]).
+pub const MIN_ANSWER_WAIT: Duration = Duration::from_millis(20);
+
+/// How long copies go on without an acknowledgement: half the round trip, at least
+/// [`MIN_ANSWER_WAIT`]. A count alone is not enough: on a path whose delay wanders (LTE's
+/// ±25 ms), acknowledgements pause for longer than eight copies of a 1 kHz stream take to
+/// send, and a count of 8 stopped a quarter of a CAN bus's copies.
+fn answer_wait(conn: &Connection) -> Duration {
+    let rtt = conn.paths().iter().map(|p| p.rtt()).min().unwrap_or_default();
+    (rtt / 2).max(MIN_ANSWER_WAIT)
+}
 /// No copy is sent while more than this many bytes of datagrams wait for the path: the link
 /// is congested or down, and copies queued then would leave, stale, ahead of the stream's own
 /// retransmissions when it returns (QUIC sends waiting datagrams before stream data).
@@ -119,6 +131,8 @@ pub struct CopySender {
     refilled: Instant,
     /// Acknowledgements received on the connection, when last looked at.
     acks_seen: u64,
+    /// When the count of acknowledgements last moved.
+    answered_at: Instant,
     /// Copies sent since then.
     unanswered: u32,
     stats: Arc<CopyStats>,
@@ -134,6 +148,7 @@ impl CopySender {
             tokens: COPY_BURST,
             refilled: Instant::now(),
             acks_seen: 0,
+            answered_at: Instant::now(),
             unanswered: 0,
             stats,
         }
@@ -182,15 +197,18 @@ impl CopySender {
         });
     }
 
-    /// Whether the peer acknowledged something since the last [`MAX_UNANSWERED`] copies.
+    /// Whether the link answers: the peer acknowledged something since the last
+    /// [`MAX_UNANSWERED`] copies, or within [`answer_wait`].
     fn link_answers(&mut self) -> bool {
         let rx = self.conn.stats().frame_rx;
         let acks = rx.acks + rx.path_acks;
         if acks != self.acks_seen {
             self.acks_seen = acks;
+            self.answered_at = Instant::now();
             self.unanswered = 0;
         }
         self.unanswered < MAX_UNANSWERED
+            || self.answered_at.elapsed() < answer_wait(&self.conn)
     }
 
     /// Takes `len` bytes from the token bucket, if it holds them.
