@@ -60,6 +60,8 @@ pub struct DeviceStream {
     pub info: DeviceInfo,
     pub reader: MessageReader,
     pub writer: MessageWriter,
+    /// How its messages are delivered: what was asked, unless the server is too old for it.
+    pub delivery: Delivery,
 }
 
 /// Dials the server in `ticket`, says hello and waits for the catalog.
@@ -261,6 +263,7 @@ impl ClientSession {
                     info,
                     reader,
                     writer,
+                    delivery,
                 })
             }
             Some(Message::Error { code, text }) => Err(ConnectError::Refused { code, text }),

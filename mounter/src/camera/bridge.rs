@@ -88,6 +88,7 @@ impl CameraMount {
             info,
             mut reader,
             mut writer,
+            ..
         } = stream;
         let DeviceSettings::Camera(cs) = info.settings else {
             return BridgeEnd::DeviceGone("the server's device is no longer a camera".into());

@@ -52,8 +52,10 @@ impl CanMount {
         let DeviceStream {
             mut reader,
             mut writer,
+            delivery,
             ..
         } = stream;
+        self.status.set_detail("delivery", json!(delivery.as_str()));
         let sock = match CanSock::open(&self.vcan.name, xoq_link::cansock::ALL_ERRORS) {
             Ok(s) => s,
             Err(e) => return BridgeEnd::LocalFailed(e),

@@ -162,6 +162,8 @@ impl RelaySession {
             info,
             reader: ChannelReader::channel(from_tracks),
             writer: MessageWriter::channel(to_tracks),
+            // The relay's tracks, in their order (their maximum age drops what is late).
+            delivery: Default::default(),
         })
     }
 
@@ -221,6 +223,7 @@ where
         info,
         reader: ChannelReader::channel(from_tracks),
         writer: MessageWriter::channel(to_tracks),
+        delivery: Default::default(),
     }
 }
 

@@ -55,6 +55,7 @@ pub async fn bridge(m: &SerialMount, stream: DeviceStream) -> BridgeEnd {
         info,
         mut reader,
         mut writer,
+        ..
     } = stream;
     if let xoq_wire::DeviceSettings::Serial { line, modem } = &info.settings {
         m.status.set_detail("line", json!(line.to_string()));

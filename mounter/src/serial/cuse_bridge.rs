@@ -120,6 +120,7 @@ impl CuseMount {
             info,
             mut reader,
             mut writer,
+            ..
         } = stream;
         let DeviceSettings::Serial { line, modem } = info.settings else {
             return BridgeEnd::DeviceGone("the server's device is no longer a serial port".into());
