@@ -43,7 +43,12 @@ pub const MIN_ANSWER_WAIT: Duration = Duration::from_millis(20);
 /// ±25 ms), acknowledgements pause for longer than eight copies of a 1 kHz stream take to
 /// send, and a count of 8 stopped a quarter of a CAN bus's copies.
 fn answer_wait(conn: &Connection) -> Duration {
-    let rtt = conn.paths().iter().map(|p| p.rtt()).min().unwrap_or_default();
+    let rtt = conn
+        .paths()
+        .iter()
+        .map(|p| p.rtt())
+        .min()
+        .unwrap_or_default();
     (rtt / 2).max(MIN_ANSWER_WAIT)
 }
 /// No copy is sent while more than this many bytes of datagrams wait for the path: the link
@@ -207,8 +212,7 @@ impl CopySender {
             self.answered_at = Instant::now();
             self.unanswered = 0;
         }
-        self.unanswered < MAX_UNANSWERED
-            || self.answered_at.elapsed() < answer_wait(&self.conn)
+        self.unanswered < MAX_UNANSWERED || self.answered_at.elapsed() < answer_wait(&self.conn)
     }
 
     /// Takes `len` bytes from the token bucket, if it holds them.

@@ -4,9 +4,9 @@
 #   vmlinux        Debian 12's own kernel (linux-image-amd64), uncompressed, bootable by qemu's
 #                  -kernel through its PVH entry point
 #   base.cpio.gz   the base initramfs: busybox, /init (guest-init), the kernel modules for CAN,
-#                  CUSE and v4l2loopback (built here against the matching headers), can-utils,
-#                  v4l2-ctl, Debian's udev (systemd-udevd, udevadm, its rules; not started) and
-#                  the libraries they load
+#                  CUSE and v4l2loopback (built here against the matching headers), tun, veth
+#                  and sch_netem, can-utils, v4l2-ctl, iproute2's ip and tc, Debian's udev
+#                  (systemd-udevd, udevadm, its rules; not started) and the libraries they load
 #
 # Usage: tests/vm/prepare.sh [-q|--quiet] [-f|--force]
 #   -q  print nothing unless something fails (the log is in $XOQ_VM_DIR/prepare.log)
@@ -121,6 +121,8 @@ set_pkgs() {
 		v4l-utils libv4l-0 libv4lconvert0 # v4l2-ctl and its libraries
 		udev libkmod2 libcap2         # systemd-udevd/udevadm, its rules, and the libraries of
 		#                               it a minimal host may lack (the others are Essential's)
+		iproute2 libbpf1 libelf1 libmnl0 libxtables12 libbsd0 libmd0 # ip (netns) and tc
+		#                               (netem), which busybox lacks, and their libraries
 	)
 }
 
@@ -224,10 +226,12 @@ stage_debs() {
 
 # --- stage 2: kernel, modules, tools -----------------------------------------------------------
 # The modules the guest loads, by name; the closure over their dependencies goes in the initramfs.
-WANT_MODULES="vcan can-raw can-gw can-bcm can-dev cuse fuse v4l2loopback videodev"
-# Subtrees of lib/modules/<kver>/kernel unpacked from the image: all of it is ~400 MB and takes
-# 15-45 s to write; these few take seconds. A dependency outside them is fetched by name below.
-MODULE_TREES="net/can drivers/net/can fs/fuse drivers/media/v4l2-core drivers/media/mc"
+WANT_MODULES="vcan can-raw can-gw can-bcm can-dev cuse fuse v4l2loopback videodev tun veth sch_netem"
+# Subtrees (or single modules) of lib/modules/<kver>/kernel unpacked from the image: all of it is
+# ~400 MB and takes 15-45 s to write; these few take seconds. A dependency outside them is fetched
+# by name below.
+MODULE_TREES="net/can drivers/net/can fs/fuse drivers/media/v4l2-core drivers/media/mc
+	drivers/net/tun.ko drivers/net/veth.ko net/sched/sch_netem.ko"
 
 modname() { basename "$1" .ko | tr - _; } # the kernel's module names use '_', files either
 # depends_of FILE.ko -> the modules FILE depends on, as recorded by modpost in .modinfo.
@@ -254,7 +258,8 @@ stage_kernel() {
 	for f in "linux-headers-$KVER" "linux-headers-$KBASE-common" "linux-kbuild-$KMAJMIN" v4l2loopback-dkms; do
 		dpkg -x "$(deb_of "$f")" "$khdr"
 	done
-	for f in busybox-static can-utils v4l-utils libv4l-0 libv4lconvert0 udev libkmod2 libcap2; do
+	for f in busybox-static can-utils v4l-utils libv4l-0 libv4lconvert0 udev libkmod2 libcap2 \
+		iproute2 libbpf1 libelf1 libmnl0 libxtables12 libbsd0 libmd0; do
 		dpkg -x "$(deb_of "$f")" "$tools"
 	done
 	# linux-headers-<abi>/Makefile includes the -common tree by its absolute /usr/src path:
@@ -363,6 +368,18 @@ GUEST_TOOLS="cansend candump cangen cangw canbusload v4l2-ctl"
 # (a link to it, as in Debian), /lib/udev/rules.d (Debian's rules), the helper programs those
 # rules run (v4l_id, ...), /etc/udev/udev.conf, and their libraries. Not the hwdb (10 MB of
 # text, only for real hardware).
+# copy_libs ROOT TOOLS LIBPATH FILE: the shared libraries FILE loads, into ROOT at the paths the
+# guest's loader searches (a library from the unpacked packages under TOOLS at its path there).
+copy_libs() {
+	local r=$1 tools=$2 libpath=$3 file=$4 lib dest
+	while IFS= read -r lib; do
+		case $lib in "$tools"/*) dest=${lib#"$tools"} ;; *) dest=$lib ;; esac
+		[ -e "$r$dest" ] && continue
+		mkdir -p "$r$(dirname "$dest")"
+		cp -L "$lib" "$r$dest"
+	done < <(vm_ldd_libs "$file" "$libpath")
+}
+
 guest_udev() {
 	local r=$1 tools=$2 libpath=$3 f lib dest
 	[ -x "$tools/bin/udevadm" ] || vm_die "udevadm not found in the udev package"
@@ -376,12 +393,7 @@ guest_udev() {
 	done
 	for f in "$r/bin/udevadm" "$r"/lib/udev/*; do
 		[ -f "$f" ] && [ -x "$f" ] || continue
-		while IFS= read -r lib; do
-			case $lib in "$tools"/*) dest=${lib#"$tools"} ;; *) dest=$lib ;; esac
-			[ -e "$r$dest" ] && continue
-			mkdir -p "$r$(dirname "$dest")"
-			cp -L "$lib" "$r$dest"
-		done < <(vm_ldd_libs "$f" "$libpath")
+		copy_libs "$r" "$tools" "$libpath" "$f"
 	done
 }
 
@@ -411,14 +423,22 @@ stage_initramfs() {
 			vm_die "$f not found in the unpacked packages"
 		fi
 		cp "$tools/usr/bin/$f" "$r/usr/bin/"
-		while IFS= read -r lib; do
-			case $lib in "$tools"/*) dest=${lib#"$tools"} ;; *) dest=$lib ;; esac
-			mkdir -p "$r$(dirname "$dest")"
-			cp -L "$lib" "$r$dest"
-		done < <(vm_ldd_libs "$tools/usr/bin/$f" "$libpath")
+		copy_libs "$r" "$tools" "$libpath" "$tools/usr/bin/$f"
 	done
 
 	guest_udev "$r" "$tools" "$libpath"
+
+	# iproute2's ip (netns) and tc (netem) in /usr/sbin, as on the host: ahead of busybox's
+	# /sbin/ip and /sbin/tc on PATH for programs that exec them (NetLab, link_probe); busybox sh
+	# still runs its own applets for a bare `ip` in a script. tc's distribution tables (netem
+	# jitter) where it looks for them.
+	for f in bin/ip sbin/tc; do
+		[ -x "$tools/$f" ] || vm_die "$f not found in the iproute2 package"
+		cp "$tools/$f" "$r/usr/sbin/"
+		copy_libs "$r" "$tools" "$libpath" "$tools/$f"
+	done
+	mkdir -p "$r/usr/lib/x86_64-linux-gnu"
+	cp -r "$tools/usr/lib/x86_64-linux-gnu/tc" "$r/usr/lib/x86_64-linux-gnu/"
 
 	gcc-12 -Os -static -s -o "$r/sbin/xoq-vm-exit" "$HERE/guest-exit.c"
 	install -m 755 "$HERE/guest-init" "$r/init"

@@ -146,5 +146,23 @@ grep -q "needs CAP_NET_ADMIN" /tmp/nb.out && ok "unprivileged mount explains: $(
 kill -TERM $MOUNT; i=0; while [ -e /sys/class/net/$IF ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ ! -e /sys/class/net/$IF ] && [ ! -e /sys/class/net/$MIF ] && ok "unmount removed $IF and $MIF" || bad "interfaces left: $(ls /sys/class/net)"
 
+# 10. latest-wins delivery (--can-delivery latest): the same kernel interfaces, frames cross both
+# ways, the motors answer, and both ends say which delivery the bus runs
+xoq-mount "$T" --link-dir /tmp/dev --can-delivery latest >/tmp/latest.out 2>/tmp/latest.log &
+LATEST=$!
+wait_for /tmp/latest.out 'mounted  can  motors' 30 || { bad "latest-wins mount"; cat /tmp/latest.log; }
+LIF=$(sed -n 's/^mounted  can  bus  ->  \([^ ]*\).*/\1/p' /tmp/latest.out)
+LMIF=$(sed -n 's/^mounted  can  motors  ->  \([^ ]*\).*/\1/p' /tmp/latest.out)
+grep -q 'mounted  can  motors .*latest delivery' /tmp/latest.out && ok "mounted latest-wins: $(grep 'can  motors' /tmp/latest.out)" || bad "mount line: $(cat /tmp/latest.out)"
+can_ready bus; can_ready motors
+dump /tmp/d12 vcan0; cansend "$LIF" 1A1#0102; got /tmp/d12 1; undump $P
+[ "$(frames /tmp/d12)" = "1A1#0102" ] && ok "latest-wins: cansend $LIF 1A1#0102 arrived on vcan0" || bad "vcan0 got '$(frames /tmp/d12)'"
+dump /tmp/d13 "$LIF"; cansend vcan0 2B2#03; got /tmp/d13 1; undump $P
+[ "$(frames /tmp/d13)" = "2B2#03" ] && ok "latest-wins: vcan0 2B2#03 arrived on $LIF" || bad "$LIF got '$(frames /tmp/d13)'"
+dump /tmp/d14 "$LMIF,013:7FF"; cansend "$LMIF" 003#FFFFFFFFFFFFFFFC; got /tmp/d14 1; undump $P
+frames /tmp/d14 | grep -q '^013#13' && ok "latest-wins: motor 3 answered enable: $(frames /tmp/d14)" || bad "no enable reply: '$(frames /tmp/d14)'"
+grep -q 'device opened.*device=motors.*delivery=latest\|delivery=latest.*device opened' /tmp/server.log && ok "the server opened motors latest-wins" || bad "no latest-wins open in the server log: $(grep 'device opened' /tmp/server.log | tail -3)"
+kill -TERM $LATEST; wait $LATEST 2>/dev/null
+
 [ $fail = 0 ] || { echo "--- server log"; tail -20 /tmp/server.log; echo "--- mount log"; tail -20 /tmp/mount.log; }
 exit $fail
