@@ -18,8 +18,12 @@ pub const WINDOW_US: u64 = 10_000_000;
 /// packet), and all but the latest 0.5 % (those are concealed like losses).
 const LOW_QUANTILE: f64 = 0.01;
 const HIGH_QUANTILE: f64 = 0.995;
-/// Fewest arrivals in the window before a spread is given (a second of 10 ms packets).
-const MIN_SAMPLES: usize = 100;
+/// Fewest arrivals in the window before a spread is given (a fifth of a second of 10 ms
+/// packets): with a second's worth, the target stayed at its floor through a jittery link's
+/// first second and the first bursts underran (2-4 underruns a run at `lte`, all at the start;
+/// 1 with 20). So few arrivals give a high spread (their maximum), which the window lowers
+/// once it has shown less for a whole window.
+const MIN_SAMPLES: usize = 20;
 
 /// The spread of packet arrivals over the last [`WINDOW_US`].
 #[derive(Debug, Clone)]
