@@ -84,3 +84,32 @@ pub async fn open_with(
         .unwrap_or_else(|e| panic!("open {device}: {e}"));
     (ep, session, dev)
 }
+
+/// One command the simulated bus executed, from its record (`--sim-can NAME=RECORD_FILE`: one
+/// `AGE_US ID DATA` line each, id and data in hex).
+#[derive(Debug, Clone, Copy)]
+pub struct Executed {
+    /// How old the command was when the bus ran it, µs.
+    pub age_us: u64,
+    /// The motor's CAN id.
+    pub motor: u32,
+    /// The command's number, from its first four data bytes.
+    pub n: u32,
+}
+
+/// The commands the simulated bus recorded in `path`, in the order it ran them (none if the
+/// file is missing).
+pub fn executed_commands(path: &std::path::Path) -> Vec<Executed> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some(Executed {
+                age_us: w.next()?.parse().ok()?,
+                motor: u32::from_str_radix(w.next()?, 16).ok()?,
+                n: u32::from_str_radix(w.next()?.get(..8)?, 16).ok()?,
+            })
+        })
+        .collect()
+}

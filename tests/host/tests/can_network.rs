@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use xoq_impair::Profile;
 use xoq_link::client::ConnectError;
-use xoq_tests_host::can_client::{cmd, now_us, open, open_with, wait_for, ENABLE};
+use xoq_tests_host::can_client::{
+    cmd, executed_commands, now_us, open, open_with, wait_for, Executed, ENABLE,
+};
 use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
 use xoq_tests_host::{Env, Server};
 use xoq_wire::{Access, CanCounters, Delivery, ErrorCode, Message};
@@ -18,19 +20,27 @@ use xoq_wire::{Access, CanCounters, Delivery, ErrorCode, Message};
 const MAX_AGE_US: u64 = 200_000;
 const PERIOD: Duration = Duration::from_millis(5);
 
-#[test]
-fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
-    let lab = NetLab::new(Profile::named("wan").expect("wan"), 3);
+/// A lab at `profile` (seeded), a server in it with the simulated bus `motors` recording what
+/// it runs (and `more` devices), and the client `driver` authorized for everything.
+fn motors_on(
+    profile: &str,
+    seed: u64,
+    more: &[String],
+) -> (NetLab, Env, std::path::PathBuf, Server) {
+    let lab = NetLab::new(Profile::named(profile).expect("profile"), seed);
     let mut env = Env::new();
     lab.place(&mut env, "driver");
     env.authorize("driver", &[]);
     let record = env.path("motors.ages");
-    let server = Server::start_on(
-        &env,
-        lab.server_ip(),
-        SERVER_PORT,
-        &["--sim-can".into(), format!("motors={}", record.display())],
-    );
+    let mut args = vec!["--sim-can".into(), format!("motors={}", record.display())];
+    args.extend_from_slice(more);
+    let server = Server::start_on(&env, lab.server_ip(), SERVER_PORT, &args);
+    (lab, env, record, server)
+}
+
+#[test]
+fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
+    let (lab, env, record, server) = motors_on("wan", 3, &[]);
     let ticket = server.ticket.clone();
     let (sent, feedback_before, feedback_after, stale) = NetLab::run_in(&lab.client_ns(), || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -121,22 +131,7 @@ fn no_command_older_than_the_maximum_age_reaches_the_bus_through_an_outage() {
 /// latest-wins is refused with a reason.
 #[test]
 fn latest_wins_never_runs_an_older_command_and_counts_every_one() {
-    let lab = NetLab::new(Profile::named("lte").expect("lte"), 5);
-    let mut env = Env::new();
-    lab.place(&mut env, "driver");
-    env.authorize("driver", &[]);
-    let record = env.path("motors.ages");
-    let server = Server::start_on(
-        &env,
-        lab.server_ip(),
-        SERVER_PORT,
-        &[
-            "--sim-can".into(),
-            format!("motors={}", record.display()),
-            "--sim-serial".into(),
-            "echo0".into(),
-        ],
-    );
+    let (lab, env, record, server) = motors_on("lte", 5, &["--sim-serial".into(), "echo0".into()]);
     let ticket = server.ticket.clone();
     let (sent, counters) = NetLab::run_in(&lab.client_ns(), || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -203,20 +198,14 @@ fn latest_wins_never_runs_an_older_command_and_counts_every_one() {
         server.proc.stderr().contains("delivery=latest"),
         "the server opened the bus latest-wins"
     );
-    // Each executed command: its age, its motor, its number.
-    let executed: Vec<(u64, u32, u32)> = std::fs::read_to_string(&record)
-        .expect("the bus's record")
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let age = w.next()?.parse().ok()?;
-            let motor = u32::from_str_radix(w.next()?, 16).ok()?;
-            let n = u32::from_str_radix(w.next()?.get(..8)?, 16).ok()?;
-            Some((age, motor, n))
-        })
-        .collect();
+    let executed = executed_commands(&record);
     let mut newest = std::collections::HashMap::new();
-    for &(age, motor, n) in &executed {
+    for &Executed {
+        age_us: age,
+        motor,
+        n,
+    } in &executed
+    {
         assert!(
             age <= MAX_AGE_US,
             "command {n} ran {age} us old (limit {MAX_AGE_US})"

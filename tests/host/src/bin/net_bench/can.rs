@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use xoq_impair::Profile;
 use xoq_link::copies::CopyCounts;
-use xoq_tests_host::can_client::{cmd, now_us, open_with};
+use xoq_tests_host::can_client::{cmd, executed_commands, now_us, open_with};
 use xoq_tests_host::netlab::{NetLab, SERVER_PORT};
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::{Env, Server};
@@ -181,17 +181,9 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
     let command_copies_used = server.copies_used(std::time::Duration::from_secs(10));
     let commands_superseded =
         server.disconnect_counter("can_frames_superseded", std::time::Duration::from_secs(1));
-    // Each executed command: its age, its motor's CAN id and its sequence number.
-    let executed_list: Vec<(f64, u32, u32)> = std::fs::read_to_string(&record)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let age = w.next()?.parse().ok()?;
-            let id = u32::from_str_radix(w.next()?, 16).ok()?;
-            let seq = u32::from_str_radix(w.next()?.get(..8)?, 16).ok()?;
-            Some((age, id, seq))
-        })
+    let executed_list: Vec<(f64, u32, u32)> = executed_commands(&record)
+        .iter()
+        .map(|e| (e.age_us as f64, e.motor, e.n))
         .collect();
     let mut seen = HashSet::new();
     let duplicated = executed_list
