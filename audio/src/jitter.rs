@@ -123,6 +123,11 @@ pub struct JitterStats {
     pub late: u64,
     /// Packets never received whose samples were concealed.
     pub concealed: u64,
+    /// Packets that arrived after a later one of the stream and were put back in place.
+    pub reordered: u64,
+    /// Second copies of a packet still waiting to play; dropped. (A copy of one already played
+    /// counts as late.)
+    pub duplicated: u64,
     /// Times play ran dry while playing (the link stalled or the sender is slow).
     pub underruns: u64,
     /// Times the queue grew past `max_frames` while playing and was cut back.
@@ -305,7 +310,14 @@ impl JitterBuffer {
             self.next_seq = Some(seq);
             return self.push(seq, samples, now_us);
         }
+        if self.held.contains_key(&ahead) {
+            self.stats.duplicated += 1;
+            return;
+        }
         self.stats.received += 1;
+        if self.held.range(ahead + 1..).next().is_some() {
+            self.stats.reordered += 1;
+        }
         self.held.insert(ahead, samples.to_vec());
         self.take_in_order();
         self.shed_excess();
@@ -405,12 +417,16 @@ impl JitterBuffer {
     /// buffering, after a stall, or for a lost packet, it gives silence or concealment.
     pub fn pull(&mut self, out: &mut [f32], now_us: u64) {
         let c = self.cfg.channels;
+        // An adaptive buffer waits for its first measurement of the link (a fifth of a second
+        // of arrivals after the start's burst), so play starts at a target that covers the
+        // link's jitter instead of at the floor.
+        let measuring = self.adapter.as_ref().is_some_and(|a| !a.measured());
         if !self.playing {
             // Packets come in steps of a packet and leave in steps of a pull, so the depth
             // swings around its mean by half of each: start that far above the target.
             let start =
                 (self.cfg.target_frames + (self.cfg.packet_frames + out.len() / c) / 2) as f64;
-            if self.depth() >= start {
+            if !measuring && self.depth() >= start {
                 // Packets missing now are not coming in time: conceal them and start.
                 while !self.held.is_empty() {
                     self.conceal_gap();

@@ -21,8 +21,9 @@ const HIGH_QUANTILE: f64 = 0.995;
 /// Fewest arrivals in the window before a spread is given (a fifth of a second of 10 ms
 /// packets): with a second's worth, the target stayed at its floor through a jittery link's
 /// first second and the first bursts underran (2-4 underruns a run at `lte`, all at the start;
-/// 1 with 20). So few arrivals give a high spread (their maximum), which the window lowers
-/// once it has shown less for a whole window.
+/// 1 with 20, and none once the buffer waits for this first measurement before it plays). So
+/// few arrivals give a high spread (their maximum), which the window lowers once it has shown
+/// less for a whole window.
 const MIN_SAMPLES: usize = 20;
 
 /// The spread of packet arrivals over the last [`WINDOW_US`].
@@ -123,6 +124,8 @@ pub struct TargetAdapter {
     low_since_us: Option<u64>,
     /// Packets received since the target was last checked.
     since_check: u32,
+    /// Whether the window has given a spread yet (the link's jitter was measured).
+    measured: bool,
 }
 
 impl TargetAdapter {
@@ -138,7 +141,14 @@ impl TargetAdapter {
             max_frames,
             low_since_us: None,
             since_check: 0,
+            measured: false,
         }
+    }
+
+    /// Whether the link's jitter has been measured since the stream started (a jitter buffer
+    /// starts playing only then, at a target that covers it).
+    pub fn measured(&self) -> bool {
+        self.measured
     }
 
     /// Forgets the arrivals (the sequence restarted).
@@ -156,6 +166,7 @@ impl TargetAdapter {
         }
         self.since_check = 0;
         let spread_us = self.spread.spread_us()?;
+        self.measured = true;
         let packet = self.packet_frames;
         let need = (spread_us * self.rate / 1e6).ceil() as usize + packet;
         let need = need.clamp(self.floor_frames, self.max_frames);

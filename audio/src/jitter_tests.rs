@@ -41,6 +41,9 @@ struct Link {
     /// Packets due in these windows (seconds) are handed over at the window's end, all at
     /// once, as by a receiving task that was not scheduled for a while.
     delivery_pauses: Vec<(f64, f64)>,
+    /// The path's delay rises by `.2` µs over the `.1` seconds from `.0` on, and stays up (a
+    /// cellular link's delay wanders this way: arrivals in order, with gaps).
+    delay_rise: Option<(f64, f64, f64)>,
 }
 
 struct Outcome {
@@ -94,7 +97,10 @@ fn simulate_with(cfg: JitterConfig, link: Link, seconds: f64, settle: f64) -> Ou
             if !stalled && rng.next_f64() >= link.loss {
                 let calm = link.calm_from.is_some_and(|t| next_send >= t);
                 let jitter = if calm { 0.0 } else { link.jitter_us };
-                let mut arrive = next_send + 0.0005 + rng.next_f64() * jitter * 1e-6;
+                let rise = link.delay_rise.map_or(0.0, |(from, over, us)| {
+                    ((next_send - from) / over).clamp(0.0, 1.0) * us * 1e-6
+                });
+                let mut arrive = next_send + 0.0005 + rise + rng.next_f64() * jitter * 1e-6;
                 if let Some(&(_, end)) = link
                     .delivery_pauses
                     .iter()
@@ -382,6 +388,22 @@ fn late_and_malformed_packets_are_counted_and_dropped() {
 }
 
 #[test]
+fn packets_put_back_in_order_and_second_copies_are_counted() {
+    let mut jb = JitterBuffer::new(JitterConfig::new(RATE, 1, 4, 0));
+    // 0; 2 overtakes 1 and arrives twice while it waits for 1; 1; then 0 again, once played
+    // (or queued): a late copy.
+    for seq in [0, 2, 2, 1, 0] {
+        jb.push(seq, &[0.1; 4], 0);
+    }
+    let s = jb.stats();
+    assert_eq!(
+        (s.received, s.reordered, s.duplicated, s.late),
+        (3, 1, 1, 1),
+        "{s:?}"
+    );
+}
+
+#[test]
 fn a_burst_beyond_the_maximum_is_cut_back_to_the_target() {
     let cfg = JitterConfig::new(RATE, 1, PACKET, 20);
     let mut jb = JitterBuffer::new(cfg);
@@ -520,4 +542,35 @@ fn packets_held_back_by_an_outage_do_not_raise_the_adaptive_target() {
 fn a_fixed_target_never_moves() {
     let o = simulate(jittery_link(), 1, 20, 20.0, 5.0);
     assert_eq!((o.stats.target_frames, o.stats.target_changes), (960, 0));
+}
+
+#[test]
+fn an_adaptive_buffer_measures_the_link_before_it_starts_so_its_start_never_underruns() {
+    // The first packets of a link whose delay wanders: it rises by 40 ms over 50 ms, 0.25 s
+    // in. Started at the 20 ms floor before any measurement, play ran dry there (lte's one
+    // underrun a run, at the stream's start).
+    let link = Link {
+        jitter_us: 5_000.0,
+        delay_rise: Some((0.25, 0.05, 40_000.0)),
+        ..Link::default()
+    };
+    let cfg = JitterConfig::new(RATE, 1, PACKET, 20).adaptive(200);
+    let o = simulate_with(cfg, link.clone(), 5.0, 0.0);
+    let s = o.stats;
+    assert!(s.received > 400, "{s:?}");
+    assert_eq!((s.underruns, s.late), (0, 0), "{s:?}");
+    // It started once measured, within the first second (silence before that), at the
+    // measured target, and played on from there.
+    assert!(s.target_changes >= 1, "{s:?}");
+    assert!(s.inserted_frames < u64::from(RATE), "{s:?}");
+    assert_eq!(o.silent_after_start, 0, "{s:?}");
+    let f = o.meter.frequency().expect("a tone");
+    assert!((f - 440.0).abs() < 1.0, "{f}");
+    // A fixed buffer starts at once, however jittery the link.
+    let fixed = simulate(link, 1, 20, 5.0, 0.0);
+    assert!(
+        fixed.stats.underruns + fixed.stats.late > 0,
+        "{:?}",
+        fixed.stats
+    );
 }
