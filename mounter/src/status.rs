@@ -292,7 +292,7 @@ pub fn render(v: &Value) -> String {
             let f = |key: &str| j[key].as_f64().unwrap_or(0.0);
             out.push_str(&format!(
                 "          audio: delay {:.1} ms ({:.1}..{:.1}, target {:.0})  drift {:+.0} ppm  | packets {}  \
-                 late {}  concealed {}  underruns {}  overruns {}  resyncs {}  realigned {}\n",
+                 late {}  concealed {}  reordered {}  underruns {}  overruns {}  resyncs {}  realigned {}\n",
                 f("depth_ms"),
                 f("depth_min_ms"),
                 f("depth_max_ms"),
@@ -301,6 +301,7 @@ pub fn render(v: &Value) -> String {
                 k("received"),
                 k("late"),
                 k("concealed"),
+                k("reordered"),
                 k("underruns"),
                 k("overruns"),
                 k("resyncs"),

@@ -138,6 +138,7 @@ impl AudioMount {
                 "jitter",
                 json!({
                     "received": s.received, "late": s.late, "concealed": s.concealed,
+                    "reordered": s.reordered, "duplicated": s.duplicated,
                     "underruns": s.underruns, "overruns": s.overruns, "resyncs": s.resyncs,
                     "realigned": s.realigned, "malformed": s.malformed,
                     "inserted_frames": s.inserted_frames, "skipped_frames": s.skipped_frames,

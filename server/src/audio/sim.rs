@@ -139,8 +139,8 @@ impl SimSpeaker {
             let ms = |frames: f64| frames * 1000.0 / f64::from(rate);
             write!(
                 out,
-                " received={} late={} concealed={} underruns={} overruns={} resyncs={} realigned={} inserted_frames={} skipped_frames={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1} discarded={} target_ms={:.1} target_changes={}",
-                s.received, s.late, s.concealed, s.underruns, s.overruns, s.resyncs, s.realigned,
+                " received={} late={} concealed={} reordered={} duplicated={} underruns={} overruns={} resyncs={} realigned={} inserted_frames={} skipped_frames={} depth_ms={:.2} depth_min_ms={:.2} depth_max_ms={:.2} ratio_ppm={:.1} discarded={} target_ms={:.1} target_changes={}",
+                s.received, s.late, s.concealed, s.reordered, s.duplicated, s.underruns, s.overruns, s.resyncs, s.realigned,
                 s.inserted_frames, s.skipped_frames,
                 ms(s.depth), ms(s.depth_min), ms(s.depth_max), s.ratio_ppm, feed.discarded(), ms(s.target_frames as f64), s.target_changes
             )?;

@@ -21,10 +21,12 @@
 //!   to `--latency-ms` for fixed buffers). The RTP baseline's buffer is `--latency-ms`.
 //! - `--load`: both cores kept busy by normal-priority work (`stress-ng --cpu 2`) for the whole
 //!   run, baseline included, as on a busy laptop or robot.
+//! - `--json`: after the table, one JSON line in `net_bench`'s format (`net_bench --kind audio`
+//!   runs this program and passes that line on).
 //!
 //! Usage: audio_bench [--clicks N] [--soak SECONDS] [--latency-ms MS (both jitter buffers)]
 //!                    [--latency-max-ms MS] [--packet-ms MS] [--drift-ppm PPM]
-//!                    [--profile NAME] [--seed N] [--load]
+//!                    [--profile NAME] [--seed N] [--load] [--json]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
@@ -165,6 +167,7 @@ fn main() {
     let latency_max_ms: u64 = opt(&args, "--latency-max-ms", 200);
     let profile: String = opt(&args, "--profile", String::new());
     let seed: u64 = opt(&args, "--seed", 1);
+    let json = args.iter().any(|a| a == "--json");
     let _load = args.iter().any(|a| a == "--load").then(|| {
         let child = std::process::Command::new("stress-ng")
             .args(["--cpu", "2", "--quiet", "--timeout", "0"])
@@ -400,4 +403,67 @@ fn main() {
     );
     println!("mounter mic0 jitter buffer: {mic_status}");
     println!("server spk0 jitter buffer (last second): {spk_last:?}");
+    if json {
+        let keys = [
+            "concealed",
+            "late",
+            "reordered",
+            "duplicated",
+            "underruns",
+            "target_ms",
+            "target_changes",
+        ];
+        let counters = [
+            keys.map(|k| (k, mic_status[k].as_f64().unwrap_or(0.0))),
+            keys.map(|k| (k, spk_last.get(k).copied().unwrap_or(0.0))),
+        ];
+        let line = summary_json(&profile, [&mut mic, &mut spk, &mut rtp], counters);
+        println!("{line}");
+    }
+}
+
+/// `net_bench`'s line for audio: the worse direction's percentiles at the top, both directions'
+/// with their jitter buffers' counters (`counters`: microphone, speaker), and the RTP pair's.
+fn summary_json(
+    profile: &str,
+    [mic, spk, rtp]: [&mut [u64]; 3],
+    counters: [[(&str, f64); 7]; 2],
+) -> serde_json::Value {
+    let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
+    let direction = |v: &mut [u64], c: &[(&str, f64); 7]| {
+        let mut d = serde_json::json!({
+            "clicks": v.len(),
+            "p50_ms": ms(percentile(v, 0.5)),
+            "p99_ms": ms(percentile(v, 0.99)),
+        });
+        for (k, x) in c {
+            d[*k] = serde_json::json!(x);
+        }
+        d
+    };
+    let (m, s) = (direction(mic, &counters[0]), direction(spk, &counters[1]));
+    let worse = |k: &str| f64::max(m[k].as_f64().unwrap_or(0.0), s[k].as_f64().unwrap_or(0.0));
+    let total = |k: &str| m[k].as_f64().unwrap_or(0.0) + s[k].as_f64().unwrap_or(0.0);
+    serde_json::json!({
+        "profile": if profile.is_empty() { "loopback" } else { profile },
+        "kind": "audio",
+        "p50_ms": worse("p50_ms"),
+        "p99_ms": worse("p99_ms"),
+        // Packets never played: concealed (lost, or later than their samples were due).
+        "lost": total("concealed"),
+        "late": total("late"),
+        "underruns": total("underruns"),
+        // Packets the jitter buffers put back in place or dropped as second copies: each
+        // sequence number plays once and in order.
+        "duplicated": total("duplicated"),
+        "reordered": total("reordered"),
+        "microphone": m,
+        "speaker": s,
+        "baseline": {
+            "path": "PipeWire module-rtp-sink -> RTP/UDP -> module-rtp-source",
+            "clicks": rtp.len(),
+            "p50_ms": ms(percentile(rtp, 0.5)),
+            "p99_ms": ms(percentile(rtp, 0.99)),
+        },
+    })
 }

@@ -3,19 +3,22 @@
 //! namespaces joined only by a seeded impaired link (`xoq_tests_host::netlab`), so the runs of
 //! a profile lose the same packets.
 //!
-//!     target/release/net_bench [--profile NAME|all] [--kind serial|can|camera|all] [--seed N]
+//!     target/release/net_bench [--profile NAME|all] [--kind serial|can|camera|audio|all]
+//!                              [--seed N]
 //!                              [--round-trips N] [--megabytes N] [--can-seconds N]
 //!                              [--can-delivery ordered|latest]
 //!                              [--camera-seconds N] [--camera-mode WxH@FPS]
-//!                              [--camera-kbps N] [--camera-grain N]
+//!                              [--camera-kbps N] [--camera-grain N] [--audio-clicks N]
 //!
 //! Prints one JSON line per kind and profile: `profile`, `kind`, `p50_ms`, `p99_ms`, `lost`,
 //! `duplicated`, `reordered`, `stale_delivered` (CAN), `recovered_ms` (profiles with outages),
 //! and `baseline` with the same figures for a socat TCP bridge (serial), a plain UDP
-//! forwarder (CAN) or an ffmpeg x264/RTP pipeline (camera). Needs root (network namespaces),
-//! socat, ffmpeg and a release build. `all` kinds are serial and CAN; the camera runs when
-//! asked (`--kind camera`), a minute a profile.
+//! forwarder (CAN), an ffmpeg x264/RTP pipeline (camera) or PipeWire's RTP pair (audio, run by
+//! `audio_bench`). Needs root (network namespaces), socat, ffmpeg, PipeWire and a release
+//! build. `all` kinds are serial, CAN and audio; the camera runs when asked (`--kind camera`),
+//! a minute a profile.
 
+mod audio;
 mod camera;
 mod can;
 mod serial;
@@ -36,12 +39,13 @@ pub struct Args {
     pub camera_mode: String,
     pub camera_kbps: u32,
     pub camera_grain: u8,
+    pub audio_clicks: usize,
 }
 
 fn args() -> Args {
     let mut a = Args {
         profiles: PROFILE_NAMES.iter().map(|s| s.to_string()).collect(),
-        kinds: vec!["serial".into(), "can".into()],
+        kinds: vec!["serial".into(), "can".into(), "audio".into()],
         seed: 1,
         round_trips: 500,
         megabytes: 10,
@@ -51,6 +55,7 @@ fn args() -> Args {
         camera_mode: "1280x720@30".into(),
         camera_kbps: 16_000,
         camera_grain: 12,
+        audio_clicks: 100,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -71,6 +76,7 @@ fn args() -> Args {
             "--camera-mode" => a.camera_mode = value.clone(),
             "--camera-kbps" => a.camera_kbps = value.parse().expect("--camera-kbps N"),
             "--camera-grain" => a.camera_grain = value.parse().expect("--camera-grain N"),
+            "--audio-clicks" => a.audio_clicks = value.parse().expect("--audio-clicks N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -96,7 +102,8 @@ fn main() {
                 "serial" => serial::run(&profile, &a),
                 "can" => can::run(&profile, &a),
                 "camera" => camera::run(&profile, &a),
-                other => panic!("unknown kind {other} (serial, can, camera)"),
+                "audio" => audio::run(&profile, &a),
+                other => panic!("unknown kind {other} (serial, can, camera, audio)"),
             };
             println!("{line}");
         }
