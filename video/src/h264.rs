@@ -64,6 +64,8 @@ pub struct Encoder {
     inner: OhEncoder,
     settings: EncoderSettings,
     current_bitrate: u32,
+    /// Whether a picture was encoded (OpenH264 is initialised then, and takes options).
+    started: bool,
 }
 
 impl Encoder {
@@ -88,6 +90,7 @@ impl Encoder {
             inner,
             settings,
             current_bitrate: settings.bitrate(),
+            started: false,
         })
     }
 
@@ -100,6 +103,17 @@ impl Encoder {
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         use openh264_sys2::{SBitrateInfo, ENCODER_OPTION_BITRATE, SPATIAL_LAYER_0};
         let bps = bps.clamp(MIN_BITRATE, self.settings.bitrate());
+        if !self.started {
+            // OpenH264 initialises itself at its first picture, with the rate it was made with
+            // as its ceiling, and refuses options before (error 4). So it starts on a blank
+            // picture, whose output is discarded, and the first real one is a keyframe at the
+            // new rate (at the ceiling, a stream's first keyframe queued on a slow link).
+            let (w, h) = (self.settings.width, self.settings.height);
+            let blank = Picture::new(PixelFormat::I420, w, h, vec![128; w * h * 3 / 2])
+                .ok_or_else(|| CodecError::Encode(format!("no {w}x{h} picture to start on")))?;
+            self.encode(&blank)?;
+            self.force_keyframe();
+        }
         let mut info = SBitrateInfo {
             iLayer: SPATIAL_LAYER_0,
             iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),
@@ -152,6 +166,7 @@ impl Encoder {
             .inner
             .encode(&yuv)
             .map_err(|e| CodecError::Encode(e.to_string()))?;
+        self.started = true;
         let keyframe = matches!(bs.frame_type(), FrameType::IDR | FrameType::I);
         Ok(Encoded {
             data: bs.to_vec(),
@@ -278,5 +293,59 @@ mod tests {
             4_000_000,
             "capped to the rate it was made with"
         );
+    }
+
+    #[test]
+    fn a_bit_rate_set_before_the_first_picture_holds_from_it_and_can_rise_to_the_ceiling() {
+        let (w, h) = (640, 480);
+        let settings = EncoderSettings {
+            width: w,
+            height: h,
+            fps: 30,
+            bitrate_bps: Some(4_000_000),
+            gop: 1000,
+        };
+        // One second of grainy pictures (as a camera's), its bits.
+        let second = |enc: &mut Encoder, from: u32| -> usize {
+            (from..from + 30)
+                .map(|n| {
+                    let mut p = pattern::render(w, h, n);
+                    pattern::add_grain(&mut p, n, 12);
+                    enc.encode(&p).unwrap().data.len() * 8
+                })
+                .sum()
+        };
+        let mut full = Encoder::new(settings).unwrap();
+        let at_ceiling = second(&mut full, 0);
+        // OpenH264 refused options until its first picture (error 4); now the rate set before
+        // it holds from that picture on.
+        let mut enc = Encoder::new(settings).unwrap();
+        enc.set_bitrate(400_000).unwrap();
+        assert_eq!(enc.bitrate(), 400_000);
+        let first = second(&mut enc, 0);
+        assert!(
+            first * 3 < at_ceiling,
+            "{at_ceiling} bit/s, then {first} bit/s"
+        );
+        let low = second(&mut enc, 30);
+        // The ceiling is still the rate it was made with.
+        enc.set_bitrate(4_000_000).unwrap();
+        second(&mut enc, 60);
+        let high = second(&mut enc, 90);
+        assert!(high > low * 2, "{low} bit/s, then back up: {high} bit/s");
+        enc.set_bitrate(50_000_000).unwrap();
+        assert_eq!(enc.bitrate(), 4_000_000);
+        // The blank start picture is not part of the stream: the first one out is a keyframe
+        // of the first real picture.
+        let mut enc = Encoder::new(settings).unwrap();
+        enc.set_bitrate(400_000).unwrap();
+        let e = enc.encode(&pattern::render(w, h, 7)).unwrap();
+        assert!(e.keyframe);
+        let out = Decoder::new()
+            .unwrap()
+            .decode(&e.data)
+            .unwrap()
+            .expect("a picture");
+        assert_eq!(pattern::read(out.y_plane(), w, h), Some(7));
     }
 }

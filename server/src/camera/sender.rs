@@ -81,6 +81,10 @@ pub async fn send_frames(
         id: dev.join_votes(read_write),
     };
     let mut rate = RateControl::new(dev.bitrate_ceiling());
+    // The encoder starts at the controller's start rate, not at the ceiling: a new link is
+    // unknown (with no vote, the first two seconds went out at 16 Mbit/s and queued 1.6 s of
+    // video at `wan`).
+    vote.set(rate.target());
     let mut deliveries: JoinSet<Delivery> = JoinSet::new();
     // (frame number, written at) of the frames not yet acknowledged, oldest first.
     let mut unacked: std::collections::VecDeque<(u64, Instant)> = Default::default();

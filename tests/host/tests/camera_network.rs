@@ -7,7 +7,9 @@
 //!   freeze until the next keyframe at each loss (most frames are shown);
 //! - at `lte` (its uplink 10 Mbit/s, 2 % bursty loss), a camera allowed more than the link
 //!   carries is brought down by the congestion feedback (the server's encoder target falls
-//!   below its ceiling) and keeps showing most frames instead of queueing them.
+//!   below its ceiling) and keeps showing most frames instead of queueing them;
+//! - a new stream starts at the rate control's start rate, not at the camera's ceiling (a new
+//!   link is unknown).
 //!
 //! Latency figures belong to `net_bench --kind camera` (docs/BENCHMARKS.md).
 
@@ -135,5 +137,53 @@ fn at_lte_the_stream_comes_down_to_what_the_link_carries() {
         c.distinct * 2 >= expected,
         "only {} of about {expected} frames shown: {f}",
         c.distinct
+    );
+}
+
+#[test]
+fn a_new_stream_starts_at_the_start_rate_not_at_the_ceiling() {
+    // 1280x720 with grain 12: the encoder uses all of a 16 Mbit/s ceiling when allowed (about
+    // 65 kB a frame at 30 fps; docs/BENCHMARKS.md, camera at `lan`).
+    let lab = NetLab::new(Profile::named("lan").expect("profile"), 13);
+    let mut env = Env::new();
+    lab.place(&mut env, "laptop");
+    env.authorize("laptop", &[]);
+    let mode = VideoMode {
+        width: 1280,
+        height: 720,
+        fps: 30,
+    };
+    let server = serve_sim_camera(&env, &lab, mode, 12, 16_000);
+    let _mount = Mount::start(
+        &env,
+        "laptop",
+        &server.ticket,
+        1,
+        &["--camera-sink", "null"],
+    );
+    // The first 45 frames (a second and a half at full rate; fewer a second on a busy machine,
+    // which does not change what the encoder allows each frame).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let f = loop {
+        let f = frames_status(&env, "laptop");
+        if f["written"].as_u64().unwrap_or(0) >= 45 {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 45 frames in 60 s: {f}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (bytes, frames) = (f["rx_bytes"].as_f64(), f["written"].as_f64());
+    let per_frame = bytes.unwrap_or(0.0) / frames.unwrap_or(1.0);
+    println!("first frames: {f}; {per_frame:.0} bytes a frame");
+    // At the 2 Mbit/s start rate (rising by a quarter each half second while no queue shows) a
+    // frame is 8-13 kB, and the first keyframe, made with a quality floor, about 250 kB: 15 kB
+    // a frame on average; at the ceiling, 65 kB.
+    assert!(
+        per_frame < 30_000.0,
+        "{per_frame:.0} bytes a frame: the stream started above its start rate: {f}\n{}",
+        server.proc.stderr()
     );
 }
