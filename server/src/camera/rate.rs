@@ -4,9 +4,10 @@
 //! path costs without a queue (the very smallest would be a jittery link's luckiest moment). A lost packet delays only the frame it belonged to (by about a round
 //! trip), and on a lossy link that can be half of all frames, so the judge is the fastest
 //! quarter of the last half second's frames, which a queue delays as much as any other. When
-//! it stands more than [`QUEUE_LIMIT`] above the path's own time (a link's jitter stays well
-//! inside that; a stream above the link's rate grows its queue by hundreds of milliseconds a
-//! second) and it grew by more than [`GROWTH`] over the last second, or when it stands above
+//! it stands more than the queue limit above the path's own time (twice the spread of the
+//! path's delivery times, 25 to 60 ms: a link's jitter stays inside that; a stream above the
+//! link's rate grows its queue by hundreds of milliseconds a second) and it grew by more than
+//! [`GROWTH`] over the last second, or when it stands above
 //! [`STANDING_LIMIT`] at all, a queue is building: the target drops to 85 % of what the client
 //! actually received over the last second (never more than the current target), and the
 //! controller waits for the queue to drain before judging again. After a calm second (under
@@ -18,8 +19,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Queueing delay that calls for a lower rate when it is growing.
+/// Queueing delay that calls for a lower rate when it is growing, on a jittery path (the
+/// limit is twice the path's own spread of delivery times, between [`QUEUE_LIMIT_MIN`] and
+/// this: a steady path's queue is cut at 25 ms, a cellular one's wander is not read as one).
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(60);
+/// The limit on a path whose delivery times do not wander.
+pub const QUEUE_LIMIT_MIN: Duration = Duration::from_millis(25);
 /// Queueing delay that calls for a lower rate even when it stands still.
 pub const STANDING_LIMIT: Duration = Duration::from_millis(200);
 /// Growth over [`TREND`] that counts as a queue building (a link's jitter swings by less).
@@ -126,13 +131,30 @@ impl RateControl {
     }
 
     fn base_time(&self) -> Option<Duration> {
+        self.base_quantile(0.1)
+    }
+
+    /// The `q` quantile of the delivery times over the last 10 s.
+    fn base_quantile(&self, q: f64) -> Option<Duration> {
         let mut all: Vec<Duration> = self.base.iter().map(|(_, d)| *d).collect();
         if all.is_empty() {
             return None;
         }
-        let k = all.len() / 10;
-        let (_, p10, _) = all.select_nth_unstable(k);
-        Some(*p10)
+        let k = ((all.len() - 1) as f64 * q) as usize;
+        let (_, at, _) = all.select_nth_unstable(k);
+        Some(*at)
+    }
+
+    /// The growing queue that calls for a lower rate on this path: twice the spread of its
+    /// delivery times (median less the 10th percentile), within [`QUEUE_LIMIT_MIN`] ..
+    /// [`QUEUE_LIMIT`].
+    pub fn queue_limit(&self) -> Duration {
+        match (self.base_quantile(0.5), self.base_time()) {
+            (Some(p50), Some(p10)) => {
+                (p50.saturating_sub(p10) * 2).clamp(QUEUE_LIMIT_MIN, QUEUE_LIMIT)
+            }
+            _ => QUEUE_LIMIT,
+        }
     }
 
     /// Bits per second the client received over the last [`RATE_WINDOW`].
@@ -188,10 +210,11 @@ impl RateControl {
             return None;
         }
         let growing = q > before + GROWTH;
-        if q > STANDING_LIMIT || (q > QUEUE_LIMIT && growing) {
+        let limit = self.queue_limit();
+        if q > STANDING_LIMIT || (q > limit && growing) {
             return self.decrease(now);
         }
-        if q > QUEUE_LIMIT || growing {
+        if q > limit || growing {
             self.calm_since = None;
             return None;
         }
@@ -410,6 +433,31 @@ mod tests {
         }
         assert_eq!(rc.target(), 8_000_000);
         assert!(rc.increases >= 2);
+    }
+
+    #[test]
+    fn the_queue_limit_follows_the_paths_own_spread() {
+        let start = Instant::now();
+        // Delivery times of 40-44 ms (a steady path): a queue is cut at the 25 ms floor.
+        let mut steady = RateControl::new(8_000_000);
+        // 40-100 ms, evenly spread (a wandering cellular path): 2 x (70 - 46) ms, at most 60.
+        let mut wandering = RateControl::new(8_000_000);
+        for i in 0..300u32 {
+            let at = start + Duration::from_millis(33) * i;
+            steady.on_delivered(at, at - Duration::from_millis(40 + u64::from(i % 5)), 8_000);
+            wandering.on_delivered(
+                at,
+                at - Duration::from_millis(40 + u64::from(i % 61)),
+                8_000,
+            );
+        }
+        assert_eq!(steady.queue_limit(), QUEUE_LIMIT_MIN);
+        assert!(
+            (Duration::from_millis(45)..=QUEUE_LIMIT).contains(&wandering.queue_limit()),
+            "{:?}",
+            wandering.queue_limit()
+        );
+        assert_eq!(RateControl::new(8_000_000).queue_limit(), QUEUE_LIMIT);
     }
 
     #[test]
