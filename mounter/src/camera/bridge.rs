@@ -60,6 +60,7 @@ impl CameraMount {
             "frames",
             json!({
                 "received": s.received.load(Ordering::Relaxed),
+                "keyframes": s.keyframes.load(Ordering::Relaxed),
                 "written": s.written.load(Ordering::Relaxed),
                 "repeated": s.repeated.load(Ordering::Relaxed),
                 "decode_errors": s.decode_errors.load(Ordering::Relaxed),

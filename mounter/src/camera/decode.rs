@@ -22,6 +22,8 @@ use super::sink::Sink;
 const DEPTH: usize = 4;
 /// Latency samples kept for the status.
 const SAMPLES: usize = 2048;
+/// A frame shown this long after its capture is logged at debug level, with its size and type.
+const LATE_FRAME_US: u64 = 150_000;
 
 enum Input {
     Frame(VideoFrame),
@@ -34,6 +36,8 @@ enum Input {
 #[derive(Default)]
 pub struct VideoStats {
     pub received: AtomicU64,
+    /// Frames received that were keyframes.
+    pub keyframes: AtomicU64,
     pub written: AtomicU64,
     /// Pictures written again because no new one came in time.
     pub repeated: AtomicU64,
@@ -79,6 +83,9 @@ impl DecoderHandle {
     /// chain is broken until the next keyframe.
     pub fn push(&self, f: VideoFrame) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if f.keyframe {
+            self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
         match self.tx.try_send(Input::Frame(f)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -162,7 +169,8 @@ fn run(
                 return;
             }
             Ok(Input::Frame(f)) => {
-                let captured = f.capture_us;
+                let (captured, seq, keyframe, bytes) =
+                    (f.capture_us, f.seq, f.keyframe, f.data.len());
                 let r = match codec {
                     VideoCodec::Mjpeg => {
                         let r = sink.write_jpeg(mode, &f.data);
@@ -224,6 +232,10 @@ fn run(
                 };
                 if let Some(Ok(())) = r {
                     let lat = now_us().saturating_sub(captured);
+                    if lat > LATE_FRAME_US {
+                        // Which frames make the tail (`XOQ_LOG=xoq_mount::camera=debug`).
+                        tracing::debug!(%device, seq, keyframe, bytes, latency_ms = lat / 1000, "late frame");
+                    }
                     let mut v = xoq_link::sync::lock(&stats.latency_us);
                     if v.len() >= SAMPLES {
                         v.remove(0);

@@ -1,13 +1,15 @@
 //! One served camera: a capture thread (capture calls block) that encodes raw pictures to
 //! H.264 (or passes JPEG through) and fans every frame out, already in wire form, to the
 //! clients watching. Nobody watching: nothing is captured. A client joining, or losing a
-//! frame, asks for a keyframe; a read-write client may switch the mode. The encoder runs at
-//! the lowest bit rate the clients' congestion feedback asks for (`rate`, `votes`), within
-//! the configured ceiling.
+//! frame, asks for a keyframe; a read-write client may switch the mode. Keyframes come once a
+//! second only while a relay publishes the camera (each starts a group, where a late joiner
+//! begins); otherwise only when asked, and once a minute. The encoder runs at the lowest bit
+//! rate the clients' congestion feedback asks for (`rate`, `votes`), within the configured
+//! ceiling.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use xoq_video::encoder::{AnyEncoder, EncoderChoice};
@@ -24,8 +26,24 @@ use crate::session::Outbox;
 
 /// Frames buffered per client before it starts losing them.
 const FANOUT_DEPTH: usize = 4;
-/// Seconds between keyframes when nobody asks (a GOP of one second at any rate).
-const GOP_SECONDS: u32 = 1;
+/// Seconds between the encoder's own keyframes, a refresh: over a direct link frames arrive
+/// whole and in order, and a client asks for a keyframe when it needs one (it joined, gave up
+/// a gap, or its decoder failed). A keyframe is 5 to 10 times a predicted frame; sent every
+/// second, they and the frames queued behind them were the slowest frames of a stream at
+/// `wan` (docs/BENCHMARKS.md).
+const GOP_SECONDS: u32 = 60;
+/// Time between keyframes while a relay publishes the camera.
+const RELAY_KEYFRAME_EVERY: Duration = Duration::from_secs(1);
+
+/// A publisher's need for periodic keyframes (`CameraDevice::periodic_keyframes`), withdrawn
+/// when dropped.
+pub struct PeriodicKeyframes(Arc<CameraDevice>);
+
+impl Drop for PeriodicKeyframes {
+    fn drop(&mut self) {
+        self.0.periodic_keyframes.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// One frame ready to send: its wire encoding (the same bytes for every client), and what a
 /// transport that does not send XoQ messages (a relay's media track) needs of it.
@@ -96,6 +114,8 @@ pub struct CameraDevice {
     state: Mutex<State>,
     frames: broadcast::Sender<Arc<WireFrame>>,
     keyframe_wanted: AtomicBool,
+    /// Publishers that need a keyframe every [`RELAY_KEYFRAME_EVERY`] (relays).
+    periodic_keyframes: AtomicUsize,
     pub frames_sent: AtomicU64,
     /// Which H.264 encoder raw pictures go through.
     encoder: EncoderChoice,
@@ -141,6 +161,7 @@ impl CameraDevice {
             }),
             frames,
             keyframe_wanted: AtomicBool::new(true),
+            periodic_keyframes: AtomicUsize::new(0),
             frames_sent: AtomicU64::new(0),
             encoder: opts.encoder,
             bitrate_bps: opts.bitrate_bps,
@@ -241,6 +262,13 @@ impl CameraDevice {
         self.keyframe_wanted.store(true, Ordering::Relaxed);
     }
 
+    /// Keyframes every [`RELAY_KEYFRAME_EVERY`] for as long as the guard lives (a relay
+    /// publisher: each keyframe starts a group, where a late joiner begins).
+    pub fn periodic_keyframes(self: &Arc<Self>) -> PeriodicKeyframes {
+        self.periodic_keyframes.fetch_add(1, Ordering::Relaxed);
+        PeriodicKeyframes(self.clone())
+    }
+
     /// Whether the camera offers `mode`, with the error a client gets if not.
     pub fn check_mode(&self, mode: VideoMode) -> Result<(), (ErrorCode, String)> {
         if !self.modes.contains(&mode) {
@@ -295,6 +323,7 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
     let mut encoder: Option<AnyEncoder> = None;
     let mut rate = RateFollower::default();
     let mut seq: u32 = 0;
+    let mut last_keyframe: Option<Instant> = None;
     loop {
         if dev.frames.receiver_count() == 0 {
             if running.take().is_some() {
@@ -366,7 +395,9 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
                     continue;
                 };
                 follow_rate_limit(dev, enc, &mut rate);
-                if dev.keyframe_wanted.swap(false, Ordering::Relaxed) {
+                let periodic = dev.periodic_keyframes.load(Ordering::Relaxed) > 0
+                    && last_keyframe.is_none_or(|t| t.elapsed() >= RELAY_KEYFRAME_EVERY);
+                if dev.keyframe_wanted.swap(false, Ordering::Relaxed) || periodic {
                     enc.force_keyframe();
                 }
                 match enc.encode(&p) {
@@ -380,6 +411,9 @@ fn capture_loop<S: CameraSource>(dev: &CameraDevice, mut source: S) {
         };
         if data.is_empty() {
             continue;
+        }
+        if keyframe {
+            last_keyframe = Some(Instant::now());
         }
         xoq_link::sync::lock(&dev.state).trouble = None;
         let wire = WireFrame::new(VideoFrame {

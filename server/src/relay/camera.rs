@@ -62,6 +62,8 @@ impl CameraBroadcast {
             // The attachment's own messages (mode answers, errors) are not for the relay.
             let (outbox, _ignored) = mpsc::channel(8);
             let mut att = dev.attach(Access::ReadOnly, outbox);
+            // A group per second: a late joiner starts on the next keyframe.
+            let _periodic = dev.periodic_keyframes();
             let Some(mut frames) = att.frames.take() else {
                 return;
             };

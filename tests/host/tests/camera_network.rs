@@ -9,7 +9,9 @@
 //!   carries is brought down by the congestion feedback (the server's encoder target falls
 //!   below its ceiling) and keeps showing most frames instead of queueing them;
 //! - a new stream starts at the rate control's start rate, not at the camera's ceiling (a new
-//!   link is unknown).
+//!   link is unknown);
+//! - a direct stream carries a keyframe only when its client needs one (periodic keyframes
+//!   were the slowest frames at `wan`).
 //!
 //! Latency figures belong to `net_bench --kind camera` (docs/BENCHMARKS.md).
 
@@ -185,5 +187,52 @@ fn a_new_stream_starts_at_the_start_rate_not_at_the_ceiling() {
         per_frame < 30_000.0,
         "{per_frame:.0} bytes a frame: the stream started above its start rate: {f}\n{}",
         server.proc.stderr()
+    );
+}
+
+#[test]
+fn a_direct_stream_carries_keyframes_only_when_its_client_needs_one() {
+    let lab = NetLab::new(Profile::named("lan").expect("profile"), 14);
+    let mut env = Env::new();
+    lab.place(&mut env, "laptop");
+    env.authorize("laptop", &[]);
+    let mode = VideoMode {
+        width: W as u16,
+        height: H as u16,
+        fps: 30,
+    };
+    let server = serve_sim_camera(&env, &lab, mode, GRAIN, 4_000);
+    let _mount = Mount::start(
+        &env,
+        "laptop",
+        &server.ticket,
+        1,
+        &["--camera-sink", "null"],
+    );
+    // 150 frames: five seconds at full rate, which carried five keyframes when the encoder
+    // made one a second.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let f = loop {
+        let f = frames_status(&env, "laptop");
+        if f["received"].as_u64().unwrap_or(0) >= 150 {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 150 frames in 90 s: {f}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("frames: {f}");
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    // The first, which the client asked for by joining, and one more for each frame it could
+    // not use (on a busy machine the decoder may fall behind and drop some).
+    let asked = 1 + n("dropped") + n("gaps") + n("decode_errors");
+    assert!(n("keyframes") >= 1, "no keyframe: {f}");
+    assert!(
+        n("keyframes") <= asked,
+        "{} keyframes in {} frames, {asked} asked for: {f}",
+        n("keyframes"),
+        n("received")
     );
 }
