@@ -417,11 +417,11 @@ impl JitterBuffer {
     /// buffering, after a stall, or for a lost packet, it gives silence or concealment.
     pub fn pull(&mut self, out: &mut [f32], now_us: u64) {
         let c = self.cfg.channels;
-        // An adaptive buffer waits for its first measurement of the link (a fifth of a second
-        // of arrivals after the start's burst), so play starts at a target that covers the
-        // link's jitter instead of at the floor.
-        let measuring = self.adapter.as_ref().is_some_and(|a| !a.measured());
         if !self.playing {
+            // An adaptive buffer waits for its first measurement of the link (a fifth of a
+            // second of arrivals after the start's burst), so play starts at a target that
+            // covers the link's jitter instead of at the floor.
+            let measuring = self.adapter.as_ref().is_some_and(|a| !a.measured());
             // Packets come in steps of a packet and leave in steps of a pull, so the depth
             // swings around its mean by half of each: start that far above the target.
             let start =

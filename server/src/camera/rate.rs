@@ -131,29 +131,28 @@ impl RateControl {
     }
 
     fn base_time(&self) -> Option<Duration> {
-        self.base_quantile(0.1)
+        self.base_quantiles([0.1]).map(|[p10]| p10)
     }
 
-    /// The `q` quantile of the delivery times over the last 10 s.
-    fn base_quantile(&self, q: f64) -> Option<Duration> {
+    /// Quantiles of the delivery times over the last 10 s, in the order asked.
+    fn base_quantiles<const N: usize>(&self, qs: [f64; N]) -> Option<[Duration; N]> {
         let mut all: Vec<Duration> = self.base.iter().map(|(_, d)| *d).collect();
         if all.is_empty() {
             return None;
         }
-        let k = ((all.len() - 1) as f64 * q) as usize;
-        let (_, at, _) = all.select_nth_unstable(k);
-        Some(*at)
+        Some(qs.map(|q| {
+            let k = ((all.len() as f64 * q) as usize).min(all.len() - 1);
+            *all.select_nth_unstable(k).1
+        }))
     }
 
     /// The growing queue that calls for a lower rate on this path: twice the spread of its
     /// delivery times (median less the 10th percentile), within [`QUEUE_LIMIT_MIN`] ..
     /// [`QUEUE_LIMIT`].
     pub fn queue_limit(&self) -> Duration {
-        match (self.base_quantile(0.5), self.base_time()) {
-            (Some(p50), Some(p10)) => {
-                (p50.saturating_sub(p10) * 2).clamp(QUEUE_LIMIT_MIN, QUEUE_LIMIT)
-            }
-            _ => QUEUE_LIMIT,
+        match self.base_quantiles([0.1, 0.5]) {
+            Some([p10, p50]) => (p50.saturating_sub(p10) * 2).clamp(QUEUE_LIMIT_MIN, QUEUE_LIMIT),
+            None => QUEUE_LIMIT,
         }
     }
 

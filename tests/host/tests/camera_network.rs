@@ -39,25 +39,55 @@ struct Lab {
 
 /// The camera served at `profile` with `bitrate_kbps` as its ceiling, mounted into a file.
 fn camera_lab(profile: &str, seed: u64, bitrate_kbps: u32) -> Lab {
-    let lab = NetLab::new(Profile::named(profile).expect("profile"), seed);
-    let mut env = Env::new();
-    lab.place(&mut env, "laptop");
-    env.authorize("laptop", &[]);
     let mode = VideoMode {
         width: W as u16,
         height: H as u16,
         fps: 30,
     };
-    let server = serve_sim_camera(&env, &lab, mode, GRAIN, bitrate_kbps);
+    lab_with(profile, seed, mode, GRAIN, bitrate_kbps, None)
+}
+
+/// The camera served at `profile` in `mode` with `grain` and a ceiling of `bitrate_kbps`,
+/// mounted into `sink` (a `--camera-sink` value), or into a y4m file in the lab's directory.
+fn lab_with(
+    profile: &str,
+    seed: u64,
+    mode: VideoMode,
+    grain: u8,
+    bitrate_kbps: u32,
+    sink: Option<&str>,
+) -> Lab {
+    let lab = NetLab::new(Profile::named(profile).expect("profile"), seed);
+    let mut env = Env::new();
+    lab.place(&mut env, "laptop");
+    env.authorize("laptop", &[]);
+    let server = serve_sim_camera(&env, &lab, mode, grain, bitrate_kbps);
     let dir = tempfile::tempdir().expect("tempdir");
-    let sink = format!("y4m:{}", dir.path().display());
-    let mount = Mount::start(&env, "laptop", &server.ticket, 1, &["--camera-sink", &sink]);
+    let y4m = format!("y4m:{}", dir.path().display());
+    let sink = sink.unwrap_or(&y4m);
+    let mount = Mount::start(&env, "laptop", &server.ticket, 1, &["--camera-sink", sink]);
     Lab {
         env,
         server,
         mount,
         dir,
         _lab: lab,
+    }
+}
+
+/// The mounter's frame counters once `counter` reached `n` (at most `within`).
+fn frames_once(l: &Lab, counter: &str, n: u64, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let f = frames_status(&l.env, "laptop");
+        if f[counter].as_u64().unwrap_or(0) >= n {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} frames {counter} in {within:?}: {f}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -146,37 +176,15 @@ fn at_lte_the_stream_comes_down_to_what_the_link_carries() {
 fn a_new_stream_starts_at_the_start_rate_not_at_the_ceiling() {
     // 1280x720 with grain 12: the encoder uses all of a 16 Mbit/s ceiling when allowed (about
     // 65 kB a frame at 30 fps; docs/BENCHMARKS.md, camera at `lan`).
-    let lab = NetLab::new(Profile::named("lan").expect("profile"), 13);
-    let mut env = Env::new();
-    lab.place(&mut env, "laptop");
-    env.authorize("laptop", &[]);
     let mode = VideoMode {
         width: 1280,
         height: 720,
         fps: 30,
     };
-    let server = serve_sim_camera(&env, &lab, mode, 12, 16_000);
-    let _mount = Mount::start(
-        &env,
-        "laptop",
-        &server.ticket,
-        1,
-        &["--camera-sink", "null"],
-    );
+    let l = lab_with("lan", 13, mode, 12, 16_000, Some("null"));
     // The first 45 frames (a second and a half at full rate; fewer a second on a busy machine,
     // which does not change what the encoder allows each frame).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let f = loop {
-        let f = frames_status(&env, "laptop");
-        if f["written"].as_u64().unwrap_or(0) >= 45 {
-            break f;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fewer than 45 frames in 60 s: {f}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let f = frames_once(&l, "written", 45, Duration::from_secs(60));
     let (bytes, frames) = (f["rx_bytes"].as_f64(), f["written"].as_f64());
     let per_frame = bytes.unwrap_or(0.0) / frames.unwrap_or(1.0);
     println!("first frames: {f}; {per_frame:.0} bytes a frame");
@@ -186,43 +194,21 @@ fn a_new_stream_starts_at_the_start_rate_not_at_the_ceiling() {
     assert!(
         per_frame < 30_000.0,
         "{per_frame:.0} bytes a frame: the stream started above its start rate: {f}\n{}",
-        server.proc.stderr()
+        l.server.proc.stderr()
     );
 }
 
 #[test]
 fn a_direct_stream_carries_keyframes_only_when_its_client_needs_one() {
-    let lab = NetLab::new(Profile::named("lan").expect("profile"), 14);
-    let mut env = Env::new();
-    lab.place(&mut env, "laptop");
-    env.authorize("laptop", &[]);
     let mode = VideoMode {
         width: W as u16,
         height: H as u16,
         fps: 30,
     };
-    let server = serve_sim_camera(&env, &lab, mode, GRAIN, 4_000);
-    let _mount = Mount::start(
-        &env,
-        "laptop",
-        &server.ticket,
-        1,
-        &["--camera-sink", "null"],
-    );
+    let l = lab_with("lan", 14, mode, GRAIN, 4_000, Some("null"));
     // 150 frames: five seconds at full rate, which carried five keyframes when the encoder
     // made one a second.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let f = loop {
-        let f = frames_status(&env, "laptop");
-        if f["received"].as_u64().unwrap_or(0) >= 150 {
-            break f;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fewer than 150 frames in 90 s: {f}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let f = frames_once(&l, "received", 150, Duration::from_secs(90));
     println!("frames: {f}");
     let n = |k: &str| f[k].as_u64().unwrap_or(0);
     // The first, which the client asked for by joining, and one more for each frame it could
