@@ -70,10 +70,21 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, CodecError> {
+        Ok(Encoder {
+            inner: Self::made_at(settings, settings.bitrate())?,
+            settings,
+            current_bitrate: settings.bitrate(),
+            started: false,
+        })
+    }
+
+    /// An OpenH264 encoder for `settings` that will start at `bps` (it initialises itself at
+    /// its first picture, with this rate as its maximum too).
+    fn made_at(settings: EncoderSettings, bps: u32) -> Result<OhEncoder, CodecError> {
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(settings.bitrate()))
+            .bitrate(BitRate::from_bps(bps))
             .max_frame_rate(FrameRate::from_hz(f32::from(settings.fps)))
             .intra_frame_period(IntraFramePeriod::from_num_frames(settings.gop))
             .complexity(Complexity::Low)
@@ -84,14 +95,8 @@ impl Encoder {
             .skip_frames(false)
             .scene_change_detect(false)
             .background_detection(false);
-        let inner = OhEncoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| CodecError::Encode(e.to_string()))?;
-        Ok(Encoder {
-            inner,
-            settings,
-            current_bitrate: settings.bitrate(),
-            started: false,
-        })
+        OhEncoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| CodecError::Encode(e.to_string()))
     }
 
     pub fn settings(&self) -> EncoderSettings {
@@ -101,38 +106,49 @@ impl Encoder {
     /// Changes the target bit rate from the next picture on, without a keyframe (the link's
     /// capacity changed). Rates above the one the encoder was made with are capped to it.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
-        use openh264_sys2::{SBitrateInfo, ENCODER_OPTION_BITRATE, SPATIAL_LAYER_0};
+        use openh264_sys2::ENCODER_OPTION_BITRATE;
         let bps = bps.clamp(MIN_BITRATE, self.settings.bitrate());
         if !self.started {
-            // OpenH264 initialises itself at its first picture, with the rate it was made with
-            // as its ceiling, and refuses options before (error 4). So it starts on a blank
-            // picture, whose output is discarded, and the first real one is a keyframe at the
-            // new rate (at the ceiling, a stream's first keyframe queued on a slow link).
-            let (w, h) = (self.settings.width, self.settings.height);
-            let blank = Picture::new(PixelFormat::I420, w, h, vec![128; w * h * 3 / 2])
-                .ok_or_else(|| CodecError::Encode(format!("no {w}x{h} picture to start on")))?;
-            self.encode(&blank)?;
-            self.force_keyframe();
+            // OpenH264 initialises itself at its first picture and refuses options before
+            // (error 4). Not started yet, it is made again to start at this rate: its first
+            // keyframe is sized for it (started at the ceiling, or on a blank picture and then
+            // lowered, a 720p stream's first keyframe was 93-207 kB instead of 51 at 2 Mbit/s,
+            // and queued a third of a second on a slow link). Its maximum goes up to the
+            // ceiling after that first picture (`encode`).
+            self.inner = Self::made_at(self.settings, bps)?;
+            self.current_bitrate = bps;
+            return Ok(());
         }
+        self.set_rate_option(ENCODER_OPTION_BITRATE, bps)?;
+        self.current_bitrate = bps;
+        Ok(())
+    }
+
+    /// Sets a bit rate option of layer 0 (its target or its maximum) on the running encoder.
+    fn set_rate_option(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        bps: u32,
+    ) -> Result<(), CodecError> {
+        use openh264_sys2::{SBitrateInfo, SPATIAL_LAYER_0};
         let mut info = SBitrateInfo {
             iLayer: SPATIAL_LAYER_0,
             iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),
         };
-        // SAFETY: FFI edge. `raw_api` is the encoder `self.inner` initialised when it was made
-        // (its only parameter change is this one, which the crate never sets).
-        // SetOption(ENCODER_OPTION_BITRATE) reads one SBitrateInfo through the pointer during
-        // the call and keeps no reference to it; `info` outlives the call.
+        // SAFETY: FFI edge. `raw_api` is the encoder `self.inner`, initialised by its first
+        // picture (callers check `started`); the crate never sets these two options itself.
+        // SetOption(ENCODER_OPTION_BITRATE / _MAX_BITRATE) reads one SBitrateInfo through the
+        // pointer during the call and keeps no reference to it; `info` outlives the call.
         let rc = unsafe {
             self.inner
                 .raw_api()
-                .set_option(ENCODER_OPTION_BITRATE, (&raw mut info).cast())
+                .set_option(option, (&raw mut info).cast())
         };
         if rc != 0 {
             return Err(CodecError::Encode(format!(
-                "cannot set the bit rate to {bps} bit/s (OpenH264 error {rc})"
+                "cannot set the bit rate (option {option}) to {bps} bit/s (OpenH264 error {rc})"
             )));
         }
-        self.current_bitrate = bps;
         Ok(())
     }
 
@@ -166,12 +182,20 @@ impl Encoder {
             .inner
             .encode(&yuv)
             .map_err(|e| CodecError::Encode(e.to_string()))?;
-        self.started = true;
         let keyframe = matches!(bs.frame_type(), FrameType::IDR | FrameType::I);
-        Ok(Encoded {
-            data: bs.to_vec(),
-            keyframe,
-        })
+        let data = bs.to_vec();
+        if !self.started {
+            self.started = true;
+            // Made at a lower start rate (`set_bitrate`): that rate is also OpenH264's maximum
+            // until it is lifted to the ceiling, now that it takes options.
+            if self.current_bitrate < self.settings.bitrate() {
+                self.set_rate_option(
+                    openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+                    self.settings.bitrate(),
+                )?;
+            }
+        }
+        Ok(Encoded { data, keyframe })
     }
 }
 
@@ -317,8 +341,8 @@ mod tests {
         };
         let mut full = Encoder::new(settings).unwrap();
         let at_ceiling = second(&mut full, 0);
-        // OpenH264 refused options until its first picture (error 4); now the rate set before
-        // it holds from that picture on.
+        // OpenH264 refuses options until its first picture (error 4); the rate set before it
+        // holds from that picture on, and the ceiling is still reachable after it.
         let mut enc = Encoder::new(settings).unwrap();
         enc.set_bitrate(400_000).unwrap();
         assert_eq!(enc.bitrate(), 400_000);
@@ -335,8 +359,7 @@ mod tests {
         assert!(high > low * 2, "{low} bit/s, then back up: {high} bit/s");
         enc.set_bitrate(50_000_000).unwrap();
         assert_eq!(enc.bitrate(), 4_000_000);
-        // The blank start picture is not part of the stream: the first one out is a keyframe
-        // of the first real picture.
+        // The first one out is a keyframe of the first picture, readable.
         let mut enc = Encoder::new(settings).unwrap();
         enc.set_bitrate(400_000).unwrap();
         let e = enc.encode(&pattern::render(w, h, 7)).unwrap();
@@ -347,5 +370,38 @@ mod tests {
             .unwrap()
             .expect("a picture");
         assert_eq!(pattern::read(out.y_plane(), w, h), Some(7));
+    }
+
+    #[test]
+    fn a_stream_lowered_before_its_first_picture_starts_with_a_keyframe_sized_for_its_rate() {
+        let (w, h) = (1280, 720);
+        let settings = |bps| EncoderSettings {
+            width: w,
+            height: h,
+            fps: 30,
+            bitrate_bps: Some(bps),
+            gop: 1000,
+        };
+        let grainy = |n| {
+            let mut p = pattern::render(w, h, n);
+            pattern::add_grain(&mut p, n, 12);
+            p
+        };
+        // Made at the 16 Mbit/s ceiling and lowered to 2 Mbit/s before its first picture, as
+        // a camera stream starts; and made at 2 Mbit/s.
+        let mut lowered = Encoder::new(settings(16_000_000)).unwrap();
+        lowered.set_bitrate(2_000_000).unwrap();
+        let mut made_low = Encoder::new(settings(2_000_000)).unwrap();
+        let first = lowered.encode(&grainy(0)).unwrap();
+        let reference = made_low.encode(&grainy(0)).unwrap();
+        assert!(first.keyframe);
+        // Started on a blank picture at the ceiling and then lowered, it was 207 kB (51 made
+        // at the rate).
+        assert!(
+            first.data.len() <= reference.data.len() * 5 / 4,
+            "first keyframe {} bytes, {} made at the rate",
+            first.data.len(),
+            reference.data.len()
+        );
     }
 }
