@@ -1,5 +1,6 @@
 //! Which network path a connection is using: direct (an address reached, or a hole punched
-//! through NAT) or through a relay. For the mounter's status and both ends' logs.
+//! through NAT) or through a relay, for the mounter's status and both ends' logs; and what that
+//! path's congestion window carries, for the camera's rate control.
 
 use iroh::endpoint::Connection;
 use iroh::TransportAddr;
@@ -10,6 +11,18 @@ pub fn selected_path(conn: &Connection) -> String {
     let paths = conn.paths();
     let selected = paths.iter().find(|p| p.is_selected());
     selected.map_or_else(|| "none".to_string(), |p| describe(p.remote_addr()))
+}
+
+/// What the selected path's congestion window carries now: the window over the smoothed
+/// round trip, bit/s (`None` before a path is selected or while its round trip is unknown).
+/// A stream faster than this waits in the sender's buffer, not on the wire.
+pub fn window_rate_bps(conn: &Connection) -> Option<u64> {
+    let paths = conn.paths();
+    let stats = paths.iter().find(|p| p.is_selected())?.stats();
+    let rtt_us = u64::try_from(stats.rtt.as_micros())
+        .ok()
+        .filter(|us| *us > 0)?;
+    Some(stats.cwnd.saturating_mul(8_000_000) / rtt_us)
 }
 
 /// How a path's remote address is shown.

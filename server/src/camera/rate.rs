@@ -12,7 +12,11 @@
 //! actually received over the last second (never more than the current target), and the
 //! controller waits for the queue to drain before judging again. After a calm second (under
 //! the limit and not growing) it rises again by 8 % every half second, up to the configured
-//! ceiling. A frame the sender had to
+//! ceiling. The transport's own measure bounds it too: the target never stands above what the
+//! path's congestion window carries (the window over the round trip, [`RateControl::on_window`]),
+//! so a window cut (a loss while the stream filled the window) lowers the rate at once, before
+//! frames wait in the sender's buffer long enough to show in their delivery times, and the
+//! rises stop where the window is. A frame the sender had to
 //! abandon counts as a queue at once. The encoder, shared by every client of the camera, runs
 //! at the lowest client's target (`CameraDevice::rate_limit`).
 
@@ -50,12 +54,17 @@ pub const START_BPS: u32 = 2_000_000;
 const STARTUP_RISE_PCT: u64 = 25;
 /// Growth per rise after that.
 const RISE_PCT: u64 = 8;
+/// The share of the congestion window's rate the target rises to, and comes down to when it
+/// stood above the whole window.
+const WINDOW_SHARE_PCT: u64 = 85;
 
 /// One client's rate controller (sans-IO: times are passed in).
 #[derive(Debug)]
 pub struct RateControl {
     ceiling: u32,
     target: u32,
+    /// What the path's congestion window carries, bit/s (`u32::MAX` while unknown).
+    window: u32,
     /// (acknowledged at, delivery time, bytes) over the last [`RATE_WINDOW`].
     acks: VecDeque<(Instant, Duration, u64)>,
     /// (when, delivery time) over [`BASE_WINDOW`].
@@ -69,6 +78,8 @@ pub struct RateControl {
     startup: bool,
     pub decreases: u64,
     pub increases: u64,
+    /// Times the target came down to the congestion window.
+    pub window_cuts: u64,
 }
 
 impl RateControl {
@@ -77,6 +88,7 @@ impl RateControl {
         RateControl {
             ceiling,
             target: ceiling.min(START_BPS),
+            window: u32::MAX,
             startup: true,
             acks: VecDeque::new(),
             base: VecDeque::new(),
@@ -86,6 +98,7 @@ impl RateControl {
             last_rise: None,
             decreases: 0,
             increases: 0,
+            window_cuts: 0,
         }
     }
 
@@ -154,6 +167,26 @@ impl RateControl {
             Some([p10, p50]) => (p50.saturating_sub(p10) * 2).clamp(QUEUE_LIMIT_MIN, QUEUE_LIMIT),
             None => QUEUE_LIMIT,
         }
+    }
+
+    /// The path's congestion window now carries `bps` (the window over the smoothed round
+    /// trip): the target comes down to it at once if it stood above, ending the start's quick
+    /// rises like any sign of the path's limit, and rises stop there. Never below the floor.
+    /// The new target if it changed.
+    pub fn on_window(&mut self, bps: u64) -> Option<u32> {
+        let share = bps.saturating_mul(WINDOW_SHARE_PCT) / 100;
+        let cap = u32::try_from(share)
+            .unwrap_or(u32::MAX)
+            .max(FLOOR_BPS.min(self.ceiling));
+        self.window = cap;
+        if u64::from(self.target) <= bps {
+            return None;
+        }
+        self.startup = false;
+        self.calm_since = None;
+        self.target = cap;
+        self.window_cuts += 1;
+        Some(cap)
     }
 
     /// Bits per second the client received over the last [`RATE_WINDOW`].
@@ -226,9 +259,10 @@ impl RateControl {
         } else {
             (CALM_FOR, RISE_PCT)
         };
-        if self.target < self.ceiling && now.saturating_duration_since(calm) >= calm_for && rested {
+        let cap = self.ceiling.min(self.window);
+        if self.target < cap && now.saturating_duration_since(calm) >= calm_for && rested {
             self.last_rise = Some(now);
-            self.target = ((u64::from(self.target) * (100 + pct) / 100) as u32).min(self.ceiling);
+            self.target = ((u64::from(self.target) * (100 + pct) / 100) as u32).min(cap);
             self.increases += 1;
             return Some(self.target);
         }
@@ -457,6 +491,32 @@ mod tests {
             wandering.queue_limit()
         );
         assert_eq!(RateControl::new(8_000_000).queue_limit(), QUEUE_LIMIT);
+    }
+
+    #[test]
+    fn a_window_cut_lowers_the_target_at_once_and_rises_stop_below_the_window() {
+        let start = Instant::now();
+        let mut rc = RateControl::new(16_000_000);
+        // A calm path, its window carrying 5 Mbit/s: the target rises (from 2 Mbit/s) but not
+        // past 85 % of the window.
+        let mut rises_stopped_at = None;
+        for i in 0..200u32 {
+            let now = start + Duration::from_millis(u64::from(i) * 100);
+            rc.on_delivered(now, now - Duration::from_millis(40), 10_000);
+            assert_eq!(rc.on_window(5_000_000), None, "under the window at {i}");
+            rc.update(now);
+            rises_stopped_at = Some(rc.target());
+        }
+        assert_eq!(rises_stopped_at, Some(4_250_000));
+        // The window is cut (a loss while the stream filled it): the target follows at once,
+        // with no queue seen in the delivery times.
+        assert_eq!(rc.on_window(3_000_000), Some(2_550_000));
+        assert_eq!(rc.window_cuts, 1);
+        assert_eq!(rc.decreases, 0);
+        // A window within reach of the target does not move it; a window below the floor
+        // leaves the floor.
+        assert_eq!(rc.on_window(2_800_000), None);
+        assert_eq!(rc.on_window(10_000), Some(FLOOR_BPS));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct SendStats {
     pub backlogs: u64,
     pub rate_decreases: u64,
     pub rate_increases: u64,
+    /// Times the target came down to what the congestion window carries.
+    pub window_cuts: u64,
     /// The last target of the rate control, bit/s.
     pub rate_bps: u32,
 }
@@ -117,11 +119,15 @@ pub async fn send_frames(
                     dev.set_backlogged(vote.id, behind);
                 }
                 rate.set_ceiling(dev.bitrate_ceiling());
+                if let Some(bps) = xoq_link::net_path::window_rate_bps(conn).and_then(|w| rate.on_window(w)) {
+                    vote.set(bps);
+                }
                 if let Some(bps) = rate.update(Instant::now()) {
                     vote.set(bps);
                 }
                 stats.rate_decreases = rate.decreases;
                 stats.rate_increases = rate.increases;
+                stats.window_cuts = rate.window_cuts;
                 stats.rate_bps = rate.target();
                 continue;
             }
@@ -183,6 +189,7 @@ pub async fn send_frames(
     }
     stats.rate_decreases = rate.decreases;
     stats.rate_increases = rate.increases;
+    stats.window_cuts = rate.window_cuts;
     stats.rate_bps = rate.target();
 }
 

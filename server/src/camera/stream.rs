@@ -88,6 +88,7 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
         rate_bps = stats.rate_bps,
         rate_decreases = stats.rate_decreases,
         rate_increases = stats.rate_increases,
+        window_cuts = stats.window_cuts,
         "frame sender stopped"
     );
 }

@@ -143,6 +143,7 @@ pub fn run(profile: &Profile, a: &Args) -> Value {
         "received_kbps": kbps,
         "encoder_kbps_at_end": sender_figure(&log, "rate_bps").map(|b| b / 1000),
         "rate_decreases": sender_figure(&log, "rate_decreases"),
+        "window_cuts": sender_figure(&log, "window_cuts"),
         "held_back": sender_figure(&log, "held_back"),
         "backlogs": sender_figure(&log, "backlogs"),
         "abandoned": sender_figure(&log, "abandoned"),
