@@ -13,16 +13,13 @@ pub fn selected_path(conn: &Connection) -> String {
     selected.map_or_else(|| "none".to_string(), |p| describe(p.remote_addr()))
 }
 
-/// What the selected path's congestion window carries now: the window over the smoothed
-/// round trip, bit/s (`None` before a path is selected or while its round trip is unknown).
-/// A stream faster than this waits in the sender's buffer, not on the wire.
-pub fn window_rate_bps(conn: &Connection) -> Option<u64> {
+/// The selected path's congestion window (bytes) and smoothed round trip, for a sender that
+/// keeps under what the window carries (`None` before a path is selected or while its round
+/// trip is unknown).
+pub fn congestion_window(conn: &Connection) -> Option<(u64, std::time::Duration)> {
     let paths = conn.paths();
     let stats = paths.iter().find(|p| p.is_selected())?.stats();
-    let rtt_us = u64::try_from(stats.rtt.as_micros())
-        .ok()
-        .filter(|us| *us > 0)?;
-    Some(stats.cwnd.saturating_mul(8_000_000) / rtt_us)
+    (!stats.rtt.is_zero()).then_some((stats.cwnd, stats.rtt))
 }
 
 /// How a path's remote address is shown.

@@ -12,11 +12,11 @@
 //! actually received over the last second (never more than the current target), and the
 //! controller waits for the queue to drain before judging again. After a calm second (under
 //! the limit and not growing) it rises again by 8 % every half second, up to the configured
-//! ceiling. The transport's own measure bounds it too: the target never stands above what the
-//! path's congestion window carries (the window over the round trip, [`RateControl::on_window`]),
-//! so a window cut (a loss while the stream filled the window) lowers the rate at once, before
-//! frames wait in the sender's buffer long enough to show in their delivery times, and the
-//! rises stop where the window is. A frame the sender had to
+//! ceiling. The transport's own measure bounds it too ([`RateControl::on_window`]): when what
+//! the path's congestion window carries falls below the target (a loss while the stream
+//! filled the window), the target comes down at once, before frames wait in the sender's
+//! buffer long enough to show in their delivery times; and a rise goes at most one step
+//! above the window. A frame the sender had to
 //! abandon counts as a queue at once. The encoder, shared by every client of the camera, runs
 //! at the lowest client's target (`CameraDevice::rate_limit`).
 
@@ -54,8 +54,12 @@ pub const START_BPS: u32 = 2_000_000;
 const STARTUP_RISE_PCT: u64 = 25;
 /// Growth per rise after that.
 const RISE_PCT: u64 = 8;
-/// The share of the congestion window's rate the target rises to, and comes down to when it
-/// stood above the whole window.
+/// How long a frame may wait in the sender's buffer for the congestion window (a short path
+/// drains a window many times in a frame interval: there, a frame a few windows long costs a
+/// few round trips, not a queue).
+const SEND_SLACK: Duration = Duration::from_millis(5);
+/// The share of what the congestion window carries that the target comes down to when the
+/// window falls below it.
 const WINDOW_SHARE_PCT: u64 = 85;
 
 /// One client's rate controller (sans-IO: times are passed in).
@@ -63,8 +67,8 @@ const WINDOW_SHARE_PCT: u64 = 85;
 pub struct RateControl {
     ceiling: u32,
     target: u32,
-    /// What the path's congestion window carries, bit/s (`u32::MAX` while unknown).
-    window: u32,
+    /// What the path's congestion window carries, bit/s, once known.
+    window: Option<u32>,
     /// (acknowledged at, delivery time, bytes) over the last [`RATE_WINDOW`].
     acks: VecDeque<(Instant, Duration, u64)>,
     /// (when, delivery time) over [`BASE_WINDOW`].
@@ -88,7 +92,7 @@ impl RateControl {
         RateControl {
             ceiling,
             target: ceiling.min(START_BPS),
-            window: u32::MAX,
+            window: None,
             startup: true,
             acks: VecDeque::new(),
             base: VecDeque::new(),
@@ -169,24 +173,36 @@ impl RateControl {
         }
     }
 
-    /// The path's congestion window now carries `bps` (the window over the smoothed round
-    /// trip): the target comes down to it at once if it stood above, ending the start's quick
-    /// rises like any sign of the path's limit, and rises stop there. Never below the floor.
-    /// The new target if it changed.
-    pub fn on_window(&mut self, bps: u64) -> Option<u32> {
-        let share = bps.saturating_mul(WINDOW_SHARE_PCT) / 100;
-        let cap = u32::try_from(share)
-            .unwrap_or(u32::MAX)
-            .max(FLOOR_BPS.min(self.ceiling));
-        self.window = cap;
-        if u64::from(self.target) <= bps {
+    /// The path's congestion window is `cwnd` bytes at a smoothed round trip `rtt`, with a
+    /// frame every `frame_interval`. A stream of frames fills the window when a frame's
+    /// burst comes on top of a round trip's worth of the stream, so what the window carries
+    /// is `cwnd` over the round trip plus a frame interval. When that falls below the target
+    /// (the window was cut: a loss while the stream filled it, or the round trip grew), the
+    /// target comes down to [`WINDOW_SHARE_PCT`] of it at once, ending the start's quick rises
+    /// like any sign of the path's limit. Rises go at most one step above the window: the
+    /// stream must fill the window for it to grow, and a step is all it may overshoot by.
+    /// Never below the floor. The new target if it changed.
+    pub fn on_window(&mut self, cwnd: u64, rtt: Duration, frame_interval: Duration) -> Option<u32> {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        // cwnd * (1 + slack / rtt) / (rtt + frame interval), in bit/s.
+        let window = (cwnd.saturating_mul(8_000_000) / us(rtt + frame_interval))
+            .saturating_mul(us(rtt + SEND_SLACK))
+            / us(rtt);
+        let window = u32::try_from(window).unwrap_or(u32::MAX);
+        let fell = self.window.is_some_and(|w| window < w);
+        self.window = Some(window);
+        if !fell || self.target <= window {
             return None;
         }
+        let share = u64::from(window) * WINDOW_SHARE_PCT / 100;
+        let cut = u32::try_from(share)
+            .unwrap_or(u32::MAX)
+            .max(FLOOR_BPS.min(self.ceiling));
         self.startup = false;
         self.calm_since = None;
-        self.target = cap;
+        self.target = cut;
         self.window_cuts += 1;
-        Some(cap)
+        Some(cut)
     }
 
     /// Bits per second the client received over the last [`RATE_WINDOW`].
@@ -259,7 +275,12 @@ impl RateControl {
         } else {
             (CALM_FOR, RISE_PCT)
         };
-        let cap = self.ceiling.min(self.window);
+        let above_window = self.window.map_or(u32::MAX, |w| {
+            (u64::from(w) * (100 + RISE_PCT) / 100)
+                .try_into()
+                .unwrap_or(u32::MAX)
+        });
+        let cap = self.ceiling.min(above_window);
         if self.target < cap && now.saturating_duration_since(calm) >= calm_for && rested {
             self.last_rise = Some(now);
             self.target = ((u64::from(self.target) * (100 + pct) / 100) as u32).min(cap);
@@ -494,29 +515,54 @@ mod tests {
     }
 
     #[test]
-    fn a_window_cut_lowers_the_target_at_once_and_rises_stop_below_the_window() {
+    fn a_window_cut_lowers_the_target_at_once_and_rises_stop_one_step_above_the_window() {
         let start = Instant::now();
+        let rtt = Duration::from_millis(40);
+        let frame = Duration::from_secs(1) / 30;
         let mut rc = RateControl::new(16_000_000);
-        // A calm path, its window carrying 5 Mbit/s: the target rises (from 2 Mbit/s) but not
-        // past 85 % of the window.
-        let mut rises_stopped_at = None;
+        // A calm path whose window (45 kB) carries about 5.3 Mbit/s: the target rises from
+        // 2 Mbit/s, to the window and at most one step past it (so that the stream fills the
+        // window and lets it grow), no further.
+        let mut highest = 0;
         for i in 0..200u32 {
             let now = start + Duration::from_millis(u64::from(i) * 100);
-            rc.on_delivered(now, now - Duration::from_millis(40), 10_000);
-            assert_eq!(rc.on_window(5_000_000), None, "under the window at {i}");
+            rc.on_delivered(now, now - rtt, 10_000);
+            assert_eq!(rc.on_window(45_000, rtt, frame), None, "a steady window, at {i}");
             rc.update(now);
-            rises_stopped_at = Some(rc.target());
+            highest = highest.max(rc.target());
         }
-        assert_eq!(rises_stopped_at, Some(4_250_000));
-        // The window is cut (a loss while the stream filled it): the target follows at once,
-        // with no queue seen in the delivery times.
-        assert_eq!(rc.on_window(3_000_000), Some(2_550_000));
-        assert_eq!(rc.window_cuts, 1);
-        assert_eq!(rc.decreases, 0);
-        // A window within reach of the target does not move it; a window below the floor
-        // leaves the floor.
-        assert_eq!(rc.on_window(2_800_000), None);
-        assert_eq!(rc.on_window(10_000), Some(FLOOR_BPS));
+        let window = rc.window.expect("measured");
+        assert!(
+            (5_000_000..5_600_000).contains(&window),
+            "45 kB over 40 ms + a frame (+5 ms of slack): {window} bit/s"
+        );
+        assert!(highest >= window, "rose to {highest}, window {window}");
+        assert!(
+            u64::from(highest) <= u64::from(window) * (100 + RISE_PCT) / 100,
+            "rose to {highest}, window {window}"
+        );
+        // The window is cut (a loss while the stream filled it): the target comes down to
+        // 85 % of it at once, with no queue seen in the delivery times.
+        let cut = rc.on_window(30_000, rtt, frame).expect("a cut");
+        let window = rc.window.expect("measured");
+        assert_eq!(u64::from(cut), u64::from(window) * WINDOW_SHARE_PCT / 100);
+        assert_eq!((rc.window_cuts, rc.decreases), (1, 0));
+        // A window that grows, or stays, does not move it; one that falls far leaves the
+        // floor.
+        assert_eq!(rc.on_window(31_000, rtt, frame), None);
+        assert_eq!(rc.on_window(31_000, rtt, frame), None);
+        assert_eq!(rc.on_window(100, rtt, frame), Some(FLOOR_BPS));
+    }
+
+    #[test]
+    fn the_first_window_measured_is_not_a_cut() {
+        // A new connection's window (QUIC's initial 14.7 kB) is below the start rate at a
+        // long round trip: that is not a loss, and the start rate stands (the window grows as
+        // the stream fills it).
+        let mut rc = RateControl::new(16_000_000);
+        let rtt = Duration::from_millis(100);
+        assert_eq!(rc.on_window(14_720, rtt, Duration::from_secs(1) / 30), None);
+        assert_eq!(rc.target(), START_BPS);
     }
 
     #[test]

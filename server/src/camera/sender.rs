@@ -119,7 +119,9 @@ pub async fn send_frames(
                     dev.set_backlogged(vote.id, behind);
                 }
                 rate.set_ceiling(dev.bitrate_ceiling());
-                if let Some(bps) = xoq_link::net_path::window_rate_bps(conn).and_then(|w| rate.on_window(w)) {
+                let interval = Duration::from_secs(1) / u32::from(dev.mode().fps.max(1));
+                let window = xoq_link::net_path::congestion_window(conn);
+                if let Some(bps) = window.and_then(|(cwnd, rtt)| rate.on_window(cwnd, rtt, interval)) {
                     vote.set(bps);
                 }
                 if let Some(bps) = rate.update(Instant::now()) {
