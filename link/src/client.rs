@@ -282,6 +282,13 @@ impl ClientSession {
         &self.datagrams.copy_stats
     }
 
+    /// Camera frames' tail probes received on this connection (`Message::Probe`).
+    pub fn probes(&self) -> u64 {
+        self.datagrams
+            .probes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Current round-trip time estimate of the link, if known.
     pub fn rtt(&self) -> Option<Duration> {
         self.conn.paths().iter().map(|p| p.rtt()).min()

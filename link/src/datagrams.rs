@@ -1,7 +1,8 @@
 //! The datagrams of a connection, either way: audio packets (one per datagram, never
 //! retransmitted: a lost one is concealed by the receiver) and stream copies (see `copies`).
 //! This accepts the datagrams of a whole connection and hands each audio packet to the device
-//! it names and each copy to the reader of the stream it names; it also sends audio packets.
+//! it names and each copy to the reader of the stream it names, and counts probes (camera
+//! frames' tail probes, which exist to be acknowledged); it also sends audio packets.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,8 @@ pub struct DatagramRouter {
     pub dropped: AtomicU64,
     /// What became of the copies sent and received on this connection.
     pub copy_stats: Arc<CopyStats>,
+    /// `Probe` datagrams received (they carry nothing: the acknowledgement is their use).
+    pub probes: AtomicU64,
 }
 
 /// Why datagrams stopped.
@@ -90,9 +93,12 @@ impl DatagramRouter {
             match Message::from_frame(&d) {
                 Ok(Message::AudioPacket(p)) => self.deliver(p),
                 Ok(Message::StreamCopy(c)) => self.deliver_copy(c),
+                Ok(Message::Probe) => {
+                    self.probes.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(m) => {
                     return DatagramEnd::Malformed(format!(
-                        "{} in a datagram (only AudioPacket and StreamCopy travel there)",
+                        "{} in a datagram (only AudioPacket, StreamCopy and Probe travel there)",
                         m.name()
                     ))
                 }

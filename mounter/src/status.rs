@@ -73,6 +73,8 @@ pub struct MountStatus {
     pub reconnects: AtomicU64,
     /// The current connection's stream copies.
     pub copies: Mutex<CopyCounts>,
+    /// Camera frames' tail probes received on the current connection (`Message::Probe`).
+    pub probes: AtomicU64,
     devices: Mutex<Vec<Arc<DeviceStatus>>>,
     /// Signalled by `xoq-mount umount`.
     pub umount: Notify,
@@ -88,6 +90,7 @@ impl MountStatus {
             rtt_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             copies: Mutex::new(CopyCounts::default()),
+            probes: AtomicU64::new(0),
             devices: Mutex::new(Vec::new()),
             umount: Notify::new(),
         })
@@ -118,6 +121,7 @@ impl MountStatus {
             "rtt_us": self.rtt_us.load(Ordering::Relaxed),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
             "copies": copies,
+            "probes": self.probes.load(Ordering::Relaxed),
             "devices": lock(&self.devices).iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         })
     }

@@ -134,6 +134,7 @@ pub async fn run(
                     tracing::info!(%path, "network path to the server");
                 }
                 *xoq_link::sync::lock(&status.copies) = session.copy_stats().snapshot();
+                status.probes.store(session.probes(), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         };

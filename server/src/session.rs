@@ -300,6 +300,7 @@ async fn serve_device(ctx: Arc<ServerCtx>, link: Link, send: SendStream, recv: R
     let handle = async {
         let mut requests = DeviceRequests {
             conn: &conn,
+            version,
             reader: &mut reader,
             outbox,
             datagrams,
@@ -425,6 +426,8 @@ pub type Outbox = mpsc::Sender<Message>;
 /// The requests a client sends on one device stream.
 pub(crate) struct DeviceRequests<'a> {
     pub conn: &'a Connection,
+    /// The protocol version the handshake chose.
+    pub version: u16,
     reader: &'a mut MessageReader,
     /// The stream's outbox, for the answer to a malformed message.
     outbox: Outbox,

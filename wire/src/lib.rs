@@ -51,8 +51,11 @@ pub const MIN_VERSION: u16 = 2;
 /// Highest protocol version this build speaks.
 /// Version 3 added stream copies (`StreamCopy` datagrams beside serial and CAN streams).
 /// Version 4 added latest-wins delivery of a CAN bus (`Open.delivery`, `latest`).
-pub const MAX_VERSION: u16 = 4;
+/// Version 5 added `Probe` datagrams after camera frames.
+pub const MAX_VERSION: u16 = 5;
 /// The first version in which both ends send and take stream copies.
 pub const COPIES_VERSION: u16 = 3;
 /// The first version in which a client may ask for latest-wins delivery of a CAN bus.
 pub const LATEST_VERSION: u16 = 4;
+/// The first version in which a server may send `Probe` datagrams (and a client takes them).
+pub const PROBES_VERSION: u16 = 5;

@@ -92,6 +92,11 @@ pub enum Message {
     /// `CanFrames` message sent on a device stream, taken by the receiver if it arrives first
     /// (see `copy`).
     StreamCopy(StreamCopy),
+    /// server -> client, alone in one QUIC datagram (version 5): nothing. Sent just after a
+    /// camera frame's last bytes, so that the client's acknowledgement of it shows the sender
+    /// a lost tail of the frame a round trip later, instead of when the next frame is
+    /// acknowledged or the probe timer fires. The client takes it and counts it.
+    Probe,
 }
 
 pub(crate) mod ty {
@@ -120,6 +125,7 @@ pub(crate) mod ty {
     pub const VIDEO_FRAME: u8 = 0x42;
     pub const AUDIO_PACKET: u8 = 0x50;
     pub const STREAM_COPY: u8 = 0x60;
+    pub const PROBE: u8 = 0x61;
 }
 
 /// Which end of a connection sends a message.
@@ -155,6 +161,7 @@ pub(crate) fn may_send(peer: Peer, t: u8) -> bool {
             | ty::TX_PROGRESS
             | ty::CAN_COUNTERS
             | ty::VIDEO_FRAME
+            | ty::PROBE
     );
     match peer {
         Peer::Client => !server,
@@ -180,7 +187,7 @@ pub(crate) fn max_body(t: u8) -> Option<usize> {
         ty::CAN_COUNTERS => CanCounters::ENCODED_LEN,
         ty::TIME_SYNC => 16,
         ty::VIDEO_MODE => VideoMode::ENCODED_LEN,
-        ty::KEYFRAME_REQUEST => 0,
+        ty::KEYFRAME_REQUEST | ty::PROBE => 0,
         ty::VIDEO_FRAME => VideoFrame::MAX_HEADER + MAX_FRAME,
         ty::AUDIO_PACKET => AudioPacket::MAX_HEADER + MAX_AUDIO_DATA,
         ty::STREAM_COPY => MAX_COPY_BODY,
@@ -217,6 +224,7 @@ impl Message {
             Message::VideoFrame(_) => "VideoFrame",
             Message::AudioPacket(_) => "AudioPacket",
             Message::StreamCopy(_) => "StreamCopy",
+            Message::Probe => "Probe",
         }
     }
 
@@ -355,6 +363,7 @@ impl Message {
                 c.encode(&mut w);
                 ty::STREAM_COPY
             }
+            Message::Probe => ty::PROBE,
         };
         let len = (out.len() - start - HEADER_LEN) as u32;
         out[start] = t;
@@ -542,6 +551,7 @@ impl Message {
             ty::VIDEO_FRAME => Message::VideoFrame(VideoFrame::decode(&mut r)?),
             ty::AUDIO_PACKET => Message::AudioPacket(AudioPacket::decode(&mut r)?),
             ty::STREAM_COPY => Message::StreamCopy(StreamCopy::decode(&mut r)?),
+            ty::PROBE => Message::Probe,
             _ => return Err(WireError::UnknownType(t)),
         };
         r.finish()?;

@@ -178,6 +178,7 @@ fn small_messages_bytes() {
             vec![0x40, 0, 0, 0, 6, 0x05, 0x00, 0x02, 0xD0, 0x00, 0x1E],
         ),
         (Message::KeyframeRequest, vec![0x41, 0, 0, 0, 0]),
+        (Message::Probe, vec![0x61, 0, 0, 0, 0]),
         (Message::SetBreak(false), vec![0x28, 0, 0, 0, 1, 0x00]),
         (
             Message::Flush(FlushQueue::Both),

@@ -527,7 +527,11 @@ mod tests {
         for i in 0..200u32 {
             let now = start + Duration::from_millis(u64::from(i) * 100);
             rc.on_delivered(now, now - rtt, 10_000);
-            assert_eq!(rc.on_window(45_000, rtt, frame), None, "a steady window, at {i}");
+            assert_eq!(
+                rc.on_window(45_000, rtt, frame),
+                None,
+                "a steady window, at {i}"
+            );
             rc.update(now);
             highest = highest.max(rc.target());
         }

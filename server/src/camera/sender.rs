@@ -76,6 +76,7 @@ pub async fn send_frames(
     dev: &Arc<CameraDevice>,
     mut frames: broadcast::Receiver<Arc<WireFrame>>,
     read_write: bool,
+    probes: bool,
     stats: &mut SendStats,
 ) {
     let vote = RateVote {
@@ -94,6 +95,8 @@ pub async fn send_frames(
     let mut need_keyframe = true;
     let mut keyframes = KeyframeLimiter::default();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // The path's congestion window and round trip, as last read.
+    let mut window = None;
     loop {
         let f = tokio::select! {
             f = frames.recv() => f,
@@ -120,7 +123,7 @@ pub async fn send_frames(
                 }
                 rate.set_ceiling(dev.bitrate_ceiling());
                 let interval = Duration::from_secs(1) / u32::from(dev.mode().fps.max(1));
-                let window = xoq_link::net_path::congestion_window(conn);
+                window = xoq_link::net_path::congestion_window(conn);
                 if let Some(bps) = window.and_then(|(cwnd, rtt)| rate.on_window(cwnd, rtt, interval)) {
                     vote.set(bps);
                 }
@@ -171,6 +174,9 @@ pub async fn send_frames(
         match tokio::time::timeout(late_after, stream.write_all(&f.bytes)).await {
             Ok(Ok(())) => {
                 let _ = stream.finish();
+                if probes {
+                    send_probe(conn, f.bytes.len(), window, late_after / 2);
+                }
                 let n = stats.sent + stats.abandoned;
                 stats.sent += 1;
                 unacked.push_back((n, sent));
@@ -210,6 +216,33 @@ fn ask_keyframe(dev: &CameraDevice, keyframes: &mut KeyframeLimiter) {
 fn frame_priority(n: u64) -> i32 {
     -1 - (n % (1 << 30)) as i32
 }
+
+/// Sends a `Probe` datagram once a frame of `bytes` has left, about (the time it takes at what
+/// the congestion window carries, plus 1 ms, at most `most`), so that a lost tail of the frame
+/// shows in the probe's acknowledgement a round trip later (`Message::Probe`).
+fn send_probe(conn: &Connection, bytes: usize, window: Option<(u64, Duration)>, most: Duration) {
+    let leaving = window.map_or(Duration::ZERO, |(cwnd, rtt)| {
+        rtt.mul_f64(bytes as f64 / cwnd.max(1) as f64)
+    });
+    let after = (leaving + PROBE_AFTER).min(most);
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        // A closed link or a full datagram queue loses only this probe.
+        let _ = xoq_link::datagrams::send(&conn, probe_datagram());
+    });
+}
+
+/// A framed `Probe` message.
+fn probe_datagram() -> bytes::Bytes {
+    let mut out = Vec::new();
+    xoq_wire::Message::Probe.encode(&mut out);
+    out.into()
+}
+
+/// Time after a frame's expected departure at which its probe leaves (so that QUIC does not
+/// put the probe into a packet before the frame's last one).
+const PROBE_AFTER: Duration = Duration::from_millis(1);
 
 /// Waits until the client acknowledged all of a finished frame stream (or stopped it).
 async fn delivered(stream: SendStream, n: u64, bytes: u64) -> Delivery {

@@ -20,7 +20,8 @@ pub async fn handle_requests(requests: &mut DeviceRequests<'_>, mut att: CameraA
     let dev = att.dev.clone();
     let mut stats = SendStats::default();
     let read_write = att.access == Access::ReadWrite;
-    let sender = send_frames(conn, &dev, frames, read_write, &mut stats);
+    let probes = requests.version >= xoq_wire::PROBES_VERSION;
+    let sender = send_frames(conn, &dev, frames, read_write, probes, &mut stats);
     let requests = async {
         let mut keyframes = KeyframeLimiter::default();
         loop {

@@ -222,3 +222,29 @@ fn a_direct_stream_carries_keyframes_only_when_its_client_needs_one() {
         n("received")
     );
 }
+
+#[test]
+fn each_frame_is_followed_by_a_probe_that_the_client_takes() {
+    let mode = VideoMode {
+        width: W as u16,
+        height: H as u16,
+        fps: 30,
+    };
+    let l = lab_with("lan", 15, mode, GRAIN, 4_000, Some("null"));
+    let f = frames_once(&l, "received", 90, Duration::from_secs(90));
+    // The mounter publishes the connection's probe count once a second: wait for it to
+    // cover most of the frames (a datagram may be dropped, a frame's probe may be in flight).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let probes = loop {
+        let probes = l.env.mount_status("laptop")["probes"].as_u64().unwrap_or(0);
+        if probes * 10 >= 90 * 8 || Instant::now() > deadline {
+            break probes;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        probes * 10 >= 90 * 8,
+        "{probes} probes counted for {} frames (the link stayed up: {f})",
+        f["received"]
+    );
+}

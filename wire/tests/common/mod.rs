@@ -431,6 +431,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         }),
         video_mode().prop_map(Message::VideoMode),
         Just(Message::KeyframeRequest),
+        Just(Message::Probe),
         video_frame().prop_map(Message::VideoFrame),
         audio_packet().prop_map(Message::AudioPacket),
         stream_copy().prop_map(Message::StreamCopy),
@@ -481,6 +482,7 @@ pub const TYPE_LIMITS: &[(u8, usize)] = &[
     (0x42, 2 + MAX_NAME + 4 + 8 + 1 + 1 + 2 + 2 + 4 + MAX_FRAME),
     (0x50, 2 + MAX_NAME + 4 + 8 + 2 + MAX_AUDIO_DATA),
     (0x60, 8 + 8 + 1024),
+    (0x61, 0),
 ];
 
 pub fn limit_of(t: u8) -> Option<usize> {
