@@ -6,7 +6,9 @@
 //! [`RateControl`], whose target caps the camera's encoder; and while more than half a second
 //! of frames is unacknowledged (an outage, a link far slower than the stream), new frames are
 //! not queued behind them: the stream resumes with a keyframe once the backlog drains. Frame
-//! streams go out oldest first and after every other stream (`frame_priority`).
+//! streams go out oldest first and after every other stream (`frame_priority`). With protocol
+//! version 5 each frame is followed by a `Probe` datagram, whose acknowledgement shows a lost
+//! tail of the frame within a round trip (`send_probe`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,12 +219,13 @@ fn frame_priority(n: u64) -> i32 {
     -1 - (n % (1 << 30)) as i32
 }
 
-/// Sends a `Probe` datagram once a frame of `bytes` has left, about (the time it takes at what
-/// the congestion window carries, plus 1 ms, at most `most`), so that a lost tail of the frame
-/// shows in the probe's acknowledgement a round trip later (`Message::Probe`).
+/// Sends a `Probe` datagram when a frame of `bytes` should have left: after the time it takes
+/// at what the congestion window carries, plus [`PROBE_AFTER`], at most `most`. A lost tail of
+/// the frame then shows in the probe's acknowledgement a round trip later (`Message::Probe`).
 fn send_probe(conn: &Connection, bytes: usize, window: Option<(u64, Duration)>, most: Duration) {
     let leaving = window.map_or(Duration::ZERO, |(cwnd, rtt)| {
-        rtt.mul_f64(bytes as f64 / cwnd.max(1) as f64)
+        let secs = rtt.as_secs_f64() * bytes as f64 / cwnd.max(1) as f64;
+        Duration::try_from_secs_f64(secs).unwrap_or(most)
     });
     let after = (leaving + PROBE_AFTER).min(most);
     let conn = conn.clone();
