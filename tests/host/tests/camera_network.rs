@@ -28,6 +28,12 @@ use xoq_wire::VideoMode;
 const W: usize = 640;
 const H: usize = 480;
 const GRAIN: u8 = 8;
+/// The mode of the labs that do not need another.
+const MODE: VideoMode = VideoMode {
+    width: W as u16,
+    height: H as u16,
+    fps: 30,
+};
 
 struct Lab {
     env: Env,
@@ -39,12 +45,7 @@ struct Lab {
 
 /// The camera served at `profile` with `bitrate_kbps` as its ceiling, mounted into a file.
 fn camera_lab(profile: &str, seed: u64, bitrate_kbps: u32) -> Lab {
-    let mode = VideoMode {
-        width: W as u16,
-        height: H as u16,
-        fps: 30,
-    };
-    lab_with(profile, seed, mode, GRAIN, bitrate_kbps, None)
+    lab_with(profile, seed, MODE, GRAIN, bitrate_kbps, None)
 }
 
 /// The camera served at `profile` in `mode` with `grain` and a ceiling of `bitrate_kbps`,
@@ -202,12 +203,7 @@ fn a_new_stream_starts_at_the_start_rate_not_at_the_ceiling() {
 
 #[test]
 fn a_direct_stream_carries_keyframes_only_when_its_client_needs_one() {
-    let mode = VideoMode {
-        width: W as u16,
-        height: H as u16,
-        fps: 30,
-    };
-    let l = lab_with("lan", 14, mode, GRAIN, 4_000, Some("null"));
+    let l = lab_with("lan", 14, MODE, GRAIN, 4_000, Some("null"));
     // 150 frames: five seconds at full rate, which carried five keyframes when the encoder
     // made one a second.
     let f = frames_once(&l, "received", 150, Duration::from_secs(90));
@@ -227,12 +223,7 @@ fn a_direct_stream_carries_keyframes_only_when_its_client_needs_one() {
 
 #[test]
 fn each_frame_is_followed_by_a_probe_that_the_client_takes() {
-    let mode = VideoMode {
-        width: W as u16,
-        height: H as u16,
-        fps: 30,
-    };
-    let l = lab_with("lan", 15, mode, GRAIN, 4_000, Some("null"));
+    let l = lab_with("lan", 15, MODE, GRAIN, 4_000, Some("null"));
     let f = frames_once(&l, "received", 90, Duration::from_secs(90));
     // The mounter publishes the connection's probe count once a second: wait for it to
     // cover most of the frames (a datagram may be dropped, a frame's probe may be in flight).
