@@ -94,10 +94,12 @@ impl MessageReader {
     /// The next message; `Ok(None)` when the peer finished the stream cleanly between messages.
     /// Cancel-safe: a message is consumed only when it is returned.
     pub async fn next(&mut self) -> Result<Option<Message>, StreamError> {
-        match &mut self.source {
+        let m = match &mut self.source {
             Source::Quic(q) => q.next().await,
             Source::Channel(rx) => rx.recv().await.transpose(),
-        }
+        };
+        crate::busy_poll::kick();
+        m
     }
 
     /// CAN frames of this stream dropped so far because a newer frame of their id had been
@@ -212,6 +214,7 @@ impl MessageWriter {
     }
 
     pub async fn send(&mut self, m: &Message) -> Result<(), StreamError> {
+        crate::busy_poll::kick();
         match &mut self.sink {
             Sink::Quic { send, buf, copies } => {
                 buf.clear();

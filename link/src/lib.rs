@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authorized;
+pub mod busy_poll;
 pub mod canframe;
 pub mod cansock;
 pub mod client;

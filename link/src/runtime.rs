@@ -11,7 +11,7 @@ use std::io;
 use tokio::runtime::{Builder, Runtime};
 
 pub fn build() -> io::Result<Runtime> {
-    match std::env::var("XOQ_THREADS")
+    let rt = match std::env::var("XOQ_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
@@ -20,7 +20,11 @@ pub fn build() -> io::Result<Runtime> {
             .enable_all()
             .build(),
         _ => Builder::new_current_thread().enable_all().build(),
+    }?;
+    if let Some(window) = crate::busy_poll::window_from_env() {
+        rt.spawn(crate::busy_poll::run(window));
     }
+    Ok(rt)
 }
 
 /// Logs to stderr with `tracing`; `XOQ_LOG` takes an `EnvFilter` (default `info`). Colours

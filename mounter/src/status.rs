@@ -122,6 +122,8 @@ impl MountStatus {
             "reconnects": self.reconnects.load(Ordering::Relaxed),
             "copies": copies,
             "probes": self.probes.load(Ordering::Relaxed),
+            "busy_poll": xoq_link::busy_poll::stats()
+                .map(|(window_us, windows)| json!({"window_us": window_us, "windows": windows})),
             "devices": lock(&self.devices).iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         })
     }

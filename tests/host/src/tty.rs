@@ -177,9 +177,12 @@ impl Default for HardwarePty {
 /// Size of one round-trip message of the serial benchmarks.
 pub const ECHO_MSG: usize = 32;
 /// The simulated port's rate in the round-trip benchmarks: it transmits at its baud rate,
-/// and at 4 Mbaud a 32-byte message is 80 us on its line, inside the simulation's timer
-/// slack, so the round trip measures the software path, as the PTY and socat baselines do.
-pub const BENCH_BAUD: u32 = 4_000_000;
+/// and at 12 Mbaud a 32-byte message is 27 us on its line, well under the fastest round trip
+/// (about 70 us with busy polling), so the line never runs ahead of the clock far enough to
+/// sleep and the round trip measures the software path, as the PTY and socat baselines do.
+/// (At 4 Mbaud, 80 us a message, busy-polled round trips caught up with the line and one in
+/// a few hundred waited a millisecond for it.)
+pub const BENCH_BAUD: u32 = 12_000_000;
 const ECHO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Latencies in microseconds of `n` round trips of a 32-byte message through `tty`, after 200

@@ -93,3 +93,65 @@ fn simulated_echo_answers_what_is_written() {
         );
     }
 }
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("stat: ) after comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// `XOQ_BUSY_POLL_US` on both daemons: echoes still arrive intact, the mounter polled a window
+/// per exchange, and once the traffic stops both daemons go back to sleep instead of spinning.
+#[test]
+fn busy_polling_daemons_echo_and_then_go_back_to_sleep() {
+    let mut env = Env::new();
+    env.authorize("laptop", &["--devices", "echo0"]);
+    env.set_var("XOQ_BUSY_POLL_US", "2000");
+    let server = Server::start(
+        &env,
+        free_udp_port(),
+        &["--sim-serial".into(), "echo0".into()],
+    );
+    let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    for i in 0..200 {
+        let msg = format!("busy {i:04} poll\n");
+        tty.write_all(msg.as_bytes(), T);
+        assert_eq!(
+            tty.read_exact(msg.len(), Duration::from_secs(10)),
+            msg.as_bytes()
+        );
+    }
+    let poll = &env.mount_status("laptop")["busy_poll"];
+    assert_eq!(poll["window_us"], 2000, "status: {poll}");
+    let windows = poll["windows"].as_u64().unwrap_or(0);
+    assert!(windows >= 1, "the mounter polled after traffic: {poll}");
+    assert!(
+        server
+            .proc
+            .stderr()
+            .contains("busy polling after device traffic"),
+        "the server polls too: {}",
+        server.proc.stderr()
+    );
+
+    // Quiet: a poller that never stopped would use the whole measured second (or, sharing
+    // two busy cores, still far more than a keep-alive's handful of milliseconds).
+    std::thread::sleep(Duration::from_millis(300));
+    let pids = [server.proc.child.id(), mount.proc.child.id()];
+    let before = pids.map(cpu_time);
+    std::thread::sleep(Duration::from_secs(2));
+    for (pid, t0) in pids.into_iter().zip(before) {
+        let used = cpu_time(pid) - t0;
+        assert!(
+            used < Duration::from_millis(400),
+            "process {pid} used {used:?} of CPU in 2 s without traffic: busy polling did not stop"
+        );
+    }
+}
