@@ -118,7 +118,10 @@ pub fn attach(
         return;
     }
     let stats = router.copy_stats.clone();
-    writer.send_copies(CopySender::new(conn.clone(), writer.stream_id(), stats));
+    // `XOQ_COPIES=off` sends none (for experiments; copies that arrive are still taken).
+    if std::env::var("XOQ_COPIES").as_deref() != Ok("off") {
+        writer.send_copies(CopySender::new(conn.clone(), writer.stream_id(), stats));
+    }
     reader.take_copies(CopyReceiver::new(
         router.clone(),
         reader.stream_id(),
