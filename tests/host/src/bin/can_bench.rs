@@ -228,10 +228,8 @@ fn main() {
     );
     let ticket: Ticket = server.ticket.parse().expect("ticket");
     let key = load_or_create_key(&env.path("state-bench").join("client.key")).expect("key");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // The mounter's runtime: busy polling too when XOQ_BUSY_POLL_US is set.
+    let rt = xoq_link::runtime::build().expect("runtime");
     let port = tcp_peer();
     println!("can_bench: {secs} s per rate; latencies in microseconds\n");
     println!("| path | target frames/s | achieved | sent | lost | one-way p50 | one-way p99 | round trip p50 | round trip p99 |");
