@@ -256,6 +256,15 @@ pub fn render(v: &Value) -> String {
             &format!("  CAN feedback frames superseded {superseded}"),
         );
     }
+    if let Some(window) = v["busy_poll"]["window_us"].as_u64() {
+        out.insert_str(
+            out.len() - 1,
+            &format!(
+                "  busy polling {window} us ({} windows)",
+                v["busy_poll"]["windows"].as_u64().unwrap_or(0)
+            ),
+        );
+    }
     for d in v["devices"].as_array().into_iter().flatten() {
         let g = |k: &str| d[k].as_str().unwrap_or("").to_string();
         let n = |k: &str| d[k].as_u64().unwrap_or(0);
@@ -341,5 +350,18 @@ mod tests {
         let _ = server.await;
         // A dead socket (its mounter gone) is replaced.
         assert!(bind(&path).is_ok());
+    }
+
+    #[test]
+    fn the_summary_line_shows_busy_polling_only_when_it_is_on() {
+        let mut v = json!({"server_id": "abc", "busy_poll": null, "devices": []});
+        assert!(!render(&v).contains("busy polling"), "{}", render(&v));
+        v["busy_poll"] = json!({"window_us": 200, "windows": 7});
+        let first = render(&v);
+        let first = first.lines().next().unwrap_or_default();
+        assert!(
+            first.ends_with("busy polling 200 us (7 windows)"),
+            "{first}"
+        );
     }
 }
