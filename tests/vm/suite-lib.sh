@@ -59,3 +59,25 @@ dump() {
 got() { i=0; while [ "$(frames "$1" | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done; }
 # undump PID...: stops those candumps
 undump() { kill "$@" 2>/dev/null; wait "$@" 2>/dev/null; }
+
+# can_tunnels: the two CAN tunnels the can-hub benches (tests/vm/bench/can-hub-*.sh) put side by
+# side. XoQ: the robot's bus vcan0, mounted as vcan-xoq0 (no age limit: can-hub has none, and
+# frames may wait longer under emulation). can-hub: its client reads vcan2, its server writes
+# vcan3 (needs its tunnel, cert.pem and key.pem in the payload). Pids in $SERVER, $MOUNT,
+# $CH_SERVER, $CH_CLIENT.
+can_tunnels() {
+  for i in vcan0 vcan2 vcan3; do ip link add $i type vcan && ip link set $i up || bad "$i setup"; done
+  xoq-server authorize "$(xoq-mount id 2>/dev/null)" >/dev/null 2>&1 || bad "authorize"
+  printf 'listen = ["127.0.0.1:4730"]\n[[can]]\nname = "bus"\ninterface = "vcan0"\nmax_age_ms = 0\n' >/tmp/server.toml
+  start_server /tmp/server.toml
+  xoq-mount "$T" --link-dir /tmp/dev >/tmp/mount.out 2>/tmp/mount.log &
+  MOUNT=$!
+  wait_for /tmp/mount.out 'mounted  can  bus' 30 || { bad "mount"; cat /tmp/mount.log; exit 1; }
+  can_ready bus
+  tunnel server 4433 vcan3 /payload/bin/cert.pem /payload/bin/key.pem 2>/tmp/ch-server.log &
+  CH_SERVER=$!
+  sleep 0.3
+  tunnel client 127.0.0.1 4433 vcan2 2>/tmp/ch-client.log &
+  CH_CLIENT=$!
+  wait_for /tmp/ch-client.log 'handshake completed' 30 || { bad "can-hub handshake"; cat /tmp/ch-*.log; }
+}

@@ -232,15 +232,8 @@ fn send_probe(conn: &Connection, bytes: usize, window: Option<(u64, Duration)>, 
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
         // A closed link or a full datagram queue loses only this probe.
-        let _ = xoq_link::datagrams::send(&conn, probe_datagram());
+        let _ = xoq_link::datagrams::send(&conn, xoq_wire::Message::Probe.to_bytes().into());
     });
-}
-
-/// A framed `Probe` message.
-fn probe_datagram() -> bytes::Bytes {
-    let mut out = Vec::new();
-    xoq_wire::Message::Probe.encode(&mut out);
-    out.into()
 }
 
 /// Time after a frame's expected departure at which its probe leaves (so that QUIC does not

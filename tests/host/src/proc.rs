@@ -281,6 +281,15 @@ impl Server {
         }
     }
 
+    /// Starts a server whose one device is the simulated echo port `echo0`.
+    pub fn with_sim_echo(env: &Env) -> Server {
+        Server::start(
+            env,
+            free_udp_port(),
+            &["--sim-serial".into(), "echo0".into()],
+        )
+    }
+
     /// Starts a server whose one device is `hw`'s PTY, served as serial port `ttyUSB0`.
     pub fn with_pty_port(env: &Env, hw: &crate::HardwarePty) -> Server {
         Server::start(

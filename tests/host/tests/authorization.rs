@@ -106,11 +106,7 @@ fn a_second_read_write_client_is_refused_as_busy() {
     let env = Env::new();
     env.authorize("first", &[]);
     env.authorize("second", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let first = Mount::start(&env, "first", &server.ticket, 1, &[]);
     let second = Mount::start(&env, "second", &server.ticket, 1, &[]);
     let deadline = std::time::Instant::now() + T;

@@ -77,11 +77,7 @@ fn malformed_and_oversize_messages_close_only_that_connection() {
     let env = Env::new();
     env.authorize("good", &[]);
     env.authorize("evil", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let good = Mount::start(&env, "good", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&good.links[0]);
     echo_ok(&tty, "before");

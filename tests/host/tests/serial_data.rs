@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rand::RngCore;
-use xoq_tests_host::proc::free_udp_port;
+use xoq_tests_host::proc::cpu_seconds;
 use xoq_tests_host::{Env, HardwarePty, Mount, Server, Tty};
 
 const MIB: usize = 1024 * 1024;
@@ -77,33 +77,22 @@ fn one_mebibyte_each_way_through_a_real_pty_port() {
 fn simulated_echo_answers_what_is_written() {
     let env = Env::new();
     env.authorize("laptop", &["--devices", "echo0"]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
-    for i in 0..20 {
-        let msg = format!("ping {i:04} over xoq\n");
+    echo_lines(&tty, 20, "ping", "over xoq");
+}
+
+/// Writes `n` numbered lines and checks each comes back, whole, before the next.
+fn echo_lines(tty: &Tty, n: usize, head: &str, tail: &str) {
+    for i in 0..n {
+        let msg = format!("{head} {i:04} {tail}\n");
         tty.write_all(msg.as_bytes(), T);
         assert_eq!(
             tty.read_exact(msg.len(), Duration::from_secs(10)),
             msg.as_bytes()
         );
     }
-}
-
-/// CPU time (user + system) a process has used so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')').expect("stat: ) after comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// `XOQ_BUSY_POLL_US` on both daemons: echoes still arrive intact, the mounter polled a window
@@ -113,21 +102,10 @@ fn busy_polling_daemons_echo_and_then_go_back_to_sleep() {
     let mut env = Env::new();
     env.authorize("laptop", &["--devices", "echo0"]);
     env.set_var("XOQ_BUSY_POLL_US", "2000");
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
-    for i in 0..200 {
-        let msg = format!("busy {i:04} poll\n");
-        tty.write_all(msg.as_bytes(), T);
-        assert_eq!(
-            tty.read_exact(msg.len(), Duration::from_secs(10)),
-            msg.as_bytes()
-        );
-    }
+    echo_lines(&tty, 200, "busy", "poll");
     let poll = &env.mount_status("laptop")["busy_poll"];
     assert_eq!(poll["window_us"], 2000, "status: {poll}");
     let windows = poll["windows"].as_u64().unwrap_or(0);
@@ -145,13 +123,13 @@ fn busy_polling_daemons_echo_and_then_go_back_to_sleep() {
     // two busy cores, still far more than a keep-alive's handful of milliseconds).
     std::thread::sleep(Duration::from_millis(300));
     let pids = [server.proc.child.id(), mount.proc.child.id()];
-    let before = pids.map(cpu_time);
+    let before = pids.map(cpu_seconds);
     std::thread::sleep(Duration::from_secs(2));
     for (pid, t0) in pids.into_iter().zip(before) {
-        let used = cpu_time(pid) - t0;
+        let used = cpu_seconds(pid) - t0;
         assert!(
-            used < Duration::from_millis(400),
-            "process {pid} used {used:?} of CPU in 2 s without traffic: busy polling did not stop"
+            used < 0.4,
+            "process {pid} used {used:.2} s of CPU in 2 s without traffic: busy polling did not stop"
         );
     }
 }

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::{Env, Mount, Server, Tty};
 
 fn cuse_usable() -> bool {
@@ -20,11 +19,7 @@ fn cuse_usable() -> bool {
 fn echo_server() -> (Env, Server) {
     let env = Env::new();
     env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     (env, server)
 }
 

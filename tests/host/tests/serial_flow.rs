@@ -9,7 +9,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{tcflow, FlowArg};
 use xoq_link::client::{connect, DeviceStream};
 use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
-use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::{Env, Mount, Server, Tty};
 use xoq_wire::{Access, FlowAction, FlowControl, LineSettings, Message};
@@ -43,11 +42,7 @@ const QUIET: Duration = Duration::from_millis(800);
 fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
     let env = Env::new();
     env.authorize("tool", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let key = env.client_key("tool");
     let ticket: Ticket = server.ticket.parse().expect("ticket");
     tokio::runtime::Runtime::new().expect("rt").block_on(async {
@@ -107,11 +102,7 @@ fn an_echoed_xoff_stops_the_port_until_tcflow_restarts_it() {
 fn through_a_pty_a_program_that_sent_xoff_blocks_in_write_until_tcflow() {
     let env = Env::new();
     env.authorize("laptop", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let mount = Mount::start(&env, "laptop", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);
     let fd = tty.fd.as_fd();

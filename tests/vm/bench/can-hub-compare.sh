@@ -16,25 +16,7 @@ export XOQ_LOG=warn
 . /payload/suite-lib.sh
 N=5000
 
-for i in vcan0 vcan2 vcan3; do ip link add $i type vcan && ip link set $i up || bad "$i setup"; done
-
-# XoQ: the robot's bus vcan0, mounted as vcan-xoq0; frames from the client to the bus.
-xoq-server authorize "$(xoq-mount id 2>/dev/null)" >/dev/null 2>&1 || bad "authorize"
-# No age limit: can-hub has none, and frames may wait longer under emulation.
-printf 'listen = ["127.0.0.1:4730"]\n[[can]]\nname = "bus"\ninterface = "vcan0"\nmax_age_ms = 0\n' >/tmp/server.toml
-start_server /tmp/server.toml
-xoq-mount "$T" --link-dir /tmp/dev >/tmp/mount.out 2>/tmp/mount.log &
-MOUNT=$!
-wait_for /tmp/mount.out 'mounted  can  bus' 30 || { bad "mount"; cat /tmp/mount.log; exit 1; }
-can_ready bus
-
-# can-hub: its client reads vcan2, its server writes vcan3.
-tunnel server 4433 vcan3 /payload/bin/cert.pem /payload/bin/key.pem 2>/tmp/ch-server.log &
-CH_SERVER=$!
-sleep 0.3
-tunnel client 127.0.0.1 4433 vcan2 2>/tmp/ch-client.log &
-CH_CLIENT=$!
-wait_for /tmp/ch-client.log 'handshake completed' 30 || { bad "can-hub handshake"; cat /tmp/ch-*.log; }
+can_tunnels
 
 # measure LABEL FROM TO GAP_MS: N frames on FROM, their one-way delays to TO.
 measure() {

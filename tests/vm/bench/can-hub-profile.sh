@@ -12,24 +12,8 @@
 set -u
 export XOQ_LOG=warn
 . /payload/suite-lib.sh
-for i in vcan0 vcan2 vcan3; do ip link add $i type vcan && ip link set $i up || bad "$i setup"; done
-xoq-server authorize "$(xoq-mount id 2>/dev/null)" >/dev/null 2>&1 || bad "authorize"
-printf 'listen = ["127.0.0.1:4730"]\n[[can]]\nname = "bus"\ninterface = "vcan0"\nmax_age_ms = 0\n' >/tmp/server.toml
-tunnel server 4433 vcan3 /payload/bin/cert.pem /payload/bin/key.pem 2>/tmp/ch-server.log &
-CH_SERVER=$!
-sleep 0.3
-tunnel client 127.0.0.1 4433 vcan2 2>/tmp/ch-client.log &
-CH_CLIENT=$!
-wait_for /tmp/ch-client.log 'handshake completed' 30 || { bad "can-hub handshake"; cat /tmp/ch-*.log; }
-rm -f /tmp/server.out /tmp/mount.out
-xoq-server --config /tmp/server.toml serve >/tmp/server.out 2>>/tmp/server.log &
-SERVER=$!
-wait_for /tmp/server.out '^ticket: ' 30 || { bad "server start"; cat /tmp/server.log; exit 1; }
-T=$(sed -n 's/^ticket: //p' /tmp/server.out)
-xoq-mount "$T" --link-dir /tmp/dev >/tmp/mount.out 2>/tmp/mount.log &
-MOUNT=$!
-wait_for /tmp/mount.out 'mounted  can  bus' 30 || { bad "mount"; cat /tmp/mount.log; exit 1; }
-can_ready bus
+can_tunnels
+
 perf record -a -F 499 -o /tmp/xoq.data -- sh -c 'sleep 0.2; cangen vcan-xoq0 -g 2 -I 555 -L 8 -D i -n 2000' 2>&1 | tail -1
 perf record -a -F 499 -o /tmp/ch.data -- sh -c 'sleep 0.2; cangen vcan2 -g 2 -I 555 -L 8 -D i -n 2000' 2>&1 | tail -1
 for f in xoq ch; do

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xoq_link::{bind_endpoint, EndpointOptions, Ticket};
-use xoq_tests_host::proc::{cpu_seconds, free_udp_port};
+use xoq_tests_host::proc::cpu_seconds;
 use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::tty::{round_trips, BENCH_BAUD};
@@ -140,11 +140,7 @@ fn main() {
     let n = arg("--round-trips", 3000);
     let env = Env::new();
     env.authorize("bench", &[]);
-    let server = Server::start(
-        &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
+    let server = Server::with_sim_echo(&env);
     let pid = server.proc.child.id();
     let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
     let tty = Tty::open_raw(&mount.links[0]);

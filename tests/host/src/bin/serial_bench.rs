@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xoq_tests_host::proc::free_udp_port;
 use xoq_tests_host::serial_ioctl::set_speed_bother;
 use xoq_tests_host::stats::percentile;
 use xoq_tests_host::tty::{round_trips, BENCH_BAUD, ECHO_MSG as MSG};
@@ -110,6 +109,18 @@ fn socat_pty(dir: &Path, name: &str, tcp: &str) -> (Child, PathBuf) {
     (child, link)
 }
 
+/// Reports `n` round trips through `/dev/ttyXOQ0` mounted from a simulated echo port served
+/// in `env`, at [`BENCH_BAUD`]; returns p50 and p99.
+fn xoq_round_trips(env: &Env, name: &str, n: usize) -> (f64, f64) {
+    let server = Server::with_sim_echo(env);
+    let mount = Mount::start(env, "bench", &server.ticket, 1, &[]);
+    let tty = Tty::open_raw(&mount.links[0]);
+    set_speed_bother(tty.fd.as_fd(), BENCH_BAUD).expect("bench baud rate");
+    std::thread::sleep(Duration::from_millis(300));
+    tty.drain();
+    report(name, round_trips(&tty, n))
+}
+
 fn main() {
     let a = args();
     let env = Env::new();
@@ -156,43 +167,20 @@ fn main() {
     drop(socat_tty);
     let _ = socat.kill();
 
-    let server = Server::start(
+    let (p50, p99) = xoq_round_trips(
         &env,
-        free_udp_port(),
-        &["--sim-serial".into(), "echo0".into()],
-    );
-    let mount = Mount::start(&env, "bench", &server.ticket, 1, &[]);
-    let tty = Tty::open_raw(&mount.links[0]);
-    set_speed_bother(tty.fd.as_fd(), BENCH_BAUD).expect("bench baud rate");
-    std::thread::sleep(Duration::from_millis(300));
-    tty.drain();
-    let (p50, p99) = report(
         "xoq: /dev/ttyXOQ0 -> QUIC -> simulated echo",
-        round_trips(&tty, a.round_trips),
+        a.round_trips,
     );
-    drop(tty);
-    drop(mount);
-    drop(server);
     // The same with both daemons busy polling after device traffic (link/src/busy_poll.rs).
     let mut busy = Env::new();
     busy.authorize("bench", &[]);
     busy.set_var("XOQ_BUSY_POLL_US", BUSY_POLL_US.to_string());
-    let (bp50, bp99) = {
-        let server = Server::start(
-            &busy,
-            free_udp_port(),
-            &["--sim-serial".into(), "echo0".into()],
-        );
-        let mount = Mount::start(&busy, "bench", &server.ticket, 1, &[]);
-        let tty = Tty::open_raw(&mount.links[0]);
-        set_speed_bother(tty.fd.as_fd(), BENCH_BAUD).expect("bench baud rate");
-        std::thread::sleep(Duration::from_millis(300));
-        tty.drain();
-        report(
-            &format!("xoq, busy polling {BUSY_POLL_US} us (XOQ_BUSY_POLL_US)"),
-            round_trips(&tty, a.round_trips),
-        )
-    };
+    let (bp50, bp99) = xoq_round_trips(
+        &busy,
+        &format!("xoq, busy polling {BUSY_POLL_US} us (XOQ_BUSY_POLL_US)"),
+        a.round_trips,
+    );
     println!("\nxoq/socat: p50 {:.2}x, p99 {:.2}x (targets 1.3x, 1.5x); busy polling: p50 {:.2}x, p99 {:.2}x\n",
         p50 / socat_p50, p99 / socat_p99, bp50 / socat_p50, bp99 / socat_p99);
 
