@@ -7,6 +7,12 @@
 //! Copies cost bandwidth, so each stream may spend at most [`COPY_RATE`] bytes per second on
 //! them: enough for interactive serial traffic and a 1 kHz CAN command stream, while a bulk
 //! transfer, whose messages are too large to copy anyway, gets none.
+//!
+//! Copies also cost CPU on both ends: a second packet per message, its acknowledgement and a
+//! task hop at each end, about a tenth of what a CAN frame costs. They repair losses, so by
+//! default ([`CopyMode::Auto`]) a sender copies only while its path loses packets: from its
+//! first lost packet until [`LOSS_MEMORY`] has passed without another. On a clean path (a LAN,
+//! loopback) nothing is copied, and the first loss of a spell is repaired by QUIC alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +43,40 @@ pub const COPY_BURST: f64 = 16.0 * 1024.0;
 pub const MAX_UNANSWERED: u32 = 8;
 /// The least time without an acknowledgement that stops copies (with [`MAX_UNANSWERED`]).
 pub const MIN_ANSWER_WAIT: Duration = Duration::from_millis(20);
+/// How long after the path's last lost packet copies go on ([`CopyMode::Auto`]). Losses on a
+/// radio link come in spells (interference, a robot driving past a wall), seconds apart within
+/// a spell; a path that lost nothing for this long is treated as clean again.
+pub const LOSS_MEMORY: Duration = Duration::from_secs(30);
+
+/// When a stream's small messages are copied (`XOQ_COPIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// While the path loses packets (the default; see [`LOSS_MEMORY`]).
+    Auto,
+    /// Always, also on a clean path (`XOQ_COPIES=always`, for experiments and benchmarks).
+    Always,
+    /// Never (`XOQ_COPIES=off`, for experiments; copies that arrive are still taken).
+    Off,
+}
+
+impl CopyMode {
+    /// The mode `XOQ_COPIES` asks for.
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(std::env::var("XOQ_COPIES").ok().as_deref())
+    }
+
+    /// `auto` (or unset), `always` or `off`.
+    fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value {
+            None | Some("auto") => Ok(CopyMode::Auto),
+            Some("always") => Ok(CopyMode::Always),
+            Some("off") => Ok(CopyMode::Off),
+            Some(other) => Err(format!(
+                "XOQ_COPIES={other} is not a copy mode: use auto, always or off"
+            )),
+        }
+    }
+}
 
 /// How long copies go on without an acknowledgement: half the round trip, at least
 /// [`MIN_ANSWER_WAIT`]. A count alone is not enough: on a path whose delay wanders (LTE's
@@ -70,6 +110,8 @@ pub struct CopyStats {
     /// Small messages not copied: their stream had spent its copy budget, or the path was
     /// congested or down.
     pub skipped: AtomicU64,
+    /// Small messages not copied because the path had lost nothing lately ([`CopyMode::Auto`]).
+    pub unneeded: AtomicU64,
     /// CAN frames received on a latest-wins stream and dropped because a newer frame of the
     /// same id had been delivered (`xoq_wire::latest`).
     pub superseded: AtomicU64,
@@ -84,6 +126,7 @@ pub struct CopyCounts {
     pub unused: u64,
     pub unrouted: u64,
     pub skipped: u64,
+    pub unneeded: u64,
     pub superseded: u64,
 }
 
@@ -95,6 +138,7 @@ impl CopyStats {
             unused: self.unused.load(Ordering::Relaxed),
             unrouted: self.unrouted.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            unneeded: self.unneeded.load(Ordering::Relaxed),
             superseded: self.superseded.load(Ordering::Relaxed),
         }
     }
@@ -118,9 +162,13 @@ pub fn attach(
         return;
     }
     let stats = router.copy_stats.clone();
-    // `XOQ_COPIES=off` sends none (for experiments; copies that arrive are still taken).
-    if std::env::var("XOQ_COPIES").as_deref() != Ok("off") {
-        writer.send_copies(CopySender::new(conn.clone(), writer.stream_id(), stats));
+    let mode = CopyMode::from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}; copying while the path loses packets (auto)");
+        CopyMode::Auto
+    });
+    if mode != CopyMode::Off {
+        let sender = CopySender::new(conn.clone(), writer.stream_id(), stats);
+        writer.send_copies(sender.always(mode == CopyMode::Always));
     }
     reader.take_copies(CopyReceiver::new(
         router.clone(),
@@ -143,6 +191,9 @@ pub struct CopySender {
     answered_at: Instant,
     /// Copies sent since then.
     unanswered: u32,
+    /// Copy also on a clean path ([`CopyMode::Always`]).
+    always: bool,
+    loss: LossMemory,
     stats: Arc<CopyStats>,
 }
 
@@ -158,8 +209,16 @@ impl CopySender {
             acks_seen: 0,
             answered_at: Instant::now(),
             unanswered: 0,
+            always: false,
+            loss: LossMemory::default(),
             stats,
         }
+    }
+
+    /// Copies every small message, also on a clean path, when `always`.
+    pub fn always(mut self, always: bool) -> Self {
+        self.always = always;
+        self
     }
 
     /// Called for each message after it was written to the stream, with its encoded length.
@@ -172,7 +231,13 @@ impl CopySender {
         if !may_copy(m) || encoded_len > MAX_COPIED {
             return;
         }
-        if !self.link_answers() || !self.spend(encoded_len) {
+        let stats = self.conn.stats();
+        if !self.always && !self.loss.lossy(stats.lost_packets, Instant::now()) {
+            self.stats.unneeded.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let acks = stats.frame_rx.acks + stats.frame_rx.path_acks;
+        if !self.link_answers(acks) || !self.spend(encoded_len) {
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -207,9 +272,7 @@ impl CopySender {
 
     /// Whether the link answers: the peer acknowledged something since the last
     /// [`MAX_UNANSWERED`] copies, or within [`answer_wait`].
-    fn link_answers(&mut self) -> bool {
-        let rx = self.conn.stats().frame_rx;
-        let acks = rx.acks + rx.path_acks;
+    fn link_answers(&mut self, acks: u64) -> bool {
         if acks != self.acks_seen {
             self.acks_seen = acks;
             self.answered_at = Instant::now();
@@ -230,6 +293,27 @@ impl CopySender {
         }
         self.tokens -= len;
         true
+    }
+}
+
+/// Whether a path lost a packet lately, from its connection's count of lost packets.
+#[derive(Debug, Default)]
+struct LossMemory {
+    /// Packets the connection had lost, when last looked at.
+    lost_seen: u64,
+    /// Until when the path counts as lossy (its last loss plus [`LOSS_MEMORY`]).
+    lossy_until: Option<Instant>,
+}
+
+impl LossMemory {
+    /// Whether the path lost a packet within [`LOSS_MEMORY`] before `now`, given the count of
+    /// packets lost so far (a count that moved since the last look is a loss now).
+    fn lossy(&mut self, lost: u64, now: Instant) -> bool {
+        if lost != self.lost_seen {
+            self.lost_seen = lost;
+            self.lossy_until = Some(now + LOSS_MEMORY);
+        }
+        self.lossy_until.is_some_and(|until| now < until)
     }
 }
 
@@ -328,5 +412,39 @@ impl CopyReceiver {
 impl Drop for CopyReceiver {
     fn drop(&mut self) {
         self.router.forget_copies(self.stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_lossy_from_a_loss_until_the_memory_passes_without_another() {
+        let mut m = LossMemory::default();
+        let t0 = Instant::now();
+        assert!(!m.lossy(0, t0), "a path that never lost is clean");
+        assert!(!m.lossy(0, t0 + LOSS_MEMORY * 3));
+        let t1 = t0 + LOSS_MEMORY * 3;
+        assert!(m.lossy(2, t1), "a loss makes it lossy at once");
+        assert!(m.lossy(2, t1 + LOSS_MEMORY / 2));
+        // Another loss before the memory passed extends it.
+        let t2 = t1 + LOSS_MEMORY / 2;
+        assert!(m.lossy(3, t2));
+        assert!(m.lossy(3, t1 + LOSS_MEMORY + Duration::from_secs(1)));
+        assert!(
+            !m.lossy(3, t2 + LOSS_MEMORY),
+            "clean again a memory after the last loss"
+        );
+    }
+
+    #[test]
+    fn the_copy_mode_is_auto_always_or_off() {
+        assert_eq!(CopyMode::parse(None), Ok(CopyMode::Auto));
+        assert_eq!(CopyMode::parse(Some("auto")), Ok(CopyMode::Auto));
+        assert_eq!(CopyMode::parse(Some("always")), Ok(CopyMode::Always));
+        assert_eq!(CopyMode::parse(Some("off")), Ok(CopyMode::Off));
+        let e = CopyMode::parse(Some("sometimes")).unwrap_err();
+        assert!(e.contains("auto, always or off"), "{e}");
     }
 }

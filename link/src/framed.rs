@@ -173,7 +173,7 @@ enum Sink {
     Quic {
         send: SendStream,
         buf: Vec<u8>,
-        copies: Option<CopySender>,
+        copies: Option<Box<CopySender>>,
     },
     /// Messages for another transport to carry; `None` once finished.
     Channel(Option<mpsc::Sender<Message>>),
@@ -209,7 +209,7 @@ impl MessageWriter {
     /// channel).
     pub fn send_copies(&mut self, c: CopySender) {
         if let Sink::Quic { copies, .. } = &mut self.sink {
-            *copies = Some(c);
+            *copies = Some(Box::new(c));
         }
     }
 

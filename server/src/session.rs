@@ -75,6 +75,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, conn: Connection, sessions: A
                 copies_unused = c.unused,
                 copies_unrouted = c.unrouted,
                 copies_skipped = c.skipped,
+                copies_unneeded = c.unneeded,
                 can_frames_superseded = c.superseded,
                 path = %xoq_link::net_path::selected_path(&conn),
                 "client disconnected"
