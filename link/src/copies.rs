@@ -167,8 +167,12 @@ pub fn attach(
         CopyMode::Auto
     });
     if mode != CopyMode::Off {
-        let sender = CopySender::new(conn.clone(), writer.stream_id(), stats);
-        writer.send_copies(sender.always(mode == CopyMode::Always));
+        writer.send_copies(CopySender::new(
+            conn.clone(),
+            writer.stream_id(),
+            stats,
+            mode,
+        ));
     }
     reader.take_copies(CopyReceiver::new(
         router.clone(),
@@ -191,15 +195,16 @@ pub struct CopySender {
     answered_at: Instant,
     /// Copies sent since then.
     unanswered: u32,
-    /// Copy also on a clean path ([`CopyMode::Always`]).
-    always: bool,
+    /// When to copy (never [`CopyMode::Off`]: no sender is made then).
+    mode: CopyMode,
     loss: LossMemory,
     stats: Arc<CopyStats>,
 }
 
 impl CopySender {
-    /// Copies for the stream `stream` of `conn`, counting from the next message sent.
-    pub fn new(conn: Connection, stream: u64, stats: Arc<CopyStats>) -> Self {
+    /// Copies for the stream `stream` of `conn`, counting from the next message sent, as
+    /// `mode` says.
+    pub fn new(conn: Connection, stream: u64, stats: Arc<CopyStats>, mode: CopyMode) -> Self {
         CopySender {
             conn,
             stream,
@@ -209,16 +214,10 @@ impl CopySender {
             acks_seen: 0,
             answered_at: Instant::now(),
             unanswered: 0,
-            always: false,
+            mode,
             loss: LossMemory::default(),
             stats,
         }
-    }
-
-    /// Copies every small message, also on a clean path, when `always`.
-    pub fn always(mut self, always: bool) -> Self {
-        self.always = always;
-        self
     }
 
     /// Called for each message after it was written to the stream, with its encoded length.
@@ -232,7 +231,7 @@ impl CopySender {
             return;
         }
         let stats = self.conn.stats();
-        if !self.always && !self.loss.lossy(stats.lost_packets, Instant::now()) {
+        if self.mode == CopyMode::Auto && !self.loss.lossy(stats.lost_packets, Instant::now()) {
             self.stats.unneeded.fetch_add(1, Ordering::Relaxed);
             return;
         }

@@ -64,7 +64,7 @@ undump() { kill "$@" 2>/dev/null; wait "$@" 2>/dev/null; }
 # side. XoQ: the robot's bus vcan0, mounted as vcan-xoq0 (no age limit: can-hub has none, and
 # frames may wait longer under emulation). can-hub: its client reads vcan2, its server writes
 # vcan3 (needs its tunnel, cert.pem and key.pem in the payload). Pids in $SERVER, $MOUNT,
-# $CH_SERVER, $CH_CLIENT.
+# $CH_SERVER, $CH_CLIENT (stop_can_tunnels stops them).
 can_tunnels() {
   for i in vcan0 vcan2 vcan3; do ip link add $i type vcan && ip link set $i up || bad "$i setup"; done
   xoq-server authorize "$(xoq-mount id 2>/dev/null)" >/dev/null 2>&1 || bad "authorize"
@@ -80,4 +80,9 @@ can_tunnels() {
   tunnel client 127.0.0.1 4433 vcan2 2>/tmp/ch-client.log &
   CH_CLIENT=$!
   wait_for /tmp/ch-client.log 'handshake completed' 30 || { bad "can-hub handshake"; cat /tmp/ch-*.log; }
+}
+# stop_can_tunnels: stops what can_tunnels started.
+stop_can_tunnels() {
+  kill $CH_CLIENT $CH_SERVER $MOUNT $SERVER 2>/dev/null
+  wait $CH_CLIENT $CH_SERVER $MOUNT $SERVER 2>/dev/null
 }

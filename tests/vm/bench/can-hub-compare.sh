@@ -43,7 +43,6 @@ for gap in 0.2 2; do
     measure "can-hub gap=${gap}ms round $round" vcan2 vcan3 $gap
   done
 done
-kill $CH_CLIENT $CH_SERVER $MOUNT 2>/dev/null
-wait $CH_CLIENT $CH_SERVER $MOUNT 2>/dev/null
+stop_can_tunnels
 grep -v 'handshake' /tmp/ch-*.log | head -5
 exit $fail

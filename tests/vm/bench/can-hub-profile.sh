@@ -32,6 +32,5 @@ for c in tunnel; do
   echo "=== can-hub: $c by symbol"
   perf report -i /tmp/ch.data --comm $c --sort sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
 done
-kill $MOUNT $SERVER; wait $MOUNT $SERVER 2>/dev/null
-kill $CH_CLIENT $CH_SERVER 2>/dev/null
+stop_can_tunnels
 exit $fail

@@ -51,6 +51,5 @@ trace() {
 
 trace xoq vcan-xoq0 xoq-mount xoq-server
 trace can-hub vcan2 tunnel tunnel
-kill $CH_CLIENT $CH_SERVER $MOUNT 2>/dev/null
-wait $CH_CLIENT $CH_SERVER $MOUNT 2>/dev/null
+stop_can_tunnels
 exit $fail
